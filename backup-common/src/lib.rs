@@ -1,0 +1,23 @@
+//! What every backup-kit tool shares.
+//!
+//! The component tools differ in how they talk to their service; everything an
+//! operator or a script sees from the outside is the same for all of them and
+//! lives here: artifact names, the atomic publish sequence, `*_latest` links,
+//! the JSON result record, log lines, secrets, locks and exit codes.
+
+pub mod cleanup;
+pub mod exit;
+pub mod hashing;
+pub mod lock;
+pub mod log;
+pub mod naming;
+pub mod publish;
+pub mod record;
+pub mod tool;
+pub mod secret;
+
+pub use exit::{locked, usage, ExitStatus};
+pub use naming::{ArtifactName, Component};
+pub use publish::{PendingArtifact, Published};
+pub use record::ResultRecord;
+pub use secret::Secret;

@@ -1,0 +1,270 @@
+//! Artifact names: `<prefix>_<YYYYMMDD_HHMMSS>.<ext>` and their `<prefix>_latest.<ext>` links.
+//!
+//! The timestamp in the name is the backup's identity: retention, reports and
+//! restore all read it from here, never from mtime (copies and restores change
+//! mtime, they do not change names).
+
+use chrono::{DateTime, Local, NaiveDateTime, TimeZone};
+use std::fmt;
+
+/// `YYYYMMDD_HHMMSS`, as `date +%Y%m%d_%H%M%S` prints it.
+pub const TIMESTAMP_FORMAT: &str = "%Y%m%d_%H%M%S";
+const TIMESTAMP_LEN: usize = 15;
+
+/// The four services we back up; each owns one folder of the backup tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Component {
+    Postgres,
+    Minio,
+    Qdrant,
+    N8n,
+}
+
+impl Component {
+    pub const ALL: [Component; 4] = [
+        Component::Postgres,
+        Component::Minio,
+        Component::Qdrant,
+        Component::N8n,
+    ];
+
+    /// The name used in result records, log lines and as the folder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Postgres => "postgres",
+            Component::Minio => "minio",
+            Component::Qdrant => "qdrant",
+            Component::N8n => "n8n",
+        }
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed artifact file name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ArtifactName {
+    pub prefix: String,
+    pub timestamp: NaiveDateTime,
+    /// Everything after the dot that follows the timestamp: `sql.gz`, `tar.gz`, `incr.tar.gz`, `json`.
+    pub ext: String,
+}
+
+impl ArtifactName {
+    pub fn new(prefix: &str, timestamp: NaiveDateTime, ext: &str) -> Self {
+        ArtifactName {
+            prefix: prefix.to_owned(),
+            timestamp,
+            ext: ext.to_owned(),
+        }
+    }
+
+    /// A name for a backup starting now, in local time (TZ).
+    pub fn now(prefix: &str, ext: &str) -> Self {
+        Self::new(prefix, truncate_to_second(Local::now()), ext)
+    }
+
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}_{}.{}",
+            self.prefix,
+            self.timestamp.format(TIMESTAMP_FORMAT),
+            self.ext
+        )
+    }
+
+    /// The `*_latest` link for this artifact. Incrementals are never "latest": the
+    /// link must always name something restorable on its own.
+    pub fn latest_link_name(&self) -> Option<String> {
+        if self.ext.starts_with("incr.") {
+            None
+        } else {
+            Some(format!("{}_latest.{}", self.prefix, self.ext))
+        }
+    }
+
+    /// Parses `<prefix>_<YYYYMMDD>_<HHMMSS>.<ext>`; anything else (links, sidecars,
+    /// temp files, an operator's own files) is `None`.
+    pub fn parse(file_name: &str) -> Option<Self> {
+        if file_name.starts_with('.') || file_name.ends_with(".sha256") {
+            return None;
+        }
+        // The timestamp is the last `_dddddddd_dddddd.` in the name; the prefix may hold
+        // underscores itself (arasul_db).
+        let bytes = file_name.as_bytes();
+        let mut start = bytes.len().checked_sub(TIMESTAMP_LEN + 2)?;
+        loop {
+            if bytes[start] == b'_' && bytes[start + 1 + TIMESTAMP_LEN] == b'.' {
+                let ts = &file_name[start + 1..start + 1 + TIMESTAMP_LEN];
+                if let Some(timestamp) = parse_timestamp(ts) {
+                    let prefix = &file_name[..start];
+                    let ext = &file_name[start + 2 + TIMESTAMP_LEN..];
+                    if !prefix.is_empty() && !ext.is_empty() {
+                        return Some(Self::new(prefix, timestamp, ext));
+                    }
+                }
+            }
+            start = start.checked_sub(1)?;
+        }
+    }
+
+    /// The moment this backup was taken, in the zone of `tz` (normally `Local`).
+    /// A wall-clock time skipped by a DST change does not exist; it maps to the
+    /// instant just after the gap so ordering is kept.
+    pub fn instant_in<Tz: TimeZone>(&self, tz: &Tz) -> DateTime<Tz> {
+        match tz.from_local_datetime(&self.timestamp) {
+            chrono::LocalResult::Single(t) => t,
+            chrono::LocalResult::Ambiguous(earliest, _) => earliest,
+            chrono::LocalResult::None => {
+                let later = self.timestamp + chrono::Duration::hours(1);
+                tz.from_local_datetime(&later).earliest().unwrap_or_else(|| {
+                    tz.from_utc_datetime(&self.timestamp)
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for ArtifactName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file_name())
+    }
+}
+
+/// Parses `YYYYMMDD_HHMMSS`, strictly (exactly 15 characters, a real date and time).
+pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+    let ok_shape = s.len() == TIMESTAMP_LEN
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 8 { b == b'_' } else { b.is_ascii_digit() });
+    if !ok_shape {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(s, TIMESTAMP_FORMAT).ok()
+}
+
+fn truncate_to_second<Tz: TimeZone>(t: DateTime<Tz>) -> NaiveDateTime {
+    let naive = t.naive_local();
+    naive
+        .date()
+        .and_hms_opt(
+            chrono::Timelike::hour(&naive),
+            chrono::Timelike::minute(&naive),
+            chrono::Timelike::second(&naive),
+        )
+        .expect("hour, minute and second of a valid time are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn ts(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap()
+    }
+
+    #[test]
+    fn formats_like_the_product_description() {
+        let name = ArtifactName::new("arasul_db", ts(2024, 1, 24, 2, 0, 15), "sql.gz");
+        assert_eq!(name.file_name(), "arasul_db_20240124_020015.sql.gz");
+        assert_eq!(
+            name.latest_link_name().as_deref(),
+            Some("arasul_db_latest.sql.gz")
+        );
+    }
+
+    #[test]
+    fn parses_every_artifact_kind_of_the_contract() {
+        for (file, prefix, ext) in [
+            ("arasul_db_20240124_020015.sql.gz", "arasul_db", "sql.gz"),
+            ("documents_20240124_020030.tar.gz", "documents", "tar.gz"),
+            ("documents_20240124_020030.incr.tar.gz", "documents", "incr.tar.gz"),
+            ("qdrant_20240124_020045.tar.gz", "qdrant", "tar.gz"),
+            ("workflows_20240124_020100.json", "workflows", "json"),
+            ("credentials_20240124_020100.json", "credentials", "json"),
+        ] {
+            let parsed = ArtifactName::parse(file).unwrap_or_else(|| panic!("{file}"));
+            assert_eq!(parsed.prefix, prefix);
+            assert_eq!(parsed.ext, ext);
+            assert_eq!(parsed.file_name(), file, "round trip");
+        }
+    }
+
+    #[test]
+    fn a_prefix_that_itself_looks_like_a_timestamp_is_kept() {
+        let parsed = ArtifactName::parse("db_20200101_000000_20240124_020015.sql.gz").unwrap();
+        assert_eq!(parsed.prefix, "db_20200101_000000");
+        assert_eq!(parsed.timestamp, ts(2024, 1, 24, 2, 0, 15));
+    }
+
+    #[test]
+    fn incrementals_have_no_latest_link() {
+        let name = ArtifactName::new("documents", ts(2024, 1, 24, 2, 0, 15), "incr.tar.gz");
+        assert_eq!(name.latest_link_name(), None);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_artifact() {
+        for file in [
+            "arasul_db_latest.sql.gz",
+            "arasul_db_20240124_020015.sql.gz.sha256",
+            ".arasul_db_20240124_020015.sql.gz.tmp-123",
+            "_20240124_020015.sql.gz",
+            "arasul_db_20240124_020015.",
+            "arasul_db_20240124_020015",
+            "arasul_db_20241324_020015.sql.gz",
+            "arasul_db_20240230_020015.sql.gz",
+            "arasul_db_20240124_250015.sql.gz",
+            "arasul_db_2024012_0020015.sql.gz",
+            "notes.txt",
+            "",
+        ] {
+            assert_eq!(ArtifactName::parse(file), None, "{file:?}");
+        }
+    }
+
+    #[test]
+    fn timestamp_parsing_is_strict() {
+        assert_eq!(
+            parse_timestamp("20241231_235959"),
+            Some(ts(2024, 12, 31, 23, 59, 59))
+        );
+        assert_eq!(parse_timestamp("20240229_000000"), Some(ts(2024, 2, 29, 0, 0, 0)));
+        assert_eq!(parse_timestamp("20230229_000000"), None);
+        assert_eq!(parse_timestamp("2024123_2359590"), None);
+        assert_eq!(parse_timestamp("+2024123_235959"), None);
+        assert_eq!(parse_timestamp("20241231-235959"), None);
+    }
+
+    #[test]
+    fn names_sort_by_time_within_a_prefix() {
+        let a = ArtifactName::parse("db_20240101_000000.sql.gz").unwrap();
+        let b = ArtifactName::parse("db_20240101_000001.sql.gz").unwrap();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn skipped_and_repeated_local_times_still_have_an_instant() {
+        use chrono_tz::Europe::Berlin;
+        // 02:30 did not exist in Berlin on 2024-03-31; it maps past the gap.
+        let skipped = ArtifactName::parse("db_20240331_023000.sql.gz").unwrap();
+        assert_eq!(
+            skipped.instant_in(&Berlin).naive_local(),
+            ts(2024, 3, 31, 3, 30, 0)
+        );
+        // 02:30 happened twice on 2024-10-27; the first one is taken.
+        let repeated = ArtifactName::parse("db_20241027_023000.sql.gz").unwrap();
+        assert_eq!(
+            repeated.instant_in(&Berlin).naive_utc(),
+            ts(2024, 10, 27, 0, 30, 0)
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! The result record: one JSON line on stdout per backup run, read by backup-report.
+
+use crate::publish::Published;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub component: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    pub duration_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Component-specific facts (an incremental's base, row counts, ...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ResultRecord {
+    pub fn success(component: &str, published: &Published) -> Self {
+        ResultRecord {
+            component: component.to_owned(),
+            status: Status::Success,
+            file: Some(published.file_name.clone()),
+            size_bytes: Some(published.size_bytes),
+            duration_seconds: 0,
+            sha256: Some(published.sha256.clone()),
+            error: None,
+            extra: Default::default(),
+        }
+    }
+
+    pub fn failed(component: &str, error: String) -> Self {
+        ResultRecord {
+            component: component.to_owned(),
+            status: Status::Failed,
+            file: None,
+            size_bytes: None,
+            duration_seconds: 0,
+            sha256: None,
+            error: Some(error),
+            extra: Default::default(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("a record always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_record_matches_the_contract_example() {
+        let p = Published {
+            path: "/x/arasul_db_20240124_020015.sql.gz".into(),
+            file_name: "arasul_db_20240124_020015.sql.gz".into(),
+            size_bytes: 15728640,
+            sha256: "ab".into(),
+        };
+        let mut r = ResultRecord::success("postgres", &p);
+        r.duration_seconds = 15;
+        assert_eq!(
+            r.to_line(),
+            r#"{"component":"postgres","status":"success","file":"arasul_db_20240124_020015.sql.gz","size_bytes":15728640,"duration_seconds":15,"sha256":"ab"}"#
+        );
+        assert_eq!(serde_json::from_str::<ResultRecord>(&r.to_line()).unwrap(), r);
+    }
+
+    #[test]
+    fn failed_record_has_error_instead_of_file_fields() {
+        let r = ResultRecord::failed("minio", "bucket not found".into()).with("type", "full");
+        assert_eq!(
+            r.to_line(),
+            r#"{"component":"minio","status":"failed","duration_seconds":0,"error":"bucket not found","type":"full"}"#
+        );
+    }
+}
