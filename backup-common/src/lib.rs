@@ -13,8 +13,8 @@ pub mod log;
 pub mod naming;
 pub mod publish;
 pub mod record;
-pub mod tool;
 pub mod secret;
+pub mod tool;
 
 pub use exit::{locked, usage, ExitStatus};
 pub use naming::{ArtifactName, Component};

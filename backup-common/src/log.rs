@@ -21,7 +21,10 @@ mod tests {
     fn line_has_the_contract_shape() {
         let l = super::line("postgres", "dump complete");
         let (stamp, rest) = l.split_once(' ').unwrap();
-        assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "{stamp}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "{stamp}"
+        );
         assert_eq!(rest, "postgres: dump complete");
     }
 }

@@ -121,9 +121,9 @@ impl ArtifactName {
             chrono::LocalResult::Ambiguous(earliest, _) => earliest,
             chrono::LocalResult::None => {
                 let later = self.timestamp + chrono::Duration::hours(1);
-                tz.from_local_datetime(&later).earliest().unwrap_or_else(|| {
-                    tz.from_utc_datetime(&self.timestamp)
-                })
+                tz.from_local_datetime(&later)
+                    .earliest()
+                    .unwrap_or_else(|| tz.from_utc_datetime(&self.timestamp))
             }
         }
     }
@@ -138,9 +138,13 @@ impl fmt::Display for ArtifactName {
 /// Parses `YYYYMMDD_HHMMSS`, strictly (exactly 15 characters, a real date and time).
 pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let ok_shape = s.len() == TIMESTAMP_LEN
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 8 { b == b'_' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 8 {
+                b == b'_'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !ok_shape {
         return None;
     }
@@ -186,7 +190,11 @@ mod tests {
         for (file, prefix, ext) in [
             ("arasul_db_20240124_020015.sql.gz", "arasul_db", "sql.gz"),
             ("documents_20240124_020030.tar.gz", "documents", "tar.gz"),
-            ("documents_20240124_020030.incr.tar.gz", "documents", "incr.tar.gz"),
+            (
+                "documents_20240124_020030.incr.tar.gz",
+                "documents",
+                "incr.tar.gz",
+            ),
             ("qdrant_20240124_020045.tar.gz", "qdrant", "tar.gz"),
             ("workflows_20240124_020100.json", "workflows", "json"),
             ("credentials_20240124_020100.json", "credentials", "json"),
@@ -237,7 +245,10 @@ mod tests {
             parse_timestamp("20241231_235959"),
             Some(ts(2024, 12, 31, 23, 59, 59))
         );
-        assert_eq!(parse_timestamp("20240229_000000"), Some(ts(2024, 2, 29, 0, 0, 0)));
+        assert_eq!(
+            parse_timestamp("20240229_000000"),
+            Some(ts(2024, 2, 29, 0, 0, 0))
+        );
         assert_eq!(parse_timestamp("20230229_000000"), None);
         assert_eq!(parse_timestamp("2024123_2359590"), None);
         assert_eq!(parse_timestamp("+2024123_235959"), None);

@@ -115,7 +115,11 @@ impl PendingArtifact {
         sync_dir(&self.dir)?;
 
         let sidecar = format!("{sha256}  {file_name}\n");
-        write_atomically(&self.dir, &format!("{file_name}.sha256"), sidecar.as_bytes())?;
+        write_atomically(
+            &self.dir,
+            &format!("{file_name}.sha256"),
+            sidecar.as_bytes(),
+        )?;
         if let Some(link) = self.name.latest_link_name() {
             repoint_link(&self.dir, &link, &file_name)?;
         }
@@ -131,10 +135,7 @@ impl PendingArtifact {
 
 impl Write for PendingArtifact {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer
-            .as_mut()
-            .expect("not yet published")
-            .write(buf)
+        self.writer.as_mut().expect("not yet published").write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -184,15 +185,20 @@ fn move_into_place(temp: &Path, target: &Path) -> Result<()> {
         Ok(()) => fs::remove_file(temp)
             .with_context(|| format!("cannot remove temp file {}", temp.display())),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            bail!("{} already exists; refusing to overwrite it", target.display())
+            bail!(
+                "{} already exists; refusing to overwrite it",
+                target.display()
+            )
         }
         Err(_) => {
             if target.symlink_metadata().is_ok() {
-                bail!("{} already exists; refusing to overwrite it", target.display());
+                bail!(
+                    "{} already exists; refusing to overwrite it",
+                    target.display()
+                );
             }
-            fs::rename(temp, target).with_context(|| {
-                format!("cannot move {} to {}", temp.display(), target.display())
-            })
+            fs::rename(temp, target)
+                .with_context(|| format!("cannot move {} to {}", temp.display(), target.display()))
         }
     }
 }
@@ -229,6 +235,20 @@ pub fn repoint_link(dir: &Path, link: &str, target: &str) -> Result<()> {
         let _ = fs::remove_file(&temp);
         format!("cannot repoint {}", dir.join(link).display())
     })
+}
+
+/// Adds "disk full in DIR" to an error caused by ENOSPC, so the operator reads
+/// what to fix rather than which write failed.
+pub fn disk_full_hint(err: anyhow::Error, dir: &Path) -> anyhow::Error {
+    let full = err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::StorageFull)
+    });
+    if full {
+        err.context(format!("disk full in {} — free some space", dir.display()))
+    } else {
+        err
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

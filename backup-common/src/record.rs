@@ -83,7 +83,10 @@ mod tests {
             r.to_line(),
             r#"{"component":"postgres","status":"success","file":"arasul_db_20240124_020015.sql.gz","size_bytes":15728640,"duration_seconds":15,"sha256":"ab"}"#
         );
-        assert_eq!(serde_json::from_str::<ResultRecord>(&r.to_line()).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<ResultRecord>(&r.to_line()).unwrap(),
+            r
+        );
     }
 
     #[test]

@@ -51,13 +51,18 @@ pub fn run_backup(
 pub fn run(component: &'static str, what: &str, body: impl FnOnce() -> anyhow::Result<()>) -> i32 {
     let what = what.to_owned();
     let message = format!("{what} interrupted");
-    if let Err(e) = cleanup::install(move |signal| log::log(component, &format!("{message} by {signal}"))) {
+    if let Err(e) =
+        cleanup::install(move |signal| log::log(component, &format!("{message} by {signal}")))
+    {
         log::log(component, &format!("cannot watch for signals: {e}"));
     }
     match body() {
         Ok(()) => 0,
         Err(err) => {
-            log::log(component, &format!("{what} failed: {}", exit::one_line(&err)));
+            log::log(
+                component,
+                &format!("{what} failed: {}", exit::one_line(&err)),
+            );
             exit::code(&err)
         }
     }

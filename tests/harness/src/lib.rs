@@ -1,0 +1,106 @@
+//! Throwaway real services for the integration tests, and helpers to drive the
+//! tools' real binaries. Every service is started by the test that needs it and
+//! removed when the value is dropped; no test depends on a service that happens
+//! to be running.
+
+pub mod pg;
+pub mod tool;
+
+pub use pg::PgCluster;
+pub use tool::{Output, Tool};
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Tests that need root (mounting a small tmpfs to fill a disk for real) skip
+/// with a visible message when not root, unless `BACKUP_KIT_REQUIRE_ROOT_TESTS=1`
+/// (set by CI, which runs as root) turns the skip into a failure, so that CI can
+/// never report a skipped check as passed.
+pub fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var("BACKUP_KIT_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+        panic!("{test} needs root, and BACKUP_KIT_REQUIRE_ROOT_TESTS=1 forbids skipping it");
+    }
+    eprintln!("SKIPPED {test}: needs root (to mount a small tmpfs)");
+    false
+}
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+pub struct SmallDisk {
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs at {}", dir.path().display());
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Every regular file, link and folder under `root`, relative, sorted: a snapshot
+/// to compare before and after a failed run.
+pub fn tree(root: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push(format!("{rel} -> {}", target.display()));
+            } else if meta.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(root, &path, out);
+            } else {
+                out.push(format!("{rel} ({} bytes)", meta.len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,73 @@
+//! Command-line interface; every connection setting comes from the contract's
+//! environment variables and can be overridden by a flag.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pg-dumpwrap",
+    version,
+    about = "Back up a PostgreSQL database with pg_dump into the backup tree, and restore it",
+    after_help = "The password comes from POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE, never from a flag."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dump the database to <backup-dir>/postgres/<db>_YYYYMMDD_HHMMSS.sql.gz and repoint <db>_latest.sql.gz
+    Backup(BackupArgs),
+    /// Restore a .sql.gz dump into the database, in one transaction
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Server host
+    #[arg(long, env = "POSTGRES_HOST", default_value = "postgres-db")]
+    pub host: String,
+    /// Server port
+    #[arg(long, env = "POSTGRES_PORT", default_value_t = 5432)]
+    pub port: u16,
+    /// User name
+    #[arg(long, env = "POSTGRES_USER", default_value = "arasul")]
+    pub user: String,
+    /// Database
+    #[arg(long = "db", env = "POSTGRES_DB", default_value = "arasul_db")]
+    pub db: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Root of the backup tree
+    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
+    pub backup_dir: PathBuf,
+    /// `-` writes the compressed dump to stdout (no file, link, sidecar or record)
+    #[arg(short = 'o', long, value_name = "-")]
+    pub output: Option<String>,
+    /// The pg_dump program; its major version must be at least the server's
+    #[arg(long, value_name = "PATH", default_value = "pg_dump")]
+    pub pg_dump: PathBuf,
+    /// gzip level, 1 (fast) to 9 (small)
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub level: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A .sql.gz dump (a *_latest link is fine)
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Create the target database first (it must not exist)
+    #[arg(long)]
+    pub create: bool,
+    /// The psql program
+    #[arg(long, value_name = "PATH", default_value = "psql")]
+    pub psql: PathBuf,
+}

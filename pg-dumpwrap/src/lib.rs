@@ -1,0 +1,23 @@
+//! pg-dumpwrap: PostgreSQL backups through pg_dump, and their restore.
+
+pub mod child;
+pub mod cli;
+pub mod conn;
+pub mod dump;
+pub mod pg_error;
+pub mod restore;
+pub mod trailer;
+
+use backup_common::tool;
+use cli::{Cli, Command};
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Backup(args) => {
+            let to_stdout = args.output.as_deref() == Some("-");
+            tool::run_backup(dump::COMPONENT, to_stdout, || dump::backup(&args))
+        }
+        Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || restore::restore(&args)),
+    }
+}

@@ -1,0 +1,201 @@
+//! `restore`: check the sidecar, then stream the decompressed dump into psql in
+//! one transaction. psql commits when its stdin ends, so on any problem with the
+//! file (corrupt gzip, missing trailer) psql is killed instead, and the server
+//! rolls everything back.
+
+use crate::child::Child;
+use crate::cli::RestoreArgs;
+use crate::conn::Conn;
+use crate::dump::COMPONENT;
+use crate::pg_error;
+use crate::trailer::DumpTail;
+use anyhow::{bail, Context, Result};
+use backup_common::log;
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+pub fn restore(args: &RestoreArgs) -> Result<()> {
+    let started = Instant::now();
+    let conn = Conn::from_args(&args.connection)?;
+    // A *_latest link's sidecar sits beside its target, not beside the link.
+    let file = std::fs::canonicalize(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let checked = check_sidecar(&file)?;
+    match &checked {
+        Some(sha) => log::log(
+            COMPONENT,
+            &format!("{} matches its .sha256 ({sha})", file.display()),
+        ),
+        None => log::log(
+            COMPONENT,
+            &format!("{} has no .sha256 sidecar; not checked", file.display()),
+        ),
+    }
+    if args.create {
+        create_database(&conn, args)?;
+    }
+    log::log(
+        COMPONENT,
+        &format!(
+            "restoring {} into database {} on {}:{}",
+            file.display(),
+            conn.db,
+            conn.host,
+            conn.port
+        ),
+    );
+    let sql_bytes = stream_into_psql(&conn, args, &file)?;
+    let seconds = started.elapsed().as_secs();
+    log::log(
+        COMPONENT,
+        &format!(
+            "restored {sql_bytes} bytes of SQL into database {} in {seconds}s",
+            conn.db
+        ),
+    );
+    let report = serde_json::json!({
+        "component": COMPONENT,
+        "action": "restore",
+        "status": "success",
+        "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "database": conn.db,
+        "created_database": args.create,
+        "sha256_checked": checked.is_some(),
+        "sql_bytes": sql_bytes,
+        "duration_seconds": seconds,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+/// Compares the file with `<file>.sha256` when that exists; refuses on mismatch.
+fn check_sidecar(file: &Path) -> Result<Option<String>> {
+    let mut sidecar = file.as_os_str().to_owned();
+    sidecar.push(".sha256");
+    let sidecar = PathBuf::from(sidecar);
+    let text = match std::fs::read_to_string(&sidecar) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", sidecar.display())),
+    };
+    let expected = text
+        .split_whitespace()
+        .next()
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .with_context(|| format!("{} is not in sha256sum format", sidecar.display()))?
+        .to_ascii_lowercase();
+    let mut hasher = Sha256::new();
+    let mut reader = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    std::io::copy(&mut reader, &mut hasher)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected {
+        bail!(
+            "{} does not match its sidecar (sha256 {actual}, expected {expected}); the file is damaged — refusing to restore it",
+            file.display()
+        );
+    }
+    Ok(Some(actual))
+}
+
+fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {
+    let quoted = format!("\"{}\"", conn.db.replace('"', "\"\""));
+    let mut cmd = conn.command(&args.psql, "postgres");
+    cmd.args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {quoted}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let (status, stderr) = Child::spawn(&mut cmd, &args.psql, "--psql")?.wait()?;
+    if !status.success() {
+        bail!(
+            "cannot create database {}: {}",
+            conn.db,
+            pg_error::explain("psql", status, &stderr)
+        );
+    }
+    log::log(COMPONENT, &format!("created database {}", conn.db));
+    Ok(())
+}
+
+fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path) -> Result<u64> {
+    let input = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut sql = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input));
+
+    let mut cmd = conn.command(&args.psql, &conn.db);
+    cmd.args([
+        "-X",
+        "-q",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null());
+    let mut psql = Child::spawn(&mut cmd, &args.psql, "--psql")?;
+    let mut stdin = psql.process.stdin.take().expect("stdin is piped");
+
+    let mut tail = DumpTail::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sql_bytes = 0u64;
+    enum Stop {
+        Input(anyhow::Error),
+        PsqlGone,
+    }
+    let fed: Result<(), Stop> = loop {
+        let n = match sql.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                break Err(Stop::Input(
+                    anyhow::Error::new(e)
+                        .context(format!("{} is not a valid gzip file", file.display())),
+                ))
+            }
+        };
+        tail.push(&buf[..n]);
+        sql_bytes += n as u64;
+        if stdin.write_all(&buf[..n]).is_err() {
+            // psql stopped reading: it failed; its stderr says why.
+            break Err(Stop::PsqlGone);
+        }
+    };
+    let fed = fed.and_then(|()| {
+        if tail.is_complete() {
+            Ok(())
+        } else {
+            Err(Stop::Input(anyhow::anyhow!(
+                "{} ends without pg_dump's \"dump complete\" trailer; it is incomplete",
+                file.display()
+            )))
+        }
+    });
+    match fed {
+        Err(Stop::Input(e)) => {
+            drop(stdin);
+            let _ = psql.kill();
+            Err(e.context(format!(
+                "nothing was restored into {} (transaction rolled back)",
+                conn.db
+            )))
+        }
+        Err(Stop::PsqlGone) | Ok(()) => {
+            drop(stdin); // end of input: psql commits
+            let (status, stderr) = psql.wait()?;
+            if !status.success() {
+                bail!(
+                    "restore into {} failed and was rolled back: {}",
+                    conn.db,
+                    pg_error::explain("psql", status, &stderr)
+                );
+            }
+            Ok(sql_bytes)
+        }
+    }
+}

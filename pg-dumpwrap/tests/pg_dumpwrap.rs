@@ -1,0 +1,739 @@
+//! pg-dumpwrap's real binary against a real, throwaway PostgreSQL cluster.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use test_harness::{tree, Output, PgCluster, SmallDisk, Tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pg-dumpwrap");
+
+fn tool(pg: &PgCluster, backup_dir: &Path, db: &str) -> Tool {
+    // The cluster's own client programs first, so client and server versions match.
+    let path = format!(
+        "{}:{}",
+        pg.bin("pg_dump").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Tool::new(BIN)
+        .env("PATH", path)
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", pg.port.to_string())
+        .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
+        .env("POSTGRES_PASSWORD", &pg.password)
+        .env("POSTGRES_DB", db)
+        .env("BACKUP_DIR", backup_dir)
+        .env("TZ", "Europe/Berlin")
+}
+
+fn rich_db(pg: &PgCluster, db: &str) {
+    pg.create_db(db);
+    pg.sql_file(
+        db,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rich.sql"),
+    );
+}
+
+/// The one result record of a backup run.
+fn record(out: &Output) -> serde_json::Value {
+    let lines = out.json_lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one record on stdout: {}",
+        out.stdout
+    );
+    lines.into_iter().next().unwrap()
+}
+
+fn assert_success(out: &Output) -> serde_json::Value {
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = record(out);
+    assert_eq!(r["status"], "success", "{r}");
+    r
+}
+
+/// A failed run: the exit code, a one-line message on stderr containing `needle`,
+/// a failed record, the password nowhere.
+fn assert_failed(out: &Output, code: i32, needle: &str, password: &str) {
+    assert_eq!(
+        out.code,
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let failure_lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("backup failed"))
+        .collect();
+    assert_eq!(failure_lines.len(), 1, "one error line: {}", out.stderr);
+    assert!(
+        failure_lines[0].contains(needle),
+        "error line should mention {needle:?}: {}",
+        failure_lines[0]
+    );
+    let r = record(out);
+    assert_eq!(r["status"], "failed");
+    assert!(r["error"].as_str().unwrap().contains(needle), "{r}");
+    assert!(r.get("file").is_none());
+    assert!(
+        !out.all().contains(password),
+        "password leaked: {}",
+        out.all()
+    );
+}
+
+fn sh(script: &str, dir: &Path) -> std::process::Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A good earlier backup, so that failure tests can check it is left alone.
+fn first_backup(t: &Tool, backup_dir: &Path) -> Vec<String> {
+    assert_success(&t.run(&["backup"]));
+    assert!(backup_dir.join("postgres").exists());
+    tree(backup_dir)
+}
+
+fn assert_unchanged(backup_dir: &Path, before: &[String]) {
+    assert_eq!(tree(backup_dir), before, "the backup tree changed");
+}
+
+#[test]
+fn round_trip_restores_an_identical_database() {
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+
+    let r = assert_success(&t.run(&["backup"]));
+    let file = r["file"].as_str().unwrap().to_owned();
+    assert!(
+        file.starts_with("shop_") && file.ends_with(".sql.gz"),
+        "{file}"
+    );
+    let dir = backups.path().join("postgres");
+    let artifact = dir.join(&file);
+    assert_eq!(
+        r["size_bytes"].as_u64().unwrap(),
+        fs::metadata(&artifact).unwrap().len()
+    );
+    assert_eq!(r["database"], "shop");
+
+    // The product description's own checks keep working.
+    let check = sh("gzip -t shop_latest.sql.gz && sha256sum -c *.sha256", &dir);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(
+        fs::read_link(dir.join("shop_latest.sql.gz")).unwrap(),
+        Path::new(&file)
+    );
+    let sidecar = fs::read_to_string(dir.join(format!("{file}.sha256"))).unwrap();
+    assert_eq!(
+        sidecar,
+        format!("{}  {file}\n", r["sha256"].as_str().unwrap())
+    );
+
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    let restored = t.clone().env("POSTGRES_DB", "shop_restored").run(&[
+        "restore",
+        "--create",
+        dir.join("shop_latest.sql.gz").to_str().unwrap(),
+    ]);
+    assert_eq!(restored.code, Some(0), "{}", restored.stderr);
+    let report = restored.json_lines();
+    assert_eq!(report[0]["action"], "restore");
+    assert_eq!(report[0]["database"], "shop_restored");
+    assert_eq!(report[0]["sha256_checked"], true);
+
+    let original = pg.comparable_dump("shop");
+    assert!(
+        original.contains("987654321"),
+        "fixture has its advanced sequence"
+    );
+    assert_eq!(
+        pg.sql("shop_restored", "SELECT count(*) FROM sales.orders"),
+        "120000"
+    );
+    assert!(
+        original == pg.comparable_dump("shop_restored"),
+        "dumps differ after restore"
+    );
+    assert!(!restored.all().contains(&pg.password));
+}
+
+#[test]
+fn restore_replaces_what_is_in_an_existing_database() {
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    assert_success(&t.run(&["backup"]));
+    let before = pg.comparable_dump("shop");
+
+    pg.sql(
+        "shop",
+        "DELETE FROM sales.orders WHERE id > 100; UPDATE public.customers SET name = 'changed'",
+    );
+    let latest = backups.path().join("postgres/shop_latest.sql.gz");
+    let out = t.run(&["restore", latest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(before == pg.comparable_dump("shop"));
+}
+
+#[test]
+fn stdout_mode_streams_a_complete_gzip_dump_and_writes_nothing() {
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    let backups = tempfile::tempdir().unwrap();
+    let out = tool(&pg, backups.path(), "shop")
+        .command(&["backup", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sql = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&out.stdout[..]), &mut sql)
+        .unwrap();
+    assert!(sql.contains("-- PostgreSQL database dump complete"));
+    assert!(
+        sql.contains("DROP TABLE IF EXISTS sales.orders;"),
+        "seed options: --clean --if-exists"
+    );
+    assert!(!sql.contains("OWNER TO"), "seed options: --no-owner");
+    assert_eq!(
+        tree(backups.path()),
+        Vec::<String>::new(),
+        "no file, link or sidecar"
+    );
+}
+
+#[test]
+fn a_second_backup_repoints_latest_and_keeps_the_first() {
+    let pg = PgCluster::start();
+    pg.create_db("small");
+    pg.sql("small", "CREATE TABLE t AS SELECT 1 AS x");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "small");
+    let first = assert_success(&t.run(&["backup"]));
+    let second = assert_success(&t.run(&["backup"]));
+    assert_ne!(
+        first["file"], second["file"],
+        "two backups never share a name"
+    );
+    let dir = backups.path().join("postgres");
+    assert_eq!(
+        fs::read_link(dir.join("small_latest.sql.gz")).unwrap(),
+        Path::new(second["file"].as_str().unwrap())
+    );
+    assert!(dir.join(first["file"].as_str().unwrap()).exists());
+    assert!(sh("sha256sum -c *.sha256", &dir).status.success());
+}
+
+#[test]
+fn wrong_password_fails_cleanly() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+    let wrong = "not-the-password-4711";
+    let out = t.clone().env("POSTGRES_PASSWORD", wrong).run(&["backup"]);
+    assert_failed(&out, 1, "check POSTGRES_USER and POSTGRES_PASSWORD", wrong);
+    assert!(!out.all().contains(&pg.password));
+    assert_unchanged(backups.path(), &before);
+}
+
+#[test]
+fn password_file_form_is_read() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    let backups = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("pg_password");
+    fs::write(&file, format!("{}\n", pg.password)).unwrap();
+    let out = tool(&pg, backups.path(), "shop")
+        .without("POSTGRES_PASSWORD")
+        .env("POSTGRES_PASSWORD_FILE", &file)
+        .run(&["backup"]);
+    assert_success(&out);
+}
+
+#[test]
+fn missing_password_is_a_configuration_error() {
+    let pg = PgCluster::start();
+    let backups = tempfile::tempdir().unwrap();
+    let out = tool(&pg, backups.path(), "shop")
+        .without("POSTGRES_PASSWORD")
+        .run(&["backup"]);
+    assert_failed(
+        &out,
+        2,
+        "POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE) is not set",
+        &pg.password,
+    );
+}
+
+#[test]
+fn unreachable_server_fails_cleanly() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+    let closed_port = test_harness::free_port();
+    let out = t
+        .clone()
+        .env("POSTGRES_PORT", closed_port.to_string())
+        .run(&["backup"]);
+    assert_failed(
+        &out,
+        1,
+        "check POSTGRES_HOST and POSTGRES_PORT",
+        &pg.password,
+    );
+    assert_unchanged(backups.path(), &before);
+}
+
+#[test]
+fn missing_database_fails_cleanly() {
+    let pg = PgCluster::start();
+    let backups = tempfile::tempdir().unwrap();
+    let out = tool(&pg, backups.path(), "nope").run(&["backup"]);
+    assert_failed(&out, 1, "database \"nope\" does not exist", &pg.password);
+    assert!(out.stderr.contains("check POSTGRES_DB"));
+    assert_eq!(
+        tree(backups.path()),
+        vec!["postgres/", "postgres/.lock (0 bytes)"]
+    );
+}
+
+#[test]
+fn missing_pg_dump_fails_cleanly() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+    let out = t.run(&["backup", "--pg-dump", "/nonexistent/bin/pg_dump"]);
+    assert_failed(&out, 1, "/nonexistent/bin/pg_dump not found", &pg.password);
+    let out = t.clone().env("PATH", "/nonexistent").run(&["backup"]);
+    assert_failed(&out, 1, "pg_dump not found", &pg.password);
+    assert_unchanged(backups.path(), &before);
+}
+
+/// A stand-in pg_dump for what a real one cannot be made to do on demand here.
+fn fake_pg_dump(dir: &Path, script: &str) -> std::path::PathBuf {
+    let path = dir.join("pg_dump");
+    fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn output_without_the_trailer_is_not_published_even_if_pg_dump_exits_0() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+    let bin = tempfile::tempdir().unwrap();
+    let fake = fake_pg_dump(
+        bin.path(),
+        "printf -- '--\\n-- PostgreSQL database dump\\n--\\nCREATE TABLE t (x int);\\n'; exit 0",
+    );
+    let out = t.run(&["backup", "--pg-dump", fake.to_str().unwrap()]);
+    assert_failed(
+        &out,
+        1,
+        "without the \"dump complete\" trailer",
+        &pg.password,
+    );
+    assert_unchanged(backups.path(), &before);
+}
+
+#[test]
+fn a_newer_server_gets_an_error_naming_both_versions() {
+    // Only PostgreSQL 15 is installed here, so pg_dump's refusal of a newer server is
+    // replayed by a stand-in printing pg_dump 15's exact message.
+    let pg = PgCluster::start();
+    let backups = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let fake = fake_pg_dump(
+        bin.path(),
+        "echo 'pg_dump: error: aborting because of server version mismatch' >&2\n\
+         echo 'pg_dump: detail: server version: 16.4; pg_dump version: 15.18' >&2\nexit 1",
+    );
+    let out =
+        tool(&pg, backups.path(), "shop").run(&["backup", "--pg-dump", fake.to_str().unwrap()]);
+    assert_failed(
+        &out,
+        1,
+        "server version 16.4 is newer than pg_dump version 15.18",
+        &pg.password,
+    );
+    assert!(out.stderr.contains("major version 16 or newer"));
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        if after.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            kids.push(child);
+        }
+    }
+    kids
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Holds an exclusive lock on a table, so pg_dump blocks after it has started
+/// and a test can act on a backup that is surely under way.
+struct TableLock(Child);
+
+impl TableLock {
+    fn take(pg: &PgCluster, db: &str, table: &str) -> TableLock {
+        let mut psql = pg
+            .client("psql", db)
+            .args(["-X", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(
+            psql.stdin.as_mut().unwrap(),
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 1;"
+        )
+        .unwrap();
+        let lock = TableLock(psql);
+        wait_for("the table lock", || {
+            let held = pg.sql(
+                db,
+                "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation IS NOT NULL AND granted",
+            );
+            (held != "0").then_some(())
+        });
+        lock
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_backup(t: &Tool) -> Child {
+    t.command(&["backup"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn pg_dump_killed_mid_run_publishes_nothing() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql(
+        "shop",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+
+    let lock = TableLock::take(&pg, "shop", "t");
+    let run = spawn_backup(&t);
+    let pg_dump = wait_for("pg_dump to start", || {
+        children_of(run.id()).first().copied()
+    });
+    let cmdline = fs::read(format!("/proc/{pg_dump}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(&pg.password),
+        "password in pg_dump's argv"
+    );
+    // SAFETY: plain kill(2) of a process this test found.
+    unsafe { libc::kill(pg_dump as i32, libc::SIGKILL) };
+    let out = finish(run);
+    drop(lock);
+    assert_failed(&out, 1, "pg_dump was killed by signal 9", &pg.password);
+    assert_unchanged(backups.path(), &before);
+}
+
+#[test]
+fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql(
+        "shop",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+
+    let lock = TableLock::take(&pg, "shop", "t");
+    let run = spawn_backup(&t);
+    let pg_dump = wait_for("pg_dump to start", || {
+        children_of(run.id()).first().copied()
+    });
+    let dir = backups.path().join("postgres");
+    wait_for("the temp file", || {
+        tree(&dir)
+            .iter()
+            .any(|e| e.starts_with(".shop_") && e.contains(".tmp-"))
+            .then_some(())
+    });
+    // SAFETY: plain kill(2) of the process this test started.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let out = finish(run);
+    drop(lock);
+
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(record(&out)["status"], "failed");
+    assert_unchanged(backups.path(), &before);
+    wait_for("pg_dump to be gone", || {
+        let alive = fs::read_to_string(format!("/proc/{pg_dump}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        (!alive).then_some(())
+    });
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_lock_exits_75() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let before = first_backup(&t, backups.path());
+    let held = fs::File::open(backups.path().join("postgres/.lock")).unwrap();
+    held.lock().unwrap();
+    let out = t.run(&["backup"]);
+    assert_failed(&out, 75, "another run holds the lock", &pg.password);
+    assert_unchanged(backups.path(), &before);
+}
+
+#[test]
+fn disk_full_publishes_nothing_and_keeps_latest() {
+    if !test_harness::root_or_skip("disk_full_publishes_nothing_and_keeps_latest") {
+        return;
+    }
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql("shop", "CREATE TABLE t (x text)");
+    let disk = SmallDisk::mount("512k");
+    let t = tool(&pg, disk.path(), "shop");
+    let before = first_backup(&t, disk.path());
+
+    // About 2 MB of hex digits: well over 512 KiB even compressed.
+    pg.sql(
+        "shop",
+        "INSERT INTO t SELECT md5(g::text) || md5((g * 7)::text) || md5(random()::text) FROM generate_series(1, 20000) g",
+    );
+    let out = t.run(&["backup"]);
+    assert_failed(&out, 1, "disk full", &pg.password);
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert_unchanged(disk.path(), &before);
+}
+
+mod restore {
+    use super::*;
+
+    fn backed_up(pg: &PgCluster) -> (tempfile::TempDir, Tool, std::path::PathBuf) {
+        pg.create_db("shop");
+        pg.sql(
+            "shop",
+            "CREATE TABLE t AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g",
+        );
+        let backups = tempfile::tempdir().unwrap();
+        let t = tool(pg, backups.path(), "shop");
+        let r = assert_success(&t.run(&["backup"]));
+        let file = backups
+            .path()
+            .join("postgres")
+            .join(r["file"].as_str().unwrap());
+        (backups, t, file)
+    }
+
+    /// A target database with content the failed restore must not touch.
+    fn target(pg: &PgCluster, t: &Tool) -> (Tool, String) {
+        pg.create_db("target");
+        pg.sql(
+            "target",
+            "CREATE TABLE t (g int, h text); INSERT INTO t VALUES (-1, 'keep me')",
+        );
+        (
+            t.clone().env("POSTGRES_DB", "target"),
+            pg.comparable_dump("target"),
+        )
+    }
+
+    fn assert_restore_failed(out: &Output, needle: &str, pg: &PgCluster) {
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let line: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("restore failed"))
+            .collect();
+        assert_eq!(line.len(), 1, "{}", out.stderr);
+        assert!(line[0].contains(needle), "{needle:?} not in {}", line[0]);
+        assert!(!out.all().contains(&pg.password));
+    }
+
+    #[test]
+    fn refuses_a_file_that_does_not_match_its_sidecar() {
+        let pg = PgCluster::start();
+        let (_backups, t, file) = backed_up(&pg);
+        let (t, before) = target(&pg, &t);
+        let mut bytes = fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        fs::write(&file, bytes).unwrap();
+        let out = t.run(&["restore", file.to_str().unwrap()]);
+        assert_restore_failed(&out, "does not match its sidecar", &pg);
+        assert!(before == pg.comparable_dump("target"));
+    }
+
+    #[test]
+    fn a_truncated_dump_is_rolled_back() {
+        let pg = PgCluster::start();
+        let (_backups, t, file) = backed_up(&pg);
+        let (t, before) = target(&pg, &t);
+        let len = fs::metadata(&file).unwrap().len();
+        let cut = tempfile::tempdir().unwrap();
+        let truncated = cut.path().join("shop_20240101_000000.sql.gz");
+        fs::write(
+            &truncated,
+            &fs::read(&file).unwrap()[..(len * 9 / 10) as usize],
+        )
+        .unwrap();
+        let out = t.run(&["restore", truncated.to_str().unwrap()]);
+        assert_restore_failed(&out, "rolled back", &pg);
+        assert!(
+            out.stderr.contains("not a valid gzip file"),
+            "{}",
+            out.stderr
+        );
+        assert!(before == pg.comparable_dump("target"), "target changed");
+    }
+
+    #[test]
+    fn a_dump_without_its_trailer_is_rolled_back() {
+        let pg = PgCluster::start();
+        let (_backups, t, file) = backed_up(&pg);
+        let (t, before) = target(&pg, &t);
+        let mut sql = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(fs::File::open(&file).unwrap()),
+            &mut sql,
+        )
+        .unwrap();
+        let cut_sql = &sql[..sql.rfind("-- PostgreSQL database dump complete").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("shop_20240101_000000.sql.gz");
+        let mut enc =
+            flate2::write::GzEncoder::new(fs::File::create(&cut).unwrap(), Default::default());
+        enc.write_all(cut_sql.as_bytes()).unwrap();
+        enc.finish().unwrap();
+        let out = t.run(&["restore", cut.to_str().unwrap()]);
+        assert_restore_failed(&out, "without pg_dump's \"dump complete\" trailer", &pg);
+        assert!(before == pg.comparable_dump("target"), "target changed");
+    }
+
+    #[test]
+    fn an_sql_error_rolls_back_everything() {
+        let pg = PgCluster::start();
+        let (_backups, t, _file) = backed_up(&pg);
+        let (t, before) = target(&pg, &t);
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("shop_20240101_000000.sql.gz");
+        let mut enc =
+            flate2::write::GzEncoder::new(fs::File::create(&bad).unwrap(), Default::default());
+        enc.write_all(
+            b"DELETE FROM t;\nINSERT INTO no_such_table VALUES (1);\n--\n-- PostgreSQL database dump complete\n--\n\n",
+        )
+        .unwrap();
+        enc.finish().unwrap();
+        let out = t.run(&["restore", bad.to_str().unwrap()]);
+        assert_restore_failed(&out, "relation \"no_such_table\" does not exist", &pg);
+        assert!(before == pg.comparable_dump("target"), "target changed");
+    }
+
+    #[test]
+    fn create_refuses_an_existing_database() {
+        let pg = PgCluster::start();
+        let (_backups, t, file) = backed_up(&pg);
+        let out = t.run(&["restore", "--create", file.to_str().unwrap()]);
+        assert_restore_failed(&out, "cannot create database shop", &pg);
+        assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let pg = PgCluster::start();
+        let backups = tempfile::tempdir().unwrap();
+        let out = tool(&pg, backups.path(), "shop").run(&["restore", "/nonexistent/x.sql.gz"]);
+        assert_restore_failed(&out, "cannot open /nonexistent/x.sql.gz", &pg);
+    }
+}

@@ -1,0 +1,81 @@
+//! Running a tool's real binary with a controlled environment.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A tool binary and the environment it runs with. The environment starts
+/// empty but for PATH, so nothing from the developer's shell leaks in.
+#[derive(Clone)]
+pub struct Tool {
+    pub bin: PathBuf,
+    pub env: BTreeMap<String, OsString>,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout and stderr together, to check that a secret is in neither.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The JSON lines on stdout.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+impl Tool {
+    pub fn new(bin: impl AsRef<Path>) -> Tool {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "PATH".to_owned(),
+            std::env::var_os("PATH").unwrap_or_default(),
+        );
+        Tool {
+            bin: bin.as_ref().to_owned(),
+            env,
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Tool {
+        self.env.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn without(mut self, key: &str) -> Tool {
+        self.env.remove(key);
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).env_clear().envs(&self.env);
+        cmd
+    }
+
+    /// Runs to completion with stdin closed.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.bin.display()));
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
