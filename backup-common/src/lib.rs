@@ -17,7 +17,7 @@ pub mod secret;
 pub mod tool;
 
 pub use exit::{locked, usage, ExitStatus};
-pub use naming::{ArtifactName, Component};
+pub use naming::{ArtifactName, Component, IsoWeek};
 pub use publish::{PendingArtifact, Published};
 pub use record::ResultRecord;
 pub use secret::Secret;

@@ -28,6 +28,20 @@ impl Component {
         Component::N8n,
     ];
 
+    /// The extensions of this component's artifacts; files with others are not ours.
+    pub fn artifact_exts(self) -> &'static [&'static str] {
+        match self {
+            Component::Postgres => &["sql.gz"],
+            Component::Minio => &["tar.gz", "incr.tar.gz"],
+            Component::Qdrant => &["tar.gz"],
+            Component::N8n => &["json"],
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// The name used in result records, log lines and as the folder name.
     pub fn name(self) -> &'static str {
         match self {
@@ -151,6 +165,49 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, TIMESTAMP_FORMAT).ok()
 }
 
+/// A weekly folder, `weekly/YYYY_WNN/` (ISO year and week, `date +%G_W%V`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IsoWeek {
+    pub year: i32,
+    pub week: u32,
+}
+
+impl IsoWeek {
+    /// Parses `YYYY_WNN`; a week that does not exist in that ISO year (W00, W54,
+    /// W53 of a 52-week year) is `None`.
+    pub fn parse(folder: &str) -> Option<IsoWeek> {
+        let (year, week) = folder.split_once("_W")?;
+        if year.len() != 4
+            || week.len() != 2
+            || !(year.bytes().chain(week.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let w = IsoWeek {
+            year: year.parse().ok()?,
+            week: week.parse().ok()?,
+        };
+        w.monday().map(|_| w)
+    }
+
+    pub fn of(date: chrono::NaiveDate) -> IsoWeek {
+        let iso = chrono::Datelike::iso_week(&date);
+        IsoWeek {
+            year: iso.year(),
+            week: iso.week(),
+        }
+    }
+
+    /// The Monday that starts this week.
+    pub fn monday(self) -> Option<chrono::NaiveDate> {
+        chrono::NaiveDate::from_isoywd_opt(self.year, self.week, chrono::Weekday::Mon)
+    }
+
+    pub fn folder_name(self) -> String {
+        format!("{:04}_W{:02}", self.year, self.week)
+    }
+}
+
 fn truncate_to_second<Tz: TimeZone>(t: DateTime<Tz>) -> NaiveDateTime {
     let naive = t.naive_local();
     naive
@@ -260,6 +317,34 @@ mod tests {
         let a = ArtifactName::parse("db_20240101_000000.sql.gz").unwrap();
         let b = ArtifactName::parse("db_20240101_000001.sql.gz").unwrap();
         assert!(a < b);
+    }
+
+    #[test]
+    fn iso_weeks_parse_strictly_and_know_53_week_years() {
+        assert_eq!(
+            IsoWeek::parse("2024_W03"),
+            Some(IsoWeek {
+                year: 2024,
+                week: 3
+            })
+        );
+        assert_eq!(
+            IsoWeek::parse("2020_W53")
+                .map(|w| w.folder_name())
+                .as_deref(),
+            Some("2020_W53")
+        );
+        for bad in [
+            "2021_W53", "2024_W00", "2024_W54", "2024_W3", "24_W03", "2024-W03", "2024_w03",
+            "latest",
+        ] {
+            assert_eq!(IsoWeek::parse(bad), None, "{bad}");
+        }
+        // 2021-01-03 is a Sunday of 2020's week 53, as `date +%G_W%V` says.
+        let d = chrono::NaiveDate::from_ymd_opt(2021, 1, 3).unwrap();
+        assert_eq!(IsoWeek::of(d).folder_name(), "2020_W53");
+        let d = chrono::NaiveDate::from_ymd_opt(2024, 12, 30).unwrap();
+        assert_eq!(IsoWeek::of(d).folder_name(), "2025_W01");
     }
 
     #[test]

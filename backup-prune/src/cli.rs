@@ -1,0 +1,29 @@
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backup-prune",
+    version,
+    about = "Delete backups that the retention policy no longer needs, never the last good ones",
+    after_help = "Prints one JSON line per deletion ({\"path\",\"reason\"}) on stdout and a summary on stderr.\n\
+                  Never deletes: *_latest targets, the newest --keep-min of each series, the full and\n\
+                  incrementals a kept incremental builds on, future-dated artifacts, files not named as artifacts."
+)]
+pub struct Cli {
+    /// Root of the backup tree
+    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
+    pub backup_dir: PathBuf,
+    /// Delete daily artifacts older than this many days
+    #[arg(long, env = "BACKUP_RETENTION_DAYS", default_value_t = 30)]
+    pub days: u32,
+    /// Delete weekly/YYYY_WNN folders more than this many ISO weeks old
+    #[arg(long, env = "BACKUP_RETENTION_WEEKLY", default_value_t = 12)]
+    pub weeks: u32,
+    /// Always keep the newest this-many artifacts of each series, and weekly folders
+    #[arg(long, env = "BACKUP_KEEP_MIN", default_value_t = 3)]
+    pub keep_min: usize,
+    /// Print the plan; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}

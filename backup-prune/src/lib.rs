@@ -1,0 +1,194 @@
+//! backup-prune: applies the retention policy to the backup tree.
+//!
+//! `policy` decides (pure); `inventory` reads the tree; this module takes the
+//! locks, carries out the plan and reports it.
+
+pub mod cli;
+pub mod inventory;
+pub mod policy;
+
+use anyhow::{bail, Result};
+use backup_common::{lock, log, Component};
+use chrono::Local;
+use policy::{Policy, Target};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const COMPONENT: &str = "prune";
+
+pub fn run(cli: cli::Cli) -> i32 {
+    backup_common::tool::run(COMPONENT, "prune", || prune(&cli))
+}
+
+fn prune(cli: &cli::Cli) -> Result<()> {
+    let root = &cli.backup_dir;
+    if !root.is_dir() {
+        return Err(backup_common::usage(format!(
+            "backup folder {} does not exist — check BACKUP_DIR or --backup-dir",
+            root.display()
+        )));
+    }
+    std::fs::read_dir(root)
+        .map_err(|e| anyhow::anyhow!("cannot read backup folder {}: {e}", root.display()))?;
+    // The same per-component locks as the backups: never prune under a running backup.
+    // A dry run changes nothing, so it does not wait for anyone.
+    let _locks = if cli.dry_run {
+        Vec::new()
+    } else {
+        Component::ALL
+            .iter()
+            .map(|c| root.join(c.name()))
+            .filter(|d| d.is_dir())
+            .map(|d| lock::lock_dir(&d))
+            .collect::<Result<Vec<_>>>()?
+    };
+
+    let policy = Policy {
+        daily_days: cli.days,
+        weekly_weeks: cli.weeks,
+        keep_min: cli.keep_min,
+    };
+    let now = Local::now();
+    let mut problems = Vec::new();
+    let mut outcome = Outcome::default();
+    // One write per line would be a third of the syscalls of a large prune.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for component in Component::ALL {
+        match inventory::scan_component(root, component, std::time::SystemTime::now()) {
+            Ok(inv) => carry_out(
+                root,
+                &policy::plan(&inv, &now, &policy),
+                cli.dry_run,
+                &mut outcome,
+                &mut out,
+            ),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        let (weekly, weekly_problems) = inventory::scan_weekly(root);
+        problems.extend(weekly_problems);
+        let inv = policy::Inventory {
+            weekly,
+            ..Default::default()
+        };
+        carry_out(
+            root,
+            &policy::plan(&inv, &now, &policy),
+            cli.dry_run,
+            &mut outcome,
+            &mut out,
+        );
+    } else {
+        // A weekly snapshot may be the only good copy of a component whose folder is broken.
+        problems
+            .push("weekly snapshots are not pruned while a component folder has a problem".into());
+    }
+    let _ = out.flush();
+    drop(out);
+    for problem in &problems {
+        log::log(COMPONENT, problem);
+    }
+    log::log(COMPONENT, &outcome.summary(cli.dry_run));
+
+    let trouble = problems.len() + outcome.failures;
+    if trouble > 0 {
+        bail!(
+            "{trouble} problem(s) in {}, see above; nothing beyond the policy was deleted",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Outcome {
+    artifacts: usize,
+    weekly: usize,
+    temps: usize,
+    failures: usize,
+}
+
+impl Outcome {
+    fn summary(&self, dry_run: bool) -> String {
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        let failed = if self.failures > 0 {
+            format!("; {} failed", self.failures)
+        } else {
+            String::new()
+        };
+        format!(
+            "{verb} {} artifact(s), {} weekly folder(s), {} temp file(s){failed}",
+            self.artifacts, self.weekly, self.temps
+        )
+    }
+}
+
+/// Logs the plan's notes, deletes (unless a dry run) and prints one JSON line per deletion.
+fn carry_out(
+    root: &Path,
+    plan: &policy::Plan,
+    dry_run: bool,
+    outcome: &mut Outcome,
+    out: &mut impl Write,
+) {
+    for note in &plan.notes {
+        log::log(COMPONENT, note);
+    }
+    for deletion in &plan.deletions {
+        let path = path_of(root, &deletion.target);
+        let result = if dry_run {
+            Ok(())
+        } else {
+            delete(&path, &deletion.target)
+        };
+        match result {
+            Ok(()) => {
+                match deletion.target {
+                    Target::Artifact(_) => outcome.artifacts += 1,
+                    Target::Weekly(_) => outcome.weekly += 1,
+                    Target::Temp(..) => outcome.temps += 1,
+                }
+                let mut line = serde_json::json!({
+                    "path": path.to_string_lossy(),
+                    "reason": deletion.reason,
+                });
+                if dry_run {
+                    line["dry_run"] = true.into();
+                }
+                // A closed stdout must not stop the pruning half-way.
+                let _ = writeln!(out, "{line}");
+            }
+            Err(e) => {
+                outcome.failures += 1;
+                log::log(COMPONENT, &format!("cannot delete {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+fn path_of(root: &Path, target: &Target) -> PathBuf {
+    match target {
+        Target::Artifact(a) => root.join(a.component.name()).join(a.name.file_name()),
+        Target::Weekly(w) => root.join("weekly").join(w.folder_name()),
+        Target::Temp(c, name) => root.join(c.name()).join(name),
+    }
+}
+
+/// Deletes one target (an artifact with its sidecar).
+fn delete(path: &Path, target: &Target) -> std::io::Result<()> {
+    match target {
+        Target::Weekly(_) => std::fs::remove_dir_all(path)?,
+        Target::Temp(..) => std::fs::remove_file(path)?,
+        Target::Artifact(_) => {
+            std::fs::remove_file(path)?;
+            let mut sidecar = path.as_os_str().to_owned();
+            sidecar.push(".sha256");
+            match std::fs::remove_file(&sidecar) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
