@@ -14,6 +14,7 @@ pub mod naming;
 pub mod publish;
 pub mod record;
 pub mod secret;
+pub mod sidecar;
 pub mod tool;
 
 pub use exit::{locked, usage, ExitStatus};

@@ -10,22 +10,18 @@ use crate::dump::COMPONENT;
 use crate::pg_error;
 use crate::trailer::DumpTail;
 use anyhow::{bail, Context, Result};
-use backup_common::log;
+use backup_common::{log, sidecar};
 use flate2::read::MultiGzDecoder;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
     let started = Instant::now();
     let conn = Conn::from_args(&args.connection)?;
-    // A *_latest link's sidecar sits beside its target, not beside the link.
-    let file = std::fs::canonicalize(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let checked = check_sidecar(&file)?;
+    let (file, checked) = sidecar::check(&args.file)?;
     match &checked {
         Some(sha) => log::log(
             COMPONENT,
@@ -71,36 +67,6 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     });
     println!("{report}");
     Ok(())
-}
-
-/// Compares the file with `<file>.sha256` when that exists; refuses on mismatch.
-fn check_sidecar(file: &Path) -> Result<Option<String>> {
-    let mut sidecar = file.as_os_str().to_owned();
-    sidecar.push(".sha256");
-    let sidecar = PathBuf::from(sidecar);
-    let text = match std::fs::read_to_string(&sidecar) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", sidecar.display())),
-    };
-    let expected = text
-        .split_whitespace()
-        .next()
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .with_context(|| format!("{} is not in sha256sum format", sidecar.display()))?
-        .to_ascii_lowercase();
-    let mut hasher = Sha256::new();
-    let mut reader = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    std::io::copy(&mut reader, &mut hasher)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let actual = hex::encode(hasher.finalize());
-    if actual != expected {
-        bail!(
-            "{} does not match its sidecar (sha256 {actual}, expected {expected}); the file is damaged — refusing to restore it",
-            file.display()
-        );
-    }
-    Ok(Some(actual))
 }
 
 fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {

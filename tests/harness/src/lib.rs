@@ -4,6 +4,7 @@
 //! to be running.
 
 pub mod pg;
+pub mod qdrant;
 pub mod tool;
 
 pub use pg::PgCluster;
