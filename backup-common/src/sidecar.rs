@@ -28,8 +28,10 @@ pub fn read(artifact: &Path) -> Result<Option<String>> {
 
 pub fn sha256_of_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -37,7 +39,8 @@ pub fn sha256_of_file(path: &Path) -> Result<String> {
 /// beside its target) with its sidecar when there is one; refuses on mismatch.
 /// Returns the resolved path and the checked hash.
 pub fn check(artifact: &Path) -> Result<(PathBuf, Option<String>)> {
-    let file = std::fs::canonicalize(artifact).with_context(|| format!("cannot open {}", artifact.display()))?;
+    let file = std::fs::canonicalize(artifact)
+        .with_context(|| format!("cannot open {}", artifact.display()))?;
     let Some(expected) = read(&file)? else {
         return Ok((file, None));
     };
@@ -83,6 +86,9 @@ mod tests {
         std::fs::write(&file, b"[]").unwrap();
         assert_eq!(check(&file).unwrap().1, None);
         std::fs::write(path_of(&file), "not a hash\n").unwrap();
-        assert!(check(&file).unwrap_err().to_string().contains("not in sha256sum format"));
+        assert!(check(&file)
+            .unwrap_err()
+            .to_string()
+            .contains("not in sha256sum format"));
     }
 }

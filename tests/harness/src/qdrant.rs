@@ -28,8 +28,7 @@ pub fn recordings_dir() -> PathBuf {
 }
 
 const INSTANCE_ID: &str = "1164898771561715";
-const VERSION_BODY: &str =
-    r#"{"title":"qdrant - vector search engine","version":"1.18.3","commit":"db8fa43fcb6aedec1e739487e17a99731b74590a"}"#;
+const VERSION_BODY: &str = r#"{"title":"qdrant - vector search engine","version":"1.18.3","commit":"db8fa43fcb6aedec1e739487e17a99731b74590a"}"#;
 
 /// Faults a test can switch on.
 #[derive(Debug, Default, Clone)]
@@ -44,8 +43,9 @@ pub struct Faults {
     pub fail_create: bool,
     /// Answer snapshot uploads with a 500.
     pub fail_upload: bool,
-    /// Refuse this many connections' requests by dropping them unanswered, then behave.
-    pub drop_first_requests: usize,
+    /// Forget every snapshot once it has been downloaded, as when a second snapshot
+    /// made in the same second replaced it: deleting it then answers 404.
+    pub lose_snapshots_after_download: bool,
 }
 
 #[derive(Clone)]
@@ -98,7 +98,12 @@ pub struct QdrantStandin {
 
 impl QdrantStandin {
     pub fn start(api_key: Option<&str>) -> QdrantStandin {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind the Qdrant stand-in"));
+        Self::start_on(api_key, 0)
+    }
+
+    /// Starts on a given port (0: any free one), e.g. one a client is already trying.
+    pub fn start_on(api_key: Option<&str>, port: u16) -> QdrantStandin {
+        let server = Arc::new(Server::http(("127.0.0.1", port)).expect("bind the Qdrant stand-in"));
         let port = server.server_addr().to_ip().expect("an IP address").port();
         let state = Arc::new(Mutex::new(State::default()));
         {
@@ -106,11 +111,10 @@ impl QdrantStandin {
             let real = std::fs::read(recordings_dir().join("collection-documents.snapshot"))
                 .expect("shared/qdrant/collection-documents.snapshot");
             let ids = (1..=50).map(|i: u32| i.to_string()).collect();
-            state
-                .lock()
-                .unwrap()
-                .known
-                .insert(sha256(&real), (json!({"size": 4, "distance": "Cosine"}), ids));
+            state.lock().unwrap().known.insert(
+                sha256(&real),
+                (json!({"size": 4, "distance": "Cosine"}), ids),
+            );
         }
         let key = api_key.map(str::to_owned);
         let (srv, st, k) = (server.clone(), state.clone(), key.clone());
@@ -156,8 +160,11 @@ impl QdrantStandin {
         std::io::copy(&mut std::fs::File::open(file).unwrap(), &mut hasher).unwrap();
         let size = std::fs::metadata(file).unwrap().len();
         self.add_collection(name, 4, 1);
-        self.state().collections.get_mut(name).unwrap().snapshot_file =
-            Some((file.to_owned(), size, hex::encode(hasher.finalize())));
+        self.state()
+            .collections
+            .get_mut(name)
+            .unwrap()
+            .snapshot_file = Some((file.to_owned(), size, hex::encode(hasher.finalize())));
     }
 
     pub fn points_count(&self, name: &str) -> Option<usize> {
@@ -168,7 +175,11 @@ impl QdrantStandin {
     pub fn remote_snapshots(&self, collection: Option<&str>) -> Vec<String> {
         let st = self.state();
         match collection {
-            Some(c) => st.collections.get(c).map(|c| c.snapshots.keys().cloned().collect()).unwrap_or_default(),
+            Some(c) => st
+                .collections
+                .get(c)
+                .map(|c| c.snapshots.keys().cloned().collect())
+                .unwrap_or_default(),
             None => st.full.keys().cloned().collect(),
         }
     }
@@ -222,19 +233,33 @@ fn reply_bytes(status: u16, content_type: Option<&str>, body: Vec<u8>) -> Reply 
 }
 
 fn ok(result: Value, started: Instant) -> Reply {
-    json_reply(200, json!({"result": result, "status": "ok", "time": elapsed(started)}))
+    json_reply(
+        200,
+        json!({"result": result, "status": "ok", "time": elapsed(started)}),
+    )
 }
 
 fn error(status: u16, message: &str, started: Instant) -> Reply {
-    json_reply(status, json!({"status": {"error": message}, "time": elapsed(started)}))
+    json_reply(
+        status,
+        json!({"status": {"error": message}, "time": elapsed(started)}),
+    )
 }
 
 fn json_reply(status: u16, body: Value) -> Reply {
-    reply_bytes(status, Some("application/json"), body.to_string().into_bytes())
+    reply_bytes(
+        status,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
 }
 
 fn text(status: u16, body: &str) -> Reply {
-    reply_bytes(status, Some("text/plain; charset=utf-8"), body.as_bytes().to_vec())
+    reply_bytes(
+        status,
+        Some("text/plain; charset=utf-8"),
+        body.as_bytes().to_vec(),
+    )
 }
 
 fn handle(mut request: Request, state: &Arc<Mutex<State>>, api_key: Option<&str>) {
@@ -246,12 +271,6 @@ fn handle(mut request: Request, state: &Arc<Mutex<State>>, api_key: Option<&str>
     {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.requests.push(format!("{method} {url}"));
-        if st.faults.drop_first_requests > 0 {
-            st.faults.drop_first_requests -= 1;
-            drop(st);
-            // Dropping the request unanswered closes the connection.
-            return;
-        }
     }
     if let Some(reply) = check_auth(&request, api_key, &path) {
         let _ = request.respond(reply);
@@ -267,9 +286,21 @@ fn handle(mut request: Request, state: &Arc<Mutex<State>>, api_key: Option<&str>
         .unwrap_or_default();
     let wait = !query.split('&').any(|kv| kv == "wait=false");
     // Segments are decoded after splitting: `..%2F..%2Fetc` stays one (odd) snapshot name.
-    let decoded: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
+    let decoded: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let reply = route(state, &method, &segments, wait, &body, &content_type, started);
+    let reply = route(
+        state,
+        &method,
+        &segments,
+        wait,
+        &body,
+        &content_type,
+        started,
+    );
     let _ = request.respond(reply);
 }
 
@@ -289,7 +320,11 @@ fn check_auth(request: &Request, api_key: Option<&str>, path: &str) -> Option<Re
         }
     });
     match given {
-        None => Some(reply_bytes(401, None, b"Must provide an API key or an Authorization bearer token".to_vec())),
+        None => Some(reply_bytes(
+            401,
+            None,
+            b"Must provide an API key or an Authorization bearer token".to_vec(),
+        )),
         Some(k) if k != key => Some(reply_bytes(401, None, b"Invalid API key or JWT".to_vec())),
         Some(_) => None,
     }
@@ -305,9 +340,19 @@ fn route(
     started: Instant,
 ) -> Reply {
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-    let missing = |name: &str| error(404, &format!("Not found: Collection `{name}` doesn't exist!"), started);
+    let missing = |name: &str| {
+        error(
+            404,
+            &format!("Not found: Collection `{name}` doesn't exist!"),
+            started,
+        )
+    };
     match (method, seg) {
-        (Method::Get, [""]) => reply_bytes(200, Some("application/json"), VERSION_BODY.as_bytes().to_vec()),
+        (Method::Get, [""]) => reply_bytes(
+            200,
+            Some("application/json"),
+            VERSION_BODY.as_bytes().to_vec(),
+        ),
         (Method::Get, ["readyz"]) => text(200, "all shards are ready"),
         (Method::Get, ["collections"]) => {
             let list: Vec<Value> = st.collections.keys().map(|n| json!({"name": n})).collect();
@@ -342,13 +387,18 @@ fn route(
             }
             ok(json!({"operation_id": 1, "status": "completed"}), started)
         }
-        (Method::Post, ["collections", name, "points", "count"]) => match st.collections.get(*name) {
+        (Method::Post, ["collections", name, "points", "count"]) => match st.collections.get(*name)
+        {
             Some(c) => ok(json!({"count": c.points.len()}), started),
             None => missing(name),
         },
         (Method::Post, ["collections", name, "snapshots"]) => {
             if st.faults.fail_create {
-                return error(500, "Service internal error: No space left on device (os error 28)", started);
+                return error(
+                    500,
+                    "Service internal error: No space left on device (os error 28)",
+                    started,
+                );
             }
             if !st.collections.contains_key(*name) {
                 return missing(name);
@@ -367,11 +417,25 @@ fn route(
             }
         }
         (Method::Get, ["collections", name, "snapshots"]) => match st.collections.get(*name) {
-            Some(c) => ok(Value::Array(c.snapshots.values().map(Snapshot::describe).collect()), started),
+            Some(c) => ok(
+                Value::Array(c.snapshots.values().map(Snapshot::describe).collect()),
+                started,
+            ),
             None => missing(name),
         },
         (Method::Get, ["collections", name, "snapshots", snap]) => {
-            let found = st.collections.get(*name).and_then(|c| c.snapshots.get(*snap)).cloned();
+            let found = st
+                .collections
+                .get(*name)
+                .and_then(|c| c.snapshots.get(*snap))
+                .cloned();
+            if found.is_some() && st.faults.lose_snapshots_after_download {
+                st.collections
+                    .get_mut(*name)
+                    .unwrap()
+                    .snapshots
+                    .remove(*snap);
+            }
             match found {
                 Some(s) => download(&s, &st.faults),
                 None => text(404, &format!("Not found: Snapshot {snap} not found")),
@@ -383,15 +447,27 @@ fn route(
             };
             match c.snapshots.remove(*snap) {
                 Some(_) => ok(json!(true), started),
-                None => error(404, &format!("Not found: Snapshot {snap} not found"), started),
+                None => error(
+                    404,
+                    &format!("Not found: Snapshot {snap} not found"),
+                    started,
+                ),
             }
         }
         (Method::Post, ["collections", name, "snapshots", "upload"]) => {
             if st.faults.fail_upload {
-                return error(500, "Service internal error: No space left on device (os error 28)", started);
+                return error(
+                    500,
+                    "Service internal error: No space left on device (os error 28)",
+                    started,
+                );
             }
             let Some(file) = multipart_file(body, content_type) else {
-                return error(400, "Format error in multipart body: no snapshot part", started);
+                return error(
+                    400,
+                    "Format error in multipart body: no snapshot part",
+                    started,
+                );
             };
             if !is_tar(file) {
                 return error(
@@ -431,7 +507,8 @@ fn route(
             }
         }
         (Method::Post, ["snapshots"]) => {
-            let real = std::fs::read(recordings_dir().join("full-storage.snapshot")).unwrap_or_default();
+            let real =
+                std::fs::read(recordings_dir().join("full-storage.snapshot")).unwrap_or_default();
             let snap = Snapshot {
                 name: format!("full-snapshot-{}.snapshot", now_stamp()),
                 creation_time: now_iso(),
@@ -447,14 +524,21 @@ fn route(
                 json_reply(202, json!({"status": "accepted", "time": elapsed(started)}))
             }
         }
-        (Method::Get, ["snapshots"]) => ok(Value::Array(st.full.values().map(Snapshot::describe).collect()), started),
+        (Method::Get, ["snapshots"]) => ok(
+            Value::Array(st.full.values().map(Snapshot::describe).collect()),
+            started,
+        ),
         (Method::Get, ["snapshots", snap]) => match st.full.get(*snap).cloned() {
             Some(s) => download(&s, &st.faults),
             None => text(404, &format!("Not found: Snapshot {snap} not found")),
         },
         (Method::Delete, ["snapshots", snap]) => match st.full.remove(*snap) {
             Some(_) => ok(json!(true), started),
-            None => error(404, &format!("Not found: Snapshot {snap} not found"), started),
+            None => error(
+                404,
+                &format!("Not found: Snapshot {snap} not found"),
+                started,
+            ),
         },
         _ => text(404, "Not found"),
     }
@@ -511,14 +595,18 @@ fn collection_snapshot(st: &mut State, name: &str) -> Snapshot {
         };
     }
     let recorded_state = c.vectors == json!({"size": 4, "distance": "Cosine"})
-        && c.points == (1..=50).map(|i: u32| i.to_string()).collect::<BTreeSet<_>>();
+        && c.points
+            == (1..=50)
+                .map(|i: u32| i.to_string())
+                .collect::<BTreeSet<_>>();
     let bytes = if recorded_state {
         std::fs::read(recordings_dir().join("collection-documents.snapshot")).unwrap()
     } else {
         synthetic_snapshot(c)
     };
     let checksum = sha256(&bytes);
-    st.known.insert(checksum.clone(), (c.vectors.clone(), c.points.clone()));
+    st.known
+        .insert(checksum.clone(), (c.vectors.clone(), c.points.clone()));
     Snapshot {
         name: snap_name,
         creation_time: now_iso(),
@@ -534,7 +622,10 @@ fn synthetic_snapshot(c: &Collection) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let config = json!({"params": {"vectors": c.vectors, "shard_number": 1}}).to_string();
     let points = serde_json::to_string(&c.points).unwrap();
-    for (name, data) in [("config.json", config.as_bytes()), ("0/points.json", points.as_bytes())] {
+    for (name, data) in [
+        ("config.json", config.as_bytes()),
+        ("0/points.json", points.as_bytes()),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -576,7 +667,10 @@ impl Read for FaultyReader {
         let mut limit = buf.len().min(64 * 1024);
         if let Some(cut) = self.cut_at {
             if self.sent >= cut {
-                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: dropped mid-body"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "fault: dropped mid-body",
+                ));
             }
             limit = limit.min((cut - self.sent) as usize);
         }

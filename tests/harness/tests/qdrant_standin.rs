@@ -61,14 +61,22 @@ fn replay(file: &str, api_key: Option<&str>, shipped_snapshots: bool) {
         let path = path.as_str();
         let note = e["note"].as_str().unwrap();
         let mut req = client.request(method, format!("{}{path}", server.url));
-        let headers = e["request_headers"].as_object().cloned().unwrap_or_default();
+        let headers = e["request_headers"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         for name in headers.keys() {
             // Keys were redacted in the recording; the notes say which one was wrong.
             match name.as_str() {
-                "api-key" if note.contains("wrong API key") => req = req.header("api-key", "wrong-key"),
+                "api-key" if note.contains("wrong API key") => {
+                    req = req.header("api-key", "wrong-key")
+                }
                 "api-key" => req = req.header("api-key", api_key.unwrap_or_default()),
                 "Authorization" => {
-                    req = req.header("Authorization", format!("Bearer {}", api_key.unwrap_or_default()))
+                    req = req.header(
+                        "Authorization",
+                        format!("Bearer {}", api_key.unwrap_or_default()),
+                    )
                 }
                 _ => {}
             }
@@ -93,28 +101,38 @@ fn replay(file: &str, api_key: Option<&str>, shipped_snapshots: bool) {
             .map(|v| v.to_str().unwrap().to_owned());
         let bytes = resp.bytes().unwrap();
         let want_status = e["status"].as_u64().unwrap() as u16;
-        let want_type = e["response_headers"]["content-type"].as_str().map(str::to_owned);
+        let want_type = e["response_headers"]["content-type"]
+            .as_str()
+            .map(str::to_owned);
         let label = format!("#{i} {} {path} ({note})", e["method"].as_str().unwrap());
         if status != want_status {
             failures.push(format!("{label}: status {status}, recorded {want_status}"));
             continue;
         }
         if content_type != want_type {
-            failures.push(format!("{label}: content-type {content_type:?}, recorded {want_type:?}"));
+            failures.push(format!(
+                "{label}: content-type {content_type:?}, recorded {want_type:?}"
+            ));
             continue;
         }
         let recorded = &e["response_body"];
         match want_type.as_deref() {
             Some("application/json") => {
                 let got: Value = serde_json::from_slice(&bytes).unwrap();
-                if let (Some(r), Some(g)) = (recorded["result"]["name"].as_str(), got["result"]["name"].as_str()) {
+                if let (Some(r), Some(g)) = (
+                    recorded["result"]["name"].as_str(),
+                    got["result"]["name"].as_str(),
+                ) {
                     names.push((r.to_owned(), g.to_owned()));
                 }
                 if let Err(d) = same_shape(recorded, &got, "body") {
                     failures.push(format!("{label}: {d}"));
                 }
                 if recorded["status"].is_string() && recorded["status"] != got["status"] {
-                    failures.push(format!("{label}: status field {} vs {}", got["status"], recorded["status"]));
+                    failures.push(format!(
+                        "{label}: status field {} vs {}",
+                        got["status"], recorded["status"]
+                    ));
                 }
             }
             Some("application/octet-stream") => {

@@ -1,0 +1,67 @@
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "qdrant-snap",
+    version,
+    about = "Back up Qdrant collections through its snapshot API into the backup tree, and restore them",
+    after_help = "The API key comes from QDRANT_API_KEY or QDRANT_API_KEY_FILE (sent as the api-key header), never from a flag."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot every collection (or --collection ...) into <backup-dir>/qdrant/qdrant_YYYYMMDD_HHMMSS.tar.gz
+    Backup(BackupArgs),
+    /// Upload the snapshots of an archive back into Qdrant and check their points counts
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Server {
+    /// Qdrant's REST endpoint
+    #[arg(long, env = "QDRANT_URL", default_value = "http://qdrant:6333")]
+    pub url: String,
+    /// Seconds one request (a whole snapshot download or upload) may take
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub server: Server,
+    /// Root of the backup tree
+    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
+    pub backup_dir: PathBuf,
+    /// Only this collection (repeatable); default: every collection
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// One full-storage snapshot (POST /snapshots) instead of one per collection
+    #[arg(long, conflicts_with = "collections")]
+    pub full: bool,
+    /// Leave the snapshots on the server (default: delete them once downloaded)
+    #[arg(long)]
+    pub keep_remote: bool,
+    /// `-` writes the archive to stdout (no file, link, sidecar or record)
+    #[arg(short = 'o', long, value_name = "-")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A qdrant_*.tar.gz archive (a *_latest link is fine)
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub server: Server,
+    /// Only this collection of the archive (repeatable); default: all of them
+    #[arg(long = "collection", value_name = "NAME")]
+    pub collections: Vec<String>,
+    /// Restore the (single) selected collection under this name instead
+    #[arg(long = "as", value_name = "NEW_NAME")]
+    pub rename: Option<String>,
+}

@@ -1,0 +1,215 @@
+//! `restore`: check the sidecar, read the manifest (the archive's first entry),
+//! then for each selected collection: unpack its snapshot to a private temp file
+//! while hashing it, compare with the manifest, upload it
+//! (`POST /collections/{name}/snapshots/upload?priority=snapshot`), and check
+//! that the restored collection has the recorded number of points.
+
+use crate::backup::{connect, COMPONENT};
+use crate::cli::RestoreArgs;
+use crate::manifest::{self, Kind, Manifest};
+use anyhow::{bail, Context, Result};
+use backup_common::{cleanup, log, sidecar};
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub fn restore(args: &RestoreArgs) -> Result<()> {
+    let started = Instant::now();
+    let (file, checked) = sidecar::check(&args.file)?;
+    if checked.is_none() {
+        log::log(
+            COMPONENT,
+            &format!("{} has no .sha256 sidecar; not checked", file.display()),
+        );
+    }
+    let qdrant = connect(&args.server.url, args.server.timeout)?;
+    let input =
+        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));
+    let mut entries = archive
+        .entries()
+        .with_context(|| format!("{} is not a tar.gz archive", file.display()))?;
+
+    let manifest = read_manifest(&mut entries, &file)?;
+    if manifest.kind == Kind::Full {
+        let name = manifest
+            .full
+            .as_ref()
+            .map(|f| f.path.as_str())
+            .unwrap_or("full/…");
+        bail!(
+            "{} holds a full-storage snapshot, which Qdrant restores at start-up: \
+             extract {name} with `tar -xzf` and start Qdrant with --storage-snapshot <file>",
+            file.display()
+        );
+    }
+    let selected = select(&manifest, args)?;
+
+    let mut restored = Vec::new();
+    for entry in entries {
+        let mut entry = entry.with_context(|| format!("{} is damaged", file.display()))?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let Some(recorded) = manifest.entry_for_path(&path) else {
+            continue;
+        };
+        let Some(target) = selected
+            .iter()
+            .find(|(name, _)| *name == recorded.name)
+            .map(|(_, t)| t.clone())
+        else {
+            continue;
+        };
+        let expected = recorded
+            .snapshot
+            .as_ref()
+            .expect("entry_for_path found a snapshot");
+        let temp = TempSnapshot::unpack(&mut entry, &expected.sha256, &path)?;
+        log::log(
+            COMPONENT,
+            &format!("uploading {path} into collection {target}"),
+        );
+        qdrant.upload_snapshot(&target, temp.path())?;
+        drop(temp);
+        let (points, _) = qdrant.collection_info(&target)?;
+        if points != recorded.points_count {
+            bail!(
+                "restored collection {target} has {points} points, the backup recorded {}",
+                recorded.points_count
+            );
+        }
+        log::log(
+            COMPONENT,
+            &format!("restored collection {target}: {points} points, as recorded"),
+        );
+        restored.push(serde_json::json!({"collection": recorded.name, "restored_as": target, "points_count": points}));
+    }
+    if restored.len() != selected.len() {
+        bail!(
+            "{} lacks snapshots its manifest lists ({} of {} found); the archive is incomplete",
+            file.display(),
+            restored.len(),
+            selected.len()
+        );
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "component": COMPONENT,
+            "action": "restore",
+            "status": "success",
+            "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "sha256_checked": checked.is_some(),
+            "collections": restored,
+            "duration_seconds": started.elapsed().as_secs(),
+        })
+    );
+    Ok(())
+}
+
+fn read_manifest<R: Read>(entries: &mut tar::Entries<R>, file: &Path) -> Result<Manifest> {
+    let mut first = entries
+        .next()
+        .with_context(|| format!("{} is an empty archive", file.display()))?
+        .with_context(|| format!("{} is not a tar.gz archive", file.display()))?;
+    if first.path()?.to_string_lossy() != manifest::FILE_NAME {
+        bail!(
+            "{} does not start with {}; it is not a qdrant-snap archive",
+            file.display(),
+            manifest::FILE_NAME
+        );
+    }
+    let mut text = String::new();
+    first.read_to_string(&mut text)?;
+    let m: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: manifest.json is malformed", file.display()))?;
+    if m.format != manifest::FORMAT {
+        bail!("{}: unknown manifest format {:?}", file.display(), m.format);
+    }
+    Ok(m)
+}
+
+/// The (collection, target name) pairs to restore.
+fn select(manifest: &Manifest, args: &RestoreArgs) -> Result<Vec<(String, String)>> {
+    let available: Vec<&str> = manifest
+        .collections
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let wanted: Vec<String> = if args.collections.is_empty() {
+        available.iter().map(|s| s.to_string()).collect()
+    } else {
+        for c in &args.collections {
+            if !available.contains(&c.as_str()) {
+                return Err(backup_common::usage(format!(
+                    "collection {c} is not in the archive (it holds: {})",
+                    available.join(", ")
+                )));
+            }
+        }
+        args.collections.clone()
+    };
+    match &args.rename {
+        Some(new) if wanted.len() == 1 => Ok(vec![(wanted[0].clone(), new.clone())]),
+        Some(_) => Err(backup_common::usage(format!(
+            "--as needs exactly one collection; select it with --collection (the archive holds: {})",
+            available.join(", ")
+        ))),
+        None => Ok(wanted.iter().map(|c| (c.clone(), c.clone())).collect()),
+    }
+}
+
+/// A snapshot unpacked to a private temp file (removed on drop or signal),
+/// because an upload must be able to read it from the start.
+struct TempSnapshot {
+    path: PathBuf,
+}
+
+impl TempSnapshot {
+    fn unpack(entry: &mut impl Read, sha256: &str, label: &str) -> Result<TempSnapshot> {
+        let path = std::env::temp_dir().join(format!(
+            ".qdrant-snap-restore-{}.snapshot",
+            std::process::id()
+        ));
+        cleanup::register_temp(&path);
+        let temp = TempSnapshot { path };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp.path)
+            .with_context(|| format!("cannot create {}", temp.path.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .with_context(|| format!("cannot read {label} from the archive"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .with_context(|| format!("cannot write {}", temp.path.display()))?;
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != sha256 {
+            bail!("{label} has sha256 {actual}, the manifest records {sha256}; the archive is damaged");
+        }
+        Ok(temp)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempSnapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        cleanup::forget_temp(&self.path);
+    }
+}

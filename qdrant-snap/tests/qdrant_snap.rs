@@ -1,0 +1,532 @@
+//! qdrant-snap's real binary against the Qdrant stand-in (which replays the
+//! recorded real server's behaviour; see tests/harness/tests/qdrant_standin.rs).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use test_harness::qdrant::{Faults, QdrantStandin};
+use test_harness::{tree, Output, SmallDisk, Tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qdrant-snap");
+const KEY: &str = "qdrant-test-key-5150";
+
+fn tool(server: &QdrantStandin, backup_dir: &Path) -> Tool {
+    let t = Tool::new(BIN)
+        .env("QDRANT_URL", &server.url)
+        .env("BACKUP_DIR", backup_dir)
+        .env("TZ", "Europe/Berlin");
+    match &server.api_key {
+        Some(k) => t.env("QDRANT_API_KEY", k),
+        None => t,
+    }
+}
+
+/// `documents` in exactly the recorded state (its snapshot is the real recorded
+/// file) and a second, synthetic collection.
+fn standin() -> QdrantStandin {
+    let s = QdrantStandin::start(Some(KEY));
+    s.add_collection("documents", 4, 50);
+    s.add_collection("memory", 3, 30);
+    s
+}
+
+fn record(out: &Output) -> serde_json::Value {
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 1, "one record: {}", out.stdout);
+    lines.into_iter().next().unwrap()
+}
+
+fn assert_failed(out: &Output, needle: &str) {
+    assert_eq!(
+        out.code,
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("backup failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains(needle), "{needle:?} not in: {}", lines[0]);
+    assert_eq!(record(out)["status"], "failed");
+    assert!(!out.all().contains(KEY), "API key leaked");
+}
+
+fn entries(archive: &Path) -> Vec<(String, Vec<u8>)> {
+    let gz = flate2::read::GzDecoder::new(fs::File::open(archive).unwrap());
+    let mut tar = tar::Archive::new(gz);
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (e.path().unwrap().to_string_lossy().into_owned(), data)
+        })
+        .collect()
+}
+
+fn good_backup(t: &Tool, dir: &Path) -> (PathBuf, Vec<String>) {
+    let out = t.run(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = record(&out);
+    (
+        dir.join("qdrant").join(r["file"].as_str().unwrap()),
+        tree(dir),
+    )
+}
+
+#[test]
+fn backs_up_every_collection_verified_and_restores_them() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let out = t.run(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = record(&out);
+    assert_eq!(r["status"], "success");
+    assert_eq!(r["collections"], serde_json::json!(["documents", "memory"]));
+    let archive = dir.path().join("qdrant").join(r["file"].as_str().unwrap());
+    assert!(r["file"].as_str().unwrap().starts_with("qdrant_"));
+    assert!(!out.all().contains(KEY));
+
+    let items = entries(&archive);
+    assert_eq!(items[0].0, "manifest.json", "the manifest comes first");
+    let manifest: serde_json::Value = serde_json::from_slice(&items[0].1).unwrap();
+    assert_eq!(manifest["collections"][0]["points_count"], 50);
+    assert_eq!(
+        manifest["collections"][0]["vectors"],
+        serde_json::json!({"size": 4, "distance": "Cosine"})
+    );
+    assert_eq!(manifest["collections"][1]["points_count"], 30);
+    let real =
+        fs::read(test_harness::qdrant::recordings_dir().join("collection-documents.snapshot"))
+            .unwrap();
+    let docs = items
+        .iter()
+        .find(|(p, _)| p.starts_with("snapshots/documents/"))
+        .unwrap();
+    assert!(docs.1 == real, "the real recorded snapshot, byte for byte");
+    assert_eq!(
+        manifest["collections"][0]["snapshot"]["sha256"],
+        test_harness::qdrant::sha256(&real)
+    );
+    assert!(items
+        .iter()
+        .any(|(p, _)| p.starts_with("snapshots/memory/")));
+
+    // The server's copies are gone; the product description's own check works.
+    assert!(server.remote_snapshots(Some("documents")).is_empty());
+    assert!(server.remote_snapshots(Some("memory")).is_empty());
+    let check = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "tar -tzf qdrant_latest.tar.gz >/dev/null && sha256sum -c *.sha256",
+        ])
+        .current_dir(dir.path().join("qdrant"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    server.delete_collection("documents");
+    server.delete_collection("memory");
+    let latest = dir.path().join("qdrant/qdrant_latest.tar.gz");
+    let out = t.run(&["restore", latest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.points_count("documents"), Some(50));
+    assert_eq!(server.points_count("memory"), Some(30));
+    let report = out.json_lines();
+    assert_eq!(report[0]["collections"].as_array().unwrap().len(), 2);
+    assert!(!out.all().contains(KEY));
+
+    let out = t.run(&[
+        "restore",
+        latest.to_str().unwrap(),
+        "--collection",
+        "documents",
+        "--as",
+        "documents_copy",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.points_count("documents_copy"), Some(50));
+}
+
+#[test]
+fn keep_remote_leaves_the_server_snapshot() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = tool(&server, dir.path()).run(&["backup", "--collection", "memory", "--keep-remote"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.remote_snapshots(Some("memory")).len(), 1);
+}
+
+#[test]
+fn a_snapshot_already_gone_on_delete_is_a_warning() {
+    let server = standin();
+    server.set_faults(Faults {
+        lose_snapshots_after_download: true,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = tool(&server, dir.path()).run(&["backup", "--collection", "documents"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: could not delete snapshot"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+}
+
+#[test]
+fn full_storage_snapshot_is_archived_and_restore_explains_startup_recovery() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let out = t.run(&["backup", "--full"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let archive = dir
+        .path()
+        .join("qdrant")
+        .join(record(&out)["file"].as_str().unwrap());
+    let items = entries(&archive);
+    let full =
+        fs::read(test_harness::qdrant::recordings_dir().join("full-storage.snapshot")).unwrap();
+    assert!(items
+        .iter()
+        .any(|(p, d)| p.starts_with("full/full-snapshot-") && *d == full));
+    assert!(server.remote_snapshots(None).is_empty());
+    let out = t.run(&["restore", archive.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("--storage-snapshot"), "{}", out.stderr);
+}
+
+#[test]
+fn wrong_or_missing_api_key_fails_cleanly() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (_, before) = good_backup(&t, dir.path());
+    let out = t
+        .clone()
+        .env("QDRANT_API_KEY", "wrong-key-777")
+        .run(&["backup"]);
+    assert_failed(
+        &out,
+        "401 Unauthorized: Invalid API key or JWT — check QDRANT_API_KEY",
+    );
+    assert!(!out.all().contains("wrong-key-777"));
+    let out = t.clone().without("QDRANT_API_KEY").run(&["backup"]);
+    assert_failed(&out, "Must provide an API key");
+    assert_eq!(tree(dir.path()), before);
+}
+
+#[test]
+fn unknown_collection_fails_cleanly() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (_, before) = good_backup(&t, dir.path());
+    let out = t.run(&["backup", "--collection", "nope"]);
+    assert_failed(
+        &out,
+        "Collection `nope` doesn't exist! — check the collection name",
+    );
+    assert_eq!(tree(dir.path()), before);
+}
+
+#[test]
+fn unreachable_server_fails_after_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Tool::new(BIN)
+        .env(
+            "QDRANT_URL",
+            format!("http://127.0.0.1:{}", test_harness::free_port()),
+        )
+        .env("BACKUP_DIR", dir.path())
+        .run(&["backup"]);
+    assert_failed(&out, "check QDRANT_URL and that Qdrant is running");
+    assert_eq!(out.stderr.matches("retrying").count(), 3, "{}", out.stderr);
+}
+
+#[test]
+fn a_server_that_comes_up_late_is_retried() {
+    let port = test_harness::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Tool::new(BIN)
+        .env("QDRANT_URL", format!("http://127.0.0.1:{port}"))
+        .env("QDRANT_API_KEY", KEY)
+        .env("BACKUP_DIR", dir.path())
+        .command(&["backup"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first attempts are refused; the backoff (0.5 s, 1 s, 2 s) outlasts this.
+    std::thread::sleep(Duration::from_millis(800));
+    let server = QdrantStandin::start_on(Some(KEY), port);
+    server.add_collection("documents", 4, 50);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("retrying"), "{stderr}");
+}
+
+fn failing_backup(faults: Faults, needle: &str, args: &[&str]) {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (_, before) = good_backup(&t, dir.path());
+    server.set_faults(faults);
+    let out = t.run(args);
+    assert_failed(&out, needle);
+    assert_eq!(
+        tree(dir.path()),
+        before,
+        "nothing published, latest unchanged, no temp file"
+    );
+    assert!(
+        server.remote_snapshots(Some("documents")).is_empty(),
+        "server snapshots cleaned up"
+    );
+}
+
+#[test]
+fn checksum_mismatch_publishes_nothing() {
+    let faults = Faults {
+        wrong_checksum: true,
+        ..Default::default()
+    };
+    failing_backup(faults, "but Qdrant reported 0000", &["backup"]);
+}
+
+#[test]
+fn connection_dropped_mid_download_publishes_nothing() {
+    let faults = Faults {
+        drop_mid_download: true,
+        ..Default::default()
+    };
+    failing_backup(faults, "snapshot documents-", &["backup"]);
+}
+
+#[test]
+fn server_error_on_create_publishes_nothing() {
+    let faults = Faults {
+        fail_create: true,
+        ..Default::default()
+    };
+    failing_backup(
+        faults,
+        "500 Internal Server Error: Service internal error",
+        &["backup"],
+    );
+}
+
+#[test]
+fn a_slow_download_times_out() {
+    let faults = Faults {
+        slow_download: Some(Duration::from_millis(1500)),
+        ..Default::default()
+    };
+    failing_backup(faults, "raise --timeout", &["backup", "--timeout", "1"]);
+}
+
+/// A collection whose snapshot is `size` bytes of incompressible data.
+fn big_collection(server: &QdrantStandin, dir: &Path, size: usize) {
+    let file = dir.join("big.snapshot");
+    let mut data = vec![0u8; size];
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    fs::write(&file, data).unwrap();
+    server.serve_file_as_snapshot("big", &file);
+}
+
+#[test]
+fn disk_full_publishes_nothing() {
+    if !test_harness::root_or_skip("qdrant disk_full_publishes_nothing") {
+        return;
+    }
+    let server = standin();
+    let work = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount("256k");
+    let t = tool(&server, disk.path());
+    let (_, before) = good_backup(&t, disk.path());
+    big_collection(&server, work.path(), 1 << 20);
+    let out = t.run(&["backup"]);
+    assert_failed(&out, "disk full");
+    assert_eq!(tree(disk.path()), before);
+}
+
+#[test]
+fn sigterm_mid_download_removes_the_temp_file() {
+    let server = standin();
+    let work = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (_, before) = good_backup(&t, dir.path());
+    big_collection(&server, work.path(), 1 << 20);
+    server.set_faults(Faults {
+        slow_download: Some(Duration::from_millis(300)),
+        ..Default::default()
+    });
+    let child = t
+        .command(&["backup", "--collection", "big"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tree(dir.path()).iter().any(|e| e.contains(".tmp-")) {
+        assert!(Instant::now() < deadline, "no temp file appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: plain kill(2) of the process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
+    assert_eq!(tree(dir.path()), before);
+}
+
+#[test]
+fn stdout_mode_streams_the_archive_and_writes_nothing() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = tool(&server, dir.path())
+        .command(&["backup", "-o", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&out.stdout[..]));
+    let names: Vec<String> = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names[0], "manifest.json");
+    assert_eq!(names.len(), 3);
+    assert!(tree(dir.path()).is_empty());
+}
+
+mod restore {
+    use super::*;
+
+    fn assert_restore_failed(out: &Output, needle: &str) {
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let line: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("restore failed"))
+            .collect();
+        assert_eq!(line.len(), 1, "{}", out.stderr);
+        assert!(line[0].contains(needle), "{needle:?} not in {}", line[0]);
+        assert!(!out.all().contains(KEY));
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_not_uploaded() {
+        let server = standin();
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(&server, dir.path());
+        let (archive, _) = good_backup(&t, dir.path());
+        // Rebuild the archive with one byte of the documents snapshot flipped, no sidecar.
+        let mut items = entries(&archive);
+        let docs = items
+            .iter_mut()
+            .find(|(p, _)| p.starts_with("snapshots/documents/"))
+            .unwrap();
+        docs.1[1000] ^= 0x40;
+        let copy = dir.path().join("damaged.tar.gz");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            fs::File::create(&copy).unwrap(),
+            Default::default(),
+        ));
+        for (path, data) in &items {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            builder.append_data(&mut h, path, &data[..]).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+        server.delete_collection("documents");
+        let out = t.run(&[
+            "restore",
+            copy.to_str().unwrap(),
+            "--collection",
+            "documents",
+        ]);
+        assert_restore_failed(&out, "the manifest records");
+        assert_eq!(
+            server.points_count("documents"),
+            None,
+            "nothing was uploaded"
+        );
+    }
+
+    #[test]
+    fn refuses_an_archive_that_does_not_match_its_sidecar() {
+        let server = standin();
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(&server, dir.path());
+        let (archive, _) = good_backup(&t, dir.path());
+        let mut bytes = fs::read(&archive).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 1;
+        fs::write(&archive, bytes).unwrap();
+        let out = t.run(&["restore", archive.to_str().unwrap()]);
+        assert_restore_failed(&out, "does not match its sidecar");
+    }
+
+    #[test]
+    fn a_server_error_on_upload_fails_the_restore() {
+        let server = standin();
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(&server, dir.path());
+        let (archive, _) = good_backup(&t, dir.path());
+        server.set_faults(Faults {
+            fail_upload: true,
+            ..Default::default()
+        });
+        let out = t.run(&["restore", archive.to_str().unwrap()]);
+        assert_restore_failed(&out, "500 Internal Server Error");
+    }
+
+    #[test]
+    fn rename_needs_exactly_one_collection_and_names_must_exist() {
+        let server = standin();
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(&server, dir.path());
+        let (archive, _) = good_backup(&t, dir.path());
+        let out = t.run(&["restore", archive.to_str().unwrap(), "--as", "x"]);
+        assert_eq!(out.code, Some(2));
+        assert!(out.stderr.contains("--as needs exactly one collection"));
+        let out = t.run(&["restore", archive.to_str().unwrap(), "--collection", "nope"]);
+        assert_eq!(out.code, Some(2));
+        assert!(out
+            .stderr
+            .contains("collection nope is not in the archive (it holds: documents, memory)"));
+    }
+}
