@@ -13,7 +13,7 @@ use crate::hashing::HashingWriter;
 use crate::naming::ArtifactName;
 use anyhow::{bail, Context, Result};
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub struct PendingArtifact {
     dir: PathBuf,
     name: ArtifactName,
     temp_path: PathBuf,
-    writer: Option<HashingWriter<File>>,
+    writer: Option<HashingWriter<BufWriter<File>>>,
     published: bool,
 }
 
@@ -73,7 +73,8 @@ impl PendingArtifact {
             dir: dir.to_owned(),
             name,
             temp_path,
-            writer: Some(HashingWriter::new(file)),
+            // Compressors hand over a few KiB at a time; one syscall per MiB instead.
+            writer: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
             published: false,
         })
     }
@@ -100,6 +101,10 @@ impl PendingArtifact {
     pub fn publish(mut self) -> Result<Published> {
         let writer = self.writer.take().expect("publish is called once");
         let (file, sha256, size_bytes) = writer.finish();
+        let file = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", self.temp_path.display()))?;
         file.sync_all()
             .with_context(|| format!("cannot flush {} to disk", self.temp_path.display()))?;
         drop(file);

@@ -2,11 +2,14 @@
 //! one line that says what to check. Qdrant answers errors as JSON
 //! `{"status":{"error":…}}` (404, 403, 500), or as plain text (401, a missing
 //! snapshot download).
+//!
+//! The async client runs on a runtime in the calling thread: reqwest's blocking
+//! client hands every 8 KiB of a download across threads and manages 160 MB/s
+//! here, the async one on our own thread about ten times that.
 
 use anyhow::{bail, Context, Result};
 use backup_common::{log, Secret};
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::{Method, StatusCode};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +18,7 @@ pub struct Qdrant {
     base: String,
     key: Option<Secret>,
     http: Client,
+    rt: tokio::runtime::Runtime,
     component: &'static str,
 }
 
@@ -36,6 +40,10 @@ impl Qdrant {
         timeout: Duration,
         component: &'static str,
     ) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP runtime")?;
         let http = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(timeout)
@@ -45,6 +53,7 @@ impl Qdrant {
             base: url.trim_end_matches('/').to_owned(),
             key,
             http,
+            rt,
             component,
         })
     }
@@ -63,7 +72,9 @@ impl Qdrant {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            match self.request(method.clone(), path).send() {
+            // `send()` arms the timeout timer, so it must run inside the runtime.
+            let req = self.request(method.clone(), path);
+            match self.rt.block_on(async { req.send().await }) {
                 Ok(resp) => return self.check(resp, &method, path),
                 Err(e) if attempt < ATTEMPTS && !e.is_timeout() => {
                     log::log(
@@ -80,7 +91,7 @@ impl Qdrant {
     }
 
     fn send_once(&self, req: RequestBuilder, method: Method, path: &str) -> Result<Response> {
-        match req.send() {
+        match self.rt.block_on(async { req.send().await }) {
             Ok(resp) => self.check(resp, &method, path),
             Err(e) => Err(self.transport_error(e, &method, path)),
         }
@@ -105,7 +116,7 @@ impl Qdrant {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = resp.text().unwrap_or_default();
+        let body = self.rt.block_on(resp.text()).unwrap_or_default();
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["status"]["error"].as_str().map(str::to_owned))
@@ -123,15 +134,16 @@ impl Qdrant {
     }
 
     fn json(&self, resp: Response, what: &str) -> Result<Value> {
-        let v: Value = resp
-            .json()
+        let v: Value = self
+            .rt
+            .block_on(resp.json())
             .with_context(|| format!("{what}: Qdrant's answer is not JSON"))?;
         Ok(v["result"].clone())
     }
 
     pub fn version(&self) -> Option<String> {
         let resp = self.send_idempotent(Method::GET, "/").ok()?;
-        let v: Value = resp.json().ok()?;
+        let v: Value = self.rt.block_on(resp.json()).ok()?;
         v["version"].as_str().map(str::to_owned)
     }
 
@@ -179,9 +191,14 @@ impl Qdrant {
         })
     }
 
-    /// The streaming download of a snapshot.
-    pub fn download(&self, collection: Option<&str>, snapshot: &str) -> Result<Response> {
-        self.send_idempotent(Method::GET, &snapshot_path(collection, snapshot))
+    /// The streaming download of a snapshot, as a `Read`.
+    pub fn download(&self, collection: Option<&str>, snapshot: &str) -> Result<Download<'_>> {
+        let response = self.send_idempotent(Method::GET, &snapshot_path(collection, snapshot))?;
+        Ok(Download {
+            rt: &self.rt,
+            response,
+            chunk: bytes::Bytes::new(),
+        })
     }
 
     /// Deletes a server-side snapshot. One that is already gone (Qdrant gives two
@@ -206,16 +223,43 @@ impl Qdrant {
             "/collections/{}/snapshots/upload?priority=snapshot&wait=true",
             enc(collection)
         );
-        let part = reqwest::blocking::multipart::Part::file(file)
-            .with_context(|| format!("cannot open {}", file.display()))?
+        let opened = self
+            .rt
+            .block_on(tokio::fs::File::open(file))
+            .with_context(|| format!("cannot open {}", file.display()))?;
+        let len = std::fs::metadata(file)?.len();
+        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(opened), len)
+            .file_name("snapshot")
             .mime_str("application/octet-stream")?;
-        let form = reqwest::blocking::multipart::Form::new().part("snapshot", part);
+        let form = reqwest::multipart::Form::new().part("snapshot", part);
         self.send_once(
             self.request(Method::POST, &path).multipart(form),
             Method::POST,
             &path,
         )?;
         Ok(())
+    }
+}
+
+/// A response body read chunk by chunk as it arrives.
+pub struct Download<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    response: Response,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for Download<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.chunk.is_empty() {
+            match self.rt.block_on(self.response.chunk()) {
+                Ok(Some(c)) => self.chunk = c,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(describe(&e))),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
     }
 }
 

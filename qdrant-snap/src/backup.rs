@@ -23,7 +23,11 @@ pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
     let qdrant = connect(&args.server.url, args.server.timeout)?;
     match args.output.as_deref() {
         Some("-") => {
-            write_archive(&qdrant, args, std::io::stdout().lock())?;
+            write_archive(
+                &qdrant,
+                args,
+                std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+            )?;
             return Ok(None);
         }
         Some(other) => {
@@ -134,7 +138,7 @@ fn write_archive<W: Write>(qdrant: &Qdrant, args: &BackupArgs, out: W) -> Result
             full,
         };
 
-        let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::new(6)));
+        let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::new(args.level)));
         let manifest_json = serde_json::to_vec_pretty(&manifest)?;
         append(
             &mut tar,
@@ -196,13 +200,11 @@ fn download_into<W: Write>(
     path: &str,
 ) -> Result<()> {
     let response = qdrant.download(collection, &info.name)?;
-    let mut reader = Hashing {
-        inner: response,
-        hasher: Sha256::new(),
-        bytes: 0,
-        error: None,
-    };
-    let appended = append(tar, path, info.size, &mut (&mut reader).take(info.size));
+    let mut reader = Hashing::new(response);
+    // Large reads: the tar writer copies through a small buffer otherwise.
+    let mut buffered = std::io::BufReader::with_capacity(CHUNK, (&mut reader).take(info.size));
+    let appended = append(tar, path, info.size, &mut buffered);
+    drop(buffered);
     if let Some(e) = reader.error.take() {
         bail!(
             "downloading snapshot {} broke off after {} of {} bytes: {e}",
@@ -220,7 +222,7 @@ fn download_into<W: Write>(
             info.size
         );
     }
-    let sha = hex::encode(reader.hasher.finalize());
+    let sha = reader.finish();
     if sha != info.checksum {
         bail!(
             "snapshot {} has sha256 {sha} but Qdrant reported {}; the download is corrupt",
@@ -238,13 +240,31 @@ fn download_into<W: Write>(
     Ok(())
 }
 
-/// Hashes what it reads; a read error is kept so the message can say it was the
-/// download (not the archive) that failed.
+const CHUNK: usize = 1 << 20;
+
+/// Hashes what it reads. A read error is kept so the message can say it was
+/// the download (not the archive) that failed.
 struct Hashing<R> {
     inner: R,
-    hasher: Sha256,
     bytes: u64,
     error: Option<std::io::Error>,
+    hasher: Sha256,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            bytes: 0,
+            error: None,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The sha256 of everything read.
+    fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {

@@ -50,6 +50,11 @@ pub struct BackupArgs {
     /// `-` writes the archive to stdout (no file, link, sidecar or record)
     #[arg(short = 'o', long, value_name = "-")]
     pub output: Option<String>,
+    /// gzip level. Snapshots are mostly float vectors, which deflate barely
+    /// shrinks, so the default 0 stores them (still a valid .tar.gz) at download
+    /// speed; 6 suits small or payload-heavy collections
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: u32,
 }
 
 #[derive(Debug, Args)]
