@@ -144,8 +144,9 @@ fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path) -> Result<u64>
     });
     match fed {
         Err(Stop::Input(e)) => {
-            drop(stdin);
+            // Kill before closing stdin: at end of input psql would COMMIT.
             let _ = psql.kill();
+            drop(stdin);
             Err(e.context(format!(
                 "nothing was restored into {} (transaction rolled back)",
                 conn.db

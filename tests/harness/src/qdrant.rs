@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-/// The folder of the recordings: `$QDRANT_RECORDINGS`, else `../shared/qdrant`
-/// beside the repository.
+/// The folder of the recordings: `$QDRANT_RECORDINGS`, else the copy in
+/// `tests/fixtures/qdrant/`.
 pub fn recordings_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("QDRANT_RECORDINGS") {
         return dir.into();
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/qdrant")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/qdrant")
 }
 
 const INSTANCE_ID: &str = "1164898771561715";
