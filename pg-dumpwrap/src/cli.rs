@@ -24,7 +24,7 @@ pub enum Command {
     Restore(RestoreArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Server host
     #[arg(long, env = "POSTGRES_HOST", default_value = "postgres-db")]

@@ -6,7 +6,6 @@ pub mod conn;
 pub mod dump;
 pub mod pg_error;
 pub mod restore;
-pub mod trailer;
 
 use backup_common::tool;
 use cli::{Cli, Command};

@@ -8,8 +8,8 @@ use crate::cli::RestoreArgs;
 use crate::conn::Conn;
 use crate::dump::COMPONENT;
 use crate::pg_error;
-use crate::trailer::DumpTail;
 use anyhow::{bail, Context, Result};
+use backup_common::dump_trailer::DumpTail;
 use backup_common::{log, sidecar};
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
@@ -19,6 +19,12 @@ use std::process::Stdio;
 use std::time::Instant;
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
+    println!("{}", run_restore(args)?);
+    Ok(())
+}
+
+/// Restores and returns the summary that `restore` prints.
+pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
     let started = Instant::now();
     let conn = Conn::from_args(&args.connection)?;
     let (file, checked) = sidecar::check(&args.file)?;
@@ -65,8 +71,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         "sql_bytes": sql_bytes,
         "duration_seconds": seconds,
     });
-    println!("{report}");
-    Ok(())
+    Ok(report)
 }
 
 fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {

@@ -217,6 +217,11 @@ impl Qdrant {
         }
     }
 
+    pub fn delete_collection(&self, name: &str) -> Result<()> {
+        self.send_idempotent(Method::DELETE, &format!("/collections/{}", enc(name)))?;
+        Ok(())
+    }
+
     /// Uploads a snapshot file into `collection` (created or replaced), streamed from disk.
     pub fn upload_snapshot(&self, collection: &str, file: &Path) -> Result<()> {
         let path = format!(

@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
+    println!("{}", run_restore(args)?);
+    Ok(())
+}
+
+/// Restores and returns the summary that `restore` prints.
+pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
     let started = Instant::now();
     let (file, checked) = sidecar::check(&args.file)?;
     if checked.is_none() {
@@ -94,19 +100,26 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
             selected.len()
         );
     }
-    println!(
-        "{}",
-        serde_json::json!({
-            "component": COMPONENT,
-            "action": "restore",
-            "status": "success",
-            "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "sha256_checked": checked.is_some(),
-            "collections": restored,
-            "duration_seconds": started.elapsed().as_secs(),
-        })
-    );
-    Ok(())
+    Ok(serde_json::json!({
+        "component": COMPONENT,
+        "action": "restore",
+        "status": "success",
+        "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "sha256_checked": checked.is_some(),
+        "collections": restored,
+        "duration_seconds": started.elapsed().as_secs(),
+    }))
+}
+
+/// The manifest of an archive, read from its first entry.
+pub fn manifest_of(file: &Path) -> Result<Manifest> {
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));
+    let mut entries = archive
+        .entries()
+        .with_context(|| format!("{} is not a tar.gz archive", file.display()))?;
+    read_manifest(&mut entries, file)
 }
 
 fn read_manifest<R: Read>(entries: &mut tar::Entries<R>, file: &Path) -> Result<Manifest> {

@@ -1,0 +1,252 @@
+//! The checks, by kind of artifact. Each reads the file exactly once: the bytes
+//! go through a hasher (for the sidecar) on their way into the decoder.
+
+use anyhow::{anyhow, bail, Context, Result};
+use backup_common::dump_trailer::DumpTail;
+use flate2::read::MultiGzDecoder;
+use qdrant_snap::manifest::{self as qmanifest, Manifest};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::{Component as PathPart, Path};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `postgres/*.sql.gz`
+    PgDump,
+    /// `qdrant/*.tar.gz`
+    QdrantArchive,
+    /// `n8n/*.json`
+    N8nJson,
+}
+
+impl Kind {
+    /// The kind of an artifact from its name and folder (a weekly copy sits in
+    /// `weekly/YYYY_WNN/<component>/`).
+    pub fn of(path: &Path) -> Option<Kind> {
+        let name = path.file_name()?.to_str()?;
+        let folder = path.parent()?.file_name()?.to_str()?;
+        match (folder, name) {
+            ("postgres", n) if n.ends_with(".sql.gz") => Some(Kind::PgDump),
+            ("qdrant", n) if n.ends_with(".tar.gz") => Some(Kind::QdrantArchive),
+            ("n8n", n) if n.ends_with(".json") => Some(Kind::N8nJson),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::PgDump => "postgres dump",
+            Kind::QdrantArchive => "qdrant archive",
+            Kind::N8nJson => "n8n workflows",
+        }
+    }
+}
+
+/// Hashes everything read through it.
+pub struct Tee<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Checks `content` as `kind`, and returns the sha256 of all of it.
+pub fn check(kind: Kind, content: impl Read) -> Result<String> {
+    let mut tee = Tee {
+        inner: io::BufReader::with_capacity(256 * 1024, content),
+        hasher: Sha256::new(),
+    };
+    match kind {
+        Kind::PgDump => check_pg_dump(&mut tee)?,
+        Kind::QdrantArchive => check_qdrant_archive(&mut tee)?,
+        Kind::N8nJson => check_n8n(&mut tee)?,
+    }
+    // Whatever a decoder left unread still counts for the hash.
+    io::copy(&mut tee, &mut io::sink()).context("read error")?;
+    Ok(hex::encode(tee.hasher.finalize()))
+}
+
+fn gzip_error(e: io::Error) -> anyhow::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => anyhow!("gzip data ends early (truncated)"),
+        _ => anyhow!("gzip data is corrupt: {e}"),
+    }
+}
+
+/// Every gzip member decodes (CRC and length checked by the decoder) and the SQL
+/// ends with pg_dump's "dump complete" trailer.
+fn check_pg_dump(input: impl Read) -> Result<()> {
+    let mut sql = MultiGzDecoder::new(input);
+    let mut tail = DumpTail::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = sql.read(&mut buf).map_err(gzip_error)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        tail.push(&buf[..n]);
+    }
+    if total == 0 {
+        bail!("empty dump");
+    }
+    if !tail.is_complete() {
+        bail!("the SQL ends without pg_dump's \"dump complete\" trailer (incomplete dump)");
+    }
+    Ok(())
+}
+
+/// The manifest comes first; every snapshot's sha256 and size match it, each is
+/// itself a readable tar, every listed snapshot is there, and no entry escapes.
+fn check_qdrant_archive(input: impl Read) -> Result<()> {
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(input));
+    let mut entries = archive.entries().map_err(gzip_error)?;
+    let mut first = entries
+        .next()
+        .ok_or_else(|| anyhow!("empty archive"))?
+        .map_err(gzip_error)?;
+    if first.path().map_err(gzip_error)?.to_string_lossy() != qmanifest::FILE_NAME {
+        bail!("the archive does not start with {}", qmanifest::FILE_NAME);
+    }
+    let mut text = String::new();
+    first.read_to_string(&mut text).map_err(gzip_error)?;
+    let manifest: Manifest = serde_json::from_str(&text).context("manifest.json is malformed")?;
+    let mut expected: BTreeMap<String, (u64, String)> = manifest
+        .collections
+        .iter()
+        .filter_map(|c| c.snapshot.as_ref())
+        .chain(manifest.full.as_ref())
+        .map(|s| (s.path.clone(), (s.size, s.sha256.clone())))
+        .collect();
+
+    for entry in entries {
+        let entry = entry.map_err(gzip_error)?;
+        let path = entry.path().map_err(gzip_error)?.into_owned();
+        let shown = path.to_string_lossy().into_owned();
+        if !is_safe(&path) {
+            bail!("entry {shown:?} escapes the archive's folder");
+        }
+        let Some((size, sha)) = expected.remove(&shown) else {
+            bail!("entry {shown} is not in the manifest");
+        };
+        let mut tee = Tee {
+            inner: entry,
+            hasher: Sha256::new(),
+        };
+        let valid_tar = is_readable_tar(&mut tee);
+        io::copy(&mut tee, &mut io::sink()).map_err(gzip_error)?;
+        let actual = hex::encode(tee.hasher.finalize());
+        if actual != sha {
+            bail!("snapshot {shown} has sha256 {actual}, the manifest records {sha}");
+        }
+        if tee.inner.size() != size {
+            bail!(
+                "snapshot {shown} is {} bytes, the manifest records {size}",
+                tee.inner.size()
+            );
+        }
+        if let Err(e) = valid_tar {
+            bail!("snapshot {shown} is not a valid tar file: {e}");
+        }
+    }
+    if let Some(missing) = expected.keys().next() {
+        bail!("snapshot {missing} listed in the manifest is missing");
+    }
+    Ok(())
+}
+
+fn is_safe(path: &Path) -> bool {
+    path.components().all(|c| matches!(c, PathPart::Normal(_)))
+}
+
+/// Reads a (nested) tar to its end; the bytes still pass through the caller's hasher.
+fn is_readable_tar(input: &mut impl Read) -> Result<()> {
+    let mut nested = tar::Archive::new(input);
+    let mut count = 0;
+    for entry in nested.entries()? {
+        let mut entry = entry?;
+        io::copy(&mut entry, &mut io::sink())?;
+        count += 1;
+    }
+    if count == 0 {
+        bail!("it holds no entries");
+    }
+    Ok(())
+}
+
+/// An array of workflows, each with id, name, nodes and connections, as
+/// `n8n export:workflow --all` writes them.
+fn check_n8n(input: impl Read) -> Result<()> {
+    let value: serde_json::Value =
+        serde_json::from_reader(input).map_err(|e| anyhow!("not valid JSON: {e}"))?;
+    let workflows = value
+        .as_array()
+        .ok_or_else(|| anyhow!("not a JSON array of workflows"))?;
+    for (i, w) in workflows.iter().enumerate() {
+        let has_id = w["id"].is_string() || w["id"].is_number();
+        let ok = has_id
+            && w["name"].is_string()
+            && w["nodes"].is_array()
+            && w["connections"].is_object();
+        if !ok {
+            bail!("workflow #{i} lacks id, name, nodes or connections");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_folder_and_extension() {
+        assert_eq!(
+            Kind::of(Path::new("/b/postgres/db_20240101_000000.sql.gz")),
+            Some(Kind::PgDump)
+        );
+        assert_eq!(
+            Kind::of(Path::new(
+                "/b/weekly/2024_W01/qdrant/qdrant_20240101_000000.tar.gz"
+            )),
+            Some(Kind::QdrantArchive)
+        );
+        assert_eq!(
+            Kind::of(Path::new("/b/n8n/workflows_20240101_000000.json")),
+            Some(Kind::N8nJson)
+        );
+        assert_eq!(Kind::of(Path::new("/b/postgres/notes.txt")), None);
+    }
+
+    #[test]
+    fn n8n_workflows_need_their_fields() {
+        let good = br#"[{"id":"1","name":"a","nodes":[],"connections":{}}]"#;
+        assert!(check(Kind::N8nJson, &good[..]).is_ok());
+        assert!(
+            check(Kind::N8nJson, &b"[]"[..]).is_ok(),
+            "an empty instance is a valid backup"
+        );
+        let bad = br#"[{"id":"1","name":"a","nodes":[]}]"#;
+        assert!(check(Kind::N8nJson, &bad[..])
+            .unwrap_err()
+            .to_string()
+            .contains("workflow #0"));
+        assert!(check(Kind::N8nJson, &b"{}"[..]).is_err());
+    }
+
+    #[test]
+    fn unsafe_paths_are_recognised() {
+        assert!(is_safe(Path::new("snapshots/a/b.snapshot")));
+        assert!(!is_safe(Path::new("../x")));
+        assert!(!is_safe(Path::new("/etc/passwd")));
+        assert!(!is_safe(Path::new("snapshots/../../x")));
+    }
+}

@@ -1,0 +1,416 @@
+//! backup-verify on real artifacts: seeded corruption trials per kind (every
+//! corruption FAIL, every intact file OK), the binary's selection and output,
+//! and the restore test against a real PostgreSQL and the Qdrant stand-in.
+
+use backup_verify::verify_file;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use test_harness::qdrant::QdrantStandin;
+use test_harness::{PgCluster, Tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_backup-verify");
+const TRIALS: u64 = 200;
+
+/// A small deterministic generator (xorshift64*), seeded per trial.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    test_harness::qdrant::sha256(bytes)
+}
+
+/// Writes an artifact and its sidecar (recording `sidecar_of`'s hash).
+fn place(dir: &Path, name: &str, bytes: &[u8], sidecar_of: &[u8]) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    fs::write(&path, bytes).unwrap();
+    fs::write(
+        dir.join(format!("{name}.sha256")),
+        format!("{}  {name}\n", sha256(sidecar_of)),
+    )
+    .unwrap();
+    path
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn pg_dump_sql(rows: u32) -> Vec<u8> {
+    let mut sql =
+        String::from("--\n-- PostgreSQL database dump\n--\n\nCOPY public.t (a, b) FROM stdin;\n");
+    for i in 0..rows {
+        sql.push_str(&format!("{i}\tvalue {}\n", i * 7919 % 1000));
+    }
+    sql.push_str("\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n");
+    sql.into_bytes()
+}
+
+fn n8n_json(n: u32) -> Vec<u8> {
+    let workflows: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"id": format!("wf{i}"), "name": format!("Workflow {i} – ü"), "active": false,
+                "nodes": [{"name": "Start", "type": "n8n-nodes-base.manualTrigger", "parameters": {}}],
+                "connections": {}, "settings": {}})
+        })
+        .collect();
+    serde_json::to_vec_pretty(&workflows).unwrap()
+}
+
+/// A real qdrant-snap archive, made by the tool (in-process) against the stand-in.
+fn qdrant_archive(version: u32) -> Vec<u8> {
+    let server = QdrantStandin::start(None);
+    server.add_collection("documents", 4, 50);
+    server.add_collection("memory", 3, 10 + version);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = <qdrant_snap::cli::Cli as clap::Parser>::parse_from([
+        "qdrant-snap",
+        "backup",
+        "--url",
+        &server.url,
+        "--backup-dir",
+        dir.path().to_str().unwrap(),
+        "--level",
+        "6",
+    ]);
+    assert_eq!(qdrant_snap::run(cli), 0);
+    fs::read(dir.path().join("qdrant/qdrant_latest.tar.gz")).unwrap()
+}
+
+/// `TRIALS` seeded corruptions of `good` (an artifact of `folder`, with `older` a
+/// different valid version of it): truncation, a flipped bit, a stale sidecar, a
+/// swapped sidecar. Every one must FAIL; the intact file must be OK.
+fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(folder);
+    let intact = place(&dir, name, good, good);
+    let v = verify_file(&intact);
+    assert_eq!(v.failure, None, "intact {name} must pass");
+    let mut kinds = [0u32; 4];
+    for seed in 0..TRIALS {
+        let mut rng = Rng::new(seed + 1);
+        let kind = (seed % 4) as usize;
+        kinds[kind] += 1;
+        let (bytes, sidecar_of): (Vec<u8>, Vec<u8>) = match kind {
+            0 => {
+                let cut = rng.below(good.len() as u64) as usize;
+                (good[..cut].to_vec(), good.to_vec())
+            }
+            1 => {
+                let mut b = good.to_vec();
+                let at = rng.below(b.len() as u64) as usize;
+                b[at] ^= 1 << rng.below(8);
+                (b, good.to_vec())
+            }
+            // The sidecar of an older backup left beside a newer file.
+            2 => (good.to_vec(), older.to_vec()),
+            // A newer file under an older file's sidecar.
+            _ => (older.to_vec(), good.to_vec()),
+        };
+        let path = place(&dir, name, &bytes, &sidecar_of);
+        let v = verify_file(&path);
+        assert!(
+            v.failure.is_some(),
+            "{name}: trial {seed} (kind {kind}) passed as OK"
+        );
+    }
+    assert!(kinds.iter().all(|k| *k >= TRIALS as u32 / 4));
+    // And the intact file still passes afterwards.
+    let path = place(&dir, name, good, good);
+    assert_eq!(verify_file(&path).failure, None);
+}
+
+/// Truncations that keep a matching sidecar: only decoding can catch them.
+fn truncations_caught_by_content(folder: &str, name: &str, good: &[u8], trials: u64) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(folder);
+    for seed in 0..trials {
+        let cut = Rng::new(seed + 7).below(good.len() as u64) as usize;
+        let path = place(&dir, name, &good[..cut], &good[..cut]);
+        let v = verify_file(&path);
+        assert!(
+            v.failure.is_some(),
+            "{name} cut at {cut} of {} passed",
+            good.len()
+        );
+    }
+}
+
+#[test]
+fn corrupt_postgres_dumps_fail_and_intact_ones_pass() {
+    let good = gzip(&pg_dump_sql(20_000));
+    let older = gzip(&pg_dump_sql(19_000));
+    trials("postgres", "db_20240101_000000.sql.gz", &good, &older);
+    truncations_caught_by_content("postgres", "db_20240101_000000.sql.gz", &good, TRIALS);
+}
+
+#[test]
+fn a_dump_without_its_trailer_fails_even_with_a_matching_sidecar() {
+    let root = tempfile::tempdir().unwrap();
+    let mut sql = pg_dump_sql(10);
+    sql.truncate(sql.len() - 60);
+    let cut = gzip(&sql);
+    let path = place(
+        &root.path().join("postgres"),
+        "db_20240101_000000.sql.gz",
+        &cut,
+        &cut,
+    );
+    let reason = verify_file(&path).failure.unwrap();
+    assert!(reason.contains("dump complete"), "{reason}");
+}
+
+#[test]
+fn corrupt_qdrant_archives_fail_and_intact_ones_pass() {
+    let good = qdrant_archive(1);
+    let older = qdrant_archive(2);
+    trials("qdrant", "qdrant_20240101_000000.tar.gz", &good, &older);
+    truncations_caught_by_content("qdrant", "qdrant_20240101_000000.tar.gz", &good, 50);
+}
+
+#[test]
+fn a_qdrant_snapshot_that_does_not_match_the_manifest_fails() {
+    // Rebuild a real archive with one snapshot byte changed and a matching sidecar.
+    let good = qdrant_archive(1);
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&good[..]));
+    let mut builder = tar::Builder::new(Vec::new());
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if path.starts_with("snapshots/memory") {
+            data[100] ^= 0x20;
+        }
+        let mut h = e.header().clone();
+        builder.append_data(&mut h, &path, &data[..]).unwrap();
+    }
+    let bad = gzip(&builder.into_inner().unwrap());
+    let root = tempfile::tempdir().unwrap();
+    let path = place(
+        &root.path().join("qdrant"),
+        "qdrant_20240101_000000.tar.gz",
+        &bad,
+        &bad,
+    );
+    let reason = verify_file(&path).failure.unwrap();
+    assert!(reason.contains("the manifest records"), "{reason}");
+}
+
+#[test]
+fn corrupt_n8n_exports_fail_and_intact_ones_pass() {
+    let good = n8n_json(40);
+    let older = n8n_json(39);
+    trials("n8n", "workflows_20240101_000000.json", &good, &older);
+}
+
+fn tree_with_latest(root: &Path) -> Vec<PathBuf> {
+    let mut made = Vec::new();
+    for (folder, name, link, bytes) in [
+        (
+            "postgres",
+            "db_20240101_000000.sql.gz",
+            "db_latest.sql.gz",
+            gzip(&pg_dump_sql(100)),
+        ),
+        (
+            "n8n",
+            "workflows_20240101_000000.json",
+            "workflows_latest.json",
+            n8n_json(3),
+        ),
+    ] {
+        let path = place(&root.join(folder), name, &bytes, &bytes);
+        std::os::unix::fs::symlink(name, root.join(folder).join(link)).unwrap();
+        made.push(path);
+    }
+    made
+}
+
+#[test]
+fn the_binary_checks_latest_links_and_the_newest_weekly_folder() {
+    let root = tempfile::tempdir().unwrap();
+    tree_with_latest(root.path());
+    let old_dump = gzip(&pg_dump_sql(5));
+    place(
+        &root.path().join("postgres"),
+        "db_20231201_000000.sql.gz",
+        &old_dump,
+        b"stale",
+    );
+    let weekly = root.path().join("weekly/2024_W01/n8n");
+    place(&weekly, "workflows_20240101_000000.json", b"[{]", b"[{]");
+    place(
+        &root.path().join("weekly/2023_W50/n8n"),
+        "workflows_20231201_000000.json",
+        b"x",
+        b"y",
+    );
+
+    let t = Tool::new(BIN).env("BACKUP_DIR", root.path());
+    let out = t.run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("OK ") && l.ends_with("postgres/db_latest.sql.gz")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("OK ") && l.ends_with("n8n/workflows_latest.json")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("FAIL ") && l.contains("2024_W01") && l.contains("not valid JSON")));
+
+    // --all also sees the old dump with its stale sidecar and the older week.
+    let out = t.run(&["--all", "--json"]);
+    assert_eq!(out.code, Some(1));
+    let results = out.json_lines();
+    assert_eq!(results.len(), 5, "{}", out.stdout);
+    let failed: Vec<&serde_json::Value> =
+        results.iter().filter(|r| r["status"] == "fail").collect();
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().any(|r| r["reason"]
+        .as_str()
+        .unwrap()
+        .contains("does not match the sidecar")));
+
+    // Explicit paths; all good → exit 0.
+    let dump = root.path().join("postgres/db_latest.sql.gz");
+    let out = t.run(&[dump.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+}
+
+#[test]
+fn an_empty_tree_is_not_reported_as_verified() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Tool::new(BIN).env("BACKUP_DIR", root.path()).run(&[]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("nothing was verified"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn restore_test_restores_into_scratch_targets_and_compares_counts() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql(
+        "shop",
+        "CREATE SCHEMA s; CREATE TABLE s.orders AS SELECT g AS id FROM generate_series(1, 5000) g; \
+         CREATE TABLE \"Tåble\" AS SELECT 'ü' AS x FROM generate_series(1, 7);",
+    );
+    let server = QdrantStandin::start(None);
+    server.add_collection("documents", 4, 50);
+    let url = server.url.clone();
+    let root = tempfile::tempdir().unwrap();
+    let backup_dir = root.path().to_str().unwrap();
+
+    // The backups, made by the tools' own code (in-process).
+    // Only this test reads POSTGRES_PASSWORD, so setting it here races with nothing.
+    std::env::set_var("POSTGRES_PASSWORD", &pg.password);
+    let port = pg.port.to_string();
+    let pg_dump = pg.bin("pg_dump");
+    let p = <pg_dumpwrap::cli::Cli as clap::Parser>::parse_from([
+        "pg-dumpwrap",
+        "backup",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        "postgres",
+        "--db",
+        "shop",
+        "--backup-dir",
+        backup_dir,
+        "--pg-dump",
+        pg_dump.to_str().unwrap(),
+    ]);
+    assert_eq!(pg_dumpwrap::run(p), 0);
+    let q = <qdrant_snap::cli::Cli as clap::Parser>::parse_from([
+        "qdrant-snap",
+        "backup",
+        "--url",
+        &url,
+        "--backup-dir",
+        backup_dir,
+    ]);
+    assert_eq!(qdrant_snap::run(q), 0);
+
+    let bindir = pg.bin("psql").parent().unwrap().to_owned();
+    let path = format!("{}:{}", bindir.display(), std::env::var("PATH").unwrap());
+    let verify = Tool::new(BIN)
+        .env("PATH", &path)
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", &port)
+        .env("POSTGRES_USER", "postgres")
+        .env("POSTGRES_PASSWORD", &pg.password)
+        .env("POSTGRES_DB", "shop")
+        .env("QDRANT_URL", &url)
+        .env("BACKUP_DIR", root.path());
+    let out = verify.run(&["--restore-test"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let ok_lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("OK "))
+        .collect();
+    assert_eq!(
+        ok_lines.len(),
+        4,
+        "2 artifacts + 2 restore tests: {}",
+        out.stdout
+    );
+    // The scratch targets are gone again.
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop_verify_%'"
+        ),
+        "0"
+    );
+    assert_eq!(server.points_count("documents"), Some(50));
+    assert!(!out.all().contains(&pg.password));
+
+    // Qdrant gone: its restore test fails, PostgreSQL's still passes.
+    drop(server);
+    let out = verify.run(&["--restore-test"]);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL ") && l.contains("qdrant_latest")),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("OK ") && l.contains("shop_latest")));
+}
