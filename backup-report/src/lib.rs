@@ -1,0 +1,125 @@
+//! backup-report: result records + the backup tree → `backup_report.json`,
+//! optionally node_exporter metrics and a text summary.
+
+pub mod report;
+pub mod stats;
+
+use anyhow::{Context, Result};
+use backup_common::record::ResultRecord;
+use backup_common::{log, publish};
+use clap::Parser;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+pub const COMPONENT: &str = "report";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backup-report",
+    version,
+    about = "Write backup_report.json from the tools' result records (stdin or files) and the backup tree"
+)]
+pub struct Cli {
+    /// Files of result records (JSON lines); default or `-`: stdin
+    pub records: Vec<PathBuf>,
+    /// Root of the backup tree; the report is written to <backup-dir>/backup_report.json
+    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
+    pub backup_dir: PathBuf,
+    /// The run's backup type
+    #[arg(long = "type", default_value = "full", value_parser = ["full", "incremental"])]
+    pub backup_type: String,
+    /// The run's duration in seconds (default: the sum of the components')
+    #[arg(long)]
+    pub duration: Option<u64>,
+    #[arg(long, env = "BACKUP_RETENTION_DAYS", default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, env = "BACKUP_RETENTION_WEEKLY", default_value_t = 12)]
+    pub weeks: u32,
+    /// Also write node_exporter textfile metrics here (atomically)
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Print a short human summary on stdout
+    #[arg(long)]
+    pub text: bool,
+}
+
+pub fn run(cli: Cli) -> i32 {
+    backup_common::tool::run(COMPONENT, "report", || write_report(&cli))
+}
+
+fn write_report(cli: &Cli) -> Result<()> {
+    let records = read_records(&cli.records)?;
+    let stats = stats::scan(&cli.backup_dir)?;
+    let facts = report::RunFacts {
+        backup_type: cli.backup_type.clone(),
+        duration_seconds: cli.duration,
+        retention_days: cli.days,
+        retention_weekly: cli.weeks,
+        now: chrono::Utc::now(),
+    };
+    let report = report::assemble(&records, &stats, &facts);
+    let mut text = serde_json::to_string_pretty(&report)?;
+    text.push('\n');
+    publish::write_atomically(&cli.backup_dir, "backup_report.json", text.as_bytes())?;
+    log::log(
+        COMPONENT,
+        &format!(
+            "wrote {} (status {})",
+            cli.backup_dir.join("backup_report.json").display(),
+            report["status"].as_str().unwrap_or("?")
+        ),
+    );
+    if let Some(file) = &cli.prometheus {
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = file
+            .file_name()
+            .with_context(|| format!("--prometheus {}: not a file name", file.display()))?;
+        publish::write_atomically(
+            dir,
+            &name.to_string_lossy(),
+            report::prometheus(&report, &stats).as_bytes(),
+        )?;
+    }
+    if cli.text {
+        print!("{}", report::text(&report));
+    }
+    Ok(())
+}
+
+/// Result records from files or stdin. Lines that are not records (a tool's
+/// stray output) are skipped with a warning rather than losing the report.
+fn read_records(files: &[PathBuf]) -> Result<Vec<ResultRecord>> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            lines.push((
+                format!("stdin:{}", i + 1),
+                line.context("cannot read stdin")?,
+            ));
+        }
+    }
+    for f in files.iter().filter(|f| f.as_os_str() != "-") {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            lines.push((format!("{}:{}", f.display(), i + 1), line.to_owned()));
+        }
+    }
+    let mut records = Vec::new();
+    for (at, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ResultRecord>(&line) {
+            Ok(r) => records.push(r),
+            Err(e) => log::log(
+                COMPONENT,
+                &format!("warning: {at} is not a result record ({e}); skipped"),
+            ),
+        }
+    }
+    Ok(records)
+}

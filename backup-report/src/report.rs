@@ -1,0 +1,382 @@
+//! Report assembly, pure: result records and tree statistics in, the product
+//! description's `backup_report.json` (and its metrics and text forms) out.
+
+use backup_common::record::{ResultRecord, Status};
+use backup_common::Component;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// What the backup tree holds, for the `statistics` section and the metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TreeStats {
+    pub artifacts: BTreeMap<Component, usize>,
+    /// The newest artifact's timestamp (from its name) per component.
+    pub newest: BTreeMap<Component, DateTime<Utc>>,
+    pub weekly_snapshots: usize,
+    /// Every artifact's bytes, hard links (weekly copies) counted once.
+    pub total_size_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    pub backup_type: String,
+    pub duration_seconds: Option<u64>,
+    pub retention_days: u32,
+    pub retention_weekly: u32,
+    pub now: DateTime<Utc>,
+}
+
+/// `completed` when every component that ran succeeded, `partial` when some
+/// did, `failed` when none did — including a run in which nothing ran.
+pub fn status(records: &[ResultRecord]) -> &'static str {
+    let ok = records
+        .iter()
+        .filter(|r| r.status == Status::Success)
+        .count();
+    match (ok, records.len()) {
+        (_, 0) | (0, _) => "failed",
+        (ok, all) if ok == all => "completed",
+        _ => "partial",
+    }
+}
+
+/// The last record of each component (a component reports once per run; if it
+/// reported twice, the later word counts).
+fn by_component(records: &[ResultRecord]) -> BTreeMap<String, &ResultRecord> {
+    records.iter().map(|r| (r.component.clone(), r)).collect()
+}
+
+pub fn assemble(records: &[ResultRecord], stats: &TreeStats, facts: &RunFacts) -> Value {
+    let latest = by_component(records);
+    let last: Vec<ResultRecord> = latest.values().map(|r| (*r).clone()).collect();
+    let mut components = Map::new();
+    let mut errors = Vec::new();
+    for (name, r) in &latest {
+        let entry = match r.status {
+            Status::Success => json!({
+                "status": "success",
+                "file": r.file,
+                "size_bytes": r.size_bytes,
+                "duration_seconds": r.duration_seconds,
+            }),
+            Status::Failed => {
+                let error = r
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "failed without a message".into());
+                errors.push(Value::String(format!("{name}: {error}")));
+                json!({"status": "failed", "error": error, "duration_seconds": r.duration_seconds})
+            }
+        };
+        components.insert(name.clone(), entry);
+    }
+    if records.is_empty() {
+        errors.push(Value::String(
+            "no component ran: no result records were given".into(),
+        ));
+    }
+    let duration = facts
+        .duration_seconds
+        .unwrap_or_else(|| latest.values().map(|r| r.duration_seconds).sum());
+    let mut statistics = Map::new();
+    statistics.insert("total_size_bytes".into(), stats.total_size_bytes.into());
+    for c in Component::ALL {
+        statistics.insert(
+            format!("{}_backups", c.name()),
+            stats.artifacts.get(&c).copied().unwrap_or(0).into(),
+        );
+    }
+    statistics.insert("weekly_snapshots".into(), stats.weekly_snapshots.into());
+    statistics.insert("retention_days".into(), facts.retention_days.into());
+    statistics.insert("retention_weekly".into(), facts.retention_weekly.into());
+    json!({
+        "timestamp": facts.now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "backup_type": facts.backup_type,
+        "status": status(&last),
+        "duration_seconds": duration,
+        "components": components,
+        "statistics": statistics,
+        "errors": errors,
+    })
+}
+
+/// The same facts as node_exporter textfile metrics.
+pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, samples: Vec<(String, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    let components = report["components"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let label = |c: &str| format!("{{component=\"{c}\"}}");
+    let per = |f: &dyn Fn(&Value) -> Option<String>| -> Vec<(String, String)> {
+        components
+            .iter()
+            .filter_map(|(c, v)| f(v).map(|x| (label(c), x)))
+            .collect()
+    };
+    metric(
+        "backup_component_success",
+        "1 if the component's backup in the last run succeeded, 0 if it failed.",
+        per(&|v| Some(if v["status"] == "success" { "1" } else { "0" }.into())),
+    );
+    metric(
+        "backup_component_duration_seconds",
+        "Duration of the component's backup in the last run.",
+        per(&|v| v["duration_seconds"].as_u64().map(|d| d.to_string())),
+    );
+    metric(
+        "backup_component_size_bytes",
+        "Size of the artifact the component's last successful backup published.",
+        per(&|v| v["size_bytes"].as_u64().map(|d| d.to_string())),
+    );
+    metric(
+        "backup_component_last_success_timestamp_seconds",
+        "Unix time of the component's newest artifact in the backup tree.",
+        stats
+            .newest
+            .iter()
+            .map(|(c, t)| (label(c.name()), t.timestamp().to_string()))
+            .collect(),
+    );
+    metric(
+        "backup_artifacts",
+        "Artifacts of the component in the backup tree.",
+        Component::ALL
+            .iter()
+            .map(|c| {
+                (
+                    label(c.name()),
+                    stats.artifacts.get(c).copied().unwrap_or(0).to_string(),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "backup_weekly_snapshots",
+        "Weekly snapshot folders in the backup tree.",
+        vec![(String::new(), stats.weekly_snapshots.to_string())],
+    );
+    metric(
+        "backup_total_size_bytes",
+        "Bytes of all artifacts in the backup tree (hard links once).",
+        vec![(String::new(), stats.total_size_bytes.to_string())],
+    );
+    let status = report["status"].as_str().unwrap_or("failed");
+    metric(
+        "backup_run_status",
+        "1 for the last run's status (completed, partial, failed), 0 for the others.",
+        ["completed", "partial", "failed"]
+            .iter()
+            .map(|s| {
+                (
+                    format!("{{status=\"{s}\"}}"),
+                    u8::from(*s == status).to_string(),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "backup_run_duration_seconds",
+        "Duration of the last run.",
+        vec![(String::new(), report["duration_seconds"].to_string())],
+    );
+    let ts = report["timestamp"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    metric(
+        "backup_run_timestamp_seconds",
+        "Unix time the last run's report was written.",
+        vec![(String::new(), ts.to_string())],
+    );
+    out
+}
+
+/// A short human summary.
+pub fn text(report: &Value) -> String {
+    let mut out = format!(
+        "backup {}  type {}  status {}  {} s\n",
+        report["timestamp"].as_str().unwrap_or("?"),
+        report["backup_type"].as_str().unwrap_or("?"),
+        report["status"].as_str().unwrap_or("?"),
+        report["duration_seconds"]
+    );
+    out.push_str(&format!(
+        "{:<10} {:<8} {:<40} {:>12} {:>8}\n",
+        "component", "status", "file", "size", "seconds"
+    ));
+    for (name, c) in report["components"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let file = c["file"].as_str().or(c["error"].as_str()).unwrap_or("");
+        let size = c["size_bytes"].as_u64().map(human).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<10} {:<8} {:<40} {:>12} {:>8}\n",
+            name,
+            c["status"].as_str().unwrap_or("?"),
+            file,
+            size,
+            c["duration_seconds"]
+        ));
+    }
+    let s = &report["statistics"];
+    out.push_str(&format!(
+        "tree: {} in all; weekly snapshots: {}; retention {} days, {} weeks\n",
+        human(s["total_size_bytes"].as_u64().unwrap_or(0)),
+        s["weekly_snapshots"],
+        s["retention_days"],
+        s["retention_weekly"]
+    ));
+    for e in report["errors"].as_array().cloned().unwrap_or_default() {
+        out.push_str(&format!("error: {}\n", e.as_str().unwrap_or("")));
+    }
+    out
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(line: &str) -> ResultRecord {
+        serde_json::from_str(line).unwrap()
+    }
+
+    const PG_OK: &str = r#"{"component":"postgres","status":"success","file":"arasul_db_20240124_020015.sql.gz","size_bytes":15728640,"duration_seconds":15,"sha256":"ab","database":"arasul_db","sql_bytes":99}"#;
+    const QD_OK: &str = r#"{"component":"qdrant","status":"success","file":"qdrant_20240124_020045.tar.gz","size_bytes":52428800,"duration_seconds":20,"sha256":"cd","kind":"collections","collections":["documents"]}"#;
+    const MINIO_FAILED: &str = r#"{"component":"minio","status":"failed","duration_seconds":3,"error":"ListObjectsV2 documents: 403 Forbidden — check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD"}"#;
+
+    fn facts() -> RunFacts {
+        RunFacts {
+            backup_type: "full".into(),
+            duration_seconds: None,
+            retention_days: 30,
+            retention_weekly: 12,
+            now: DateTime::parse_from_rfc3339("2024-01-24T02:01:30Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn status_logic() {
+        assert_eq!(status(&[]), "failed");
+        assert_eq!(status(&[record(PG_OK), record(QD_OK)]), "completed");
+        assert_eq!(status(&[record(PG_OK), record(MINIO_FAILED)]), "partial");
+        assert_eq!(status(&[record(MINIO_FAILED)]), "failed");
+    }
+
+    #[test]
+    fn report_has_exactly_the_product_schema() {
+        let stats = TreeStats {
+            artifacts: [(Component::Postgres, 30), (Component::Qdrant, 29)].into(),
+            newest: BTreeMap::new(),
+            weekly_snapshots: 4,
+            total_size_bytes: 173015040,
+        };
+        let r = assemble(
+            &[record(PG_OK), record(QD_OK), record(MINIO_FAILED)],
+            &stats,
+            &facts(),
+        );
+        let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "timestamp",
+                "backup_type",
+                "status",
+                "duration_seconds",
+                "components",
+                "statistics",
+                "errors"
+            ]
+        );
+        assert_eq!(r["timestamp"], "2024-01-24T02:01:30.000Z");
+        assert_eq!(r["status"], "partial");
+        assert_eq!(r["duration_seconds"], 38);
+        assert_eq!(
+            r["components"]["postgres"],
+            json!({"status": "success", "file": "arasul_db_20240124_020015.sql.gz", "size_bytes": 15728640, "duration_seconds": 15})
+        );
+        assert_eq!(r["components"]["minio"]["status"], "failed");
+        assert_eq!(
+            r["statistics"],
+            json!({"total_size_bytes": 173015040, "postgres_backups": 30, "minio_backups": 0, "qdrant_backups": 29,
+                   "n8n_backups": 0, "weekly_snapshots": 4, "retention_days": 30, "retention_weekly": 12})
+        );
+        assert_eq!(
+            r["errors"],
+            json!(["minio: ListObjectsV2 documents: 403 Forbidden — check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD"])
+        );
+    }
+
+    #[test]
+    fn an_empty_run_is_failed_and_says_why() {
+        let r = assemble(&[], &TreeStats::default(), &facts());
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["components"], json!({}));
+        assert_eq!(
+            r["errors"][0],
+            "no component ran: no result records were given"
+        );
+    }
+
+    #[test]
+    fn metrics_are_in_textfile_format() {
+        let stats = TreeStats {
+            newest: [(Component::Postgres, facts().now)].into(),
+            ..Default::default()
+        };
+        let r = assemble(&[record(PG_OK), record(MINIO_FAILED)], &stats, &facts());
+        let m = prometheus(&r, &stats);
+        assert!(m.contains("backup_component_success{component=\"postgres\"} 1\n"));
+        assert!(m.contains("backup_component_success{component=\"minio\"} 0\n"));
+        assert!(m.contains(
+            "backup_component_last_success_timestamp_seconds{component=\"postgres\"} 1706061690\n"
+        ));
+        assert!(m.contains("backup_run_status{status=\"partial\"} 1\n"));
+        assert!(m.contains("backup_run_status{status=\"completed\"} 0\n"));
+        for line in m.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn text_summary_lists_components_and_errors() {
+        let r = assemble(
+            &[record(PG_OK), record(MINIO_FAILED)],
+            &TreeStats::default(),
+            &facts(),
+        );
+        let t = text(&r);
+        assert!(t.contains("status partial"));
+        assert!(t.contains("15.0 MiB"));
+        assert!(t.contains("error: minio: ListObjectsV2"));
+    }
+}

@@ -1,0 +1,79 @@
+//! Statistics of the backup tree: artifact counts, newest artifact per
+//! component, weekly folders, total bytes (hard links once).
+
+use crate::report::TreeStats;
+use anyhow::{Context, Result};
+use backup_common::{ArtifactName, Component, IsoWeek};
+use chrono::{Local, Utc};
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+pub fn scan(root: &Path) -> Result<TreeStats> {
+    if !root.is_dir() {
+        return Err(backup_common::usage(format!(
+            "backup folder {} does not exist — check BACKUP_DIR or --backup-dir",
+            root.display()
+        )));
+    }
+    let mut stats = TreeStats::default();
+    let mut seen = HashSet::new();
+    for c in Component::ALL {
+        let count = add_artifacts(&root.join(c.name()), c, &mut stats, &mut seen, true)?;
+        stats.artifacts.insert(c, count);
+    }
+    if let Ok(entries) = std::fs::read_dir(root.join("weekly")) {
+        for week in entries.flatten() {
+            if IsoWeek::parse(&week.file_name().to_string_lossy()).is_some() && week.path().is_dir()
+            {
+                stats.weekly_snapshots += 1;
+                for c in Component::ALL {
+                    add_artifacts(&week.path().join(c.name()), c, &mut stats, &mut seen, false)?;
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Adds a folder's artifacts to the total; returns how many there are.
+fn add_artifacts(
+    dir: &Path,
+    c: Component,
+    stats: &mut TreeStats,
+    seen: &mut HashSet<(u64, u64)>,
+    daily: bool,
+) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut count = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(parsed) =
+            ArtifactName::parse(&name).filter(|n| c.artifact_exts().contains(&n.ext.as_str()))
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        count += 1;
+        if seen.insert((meta.dev(), meta.ino())) {
+            stats.total_size_bytes += meta.len();
+        }
+        if daily {
+            let when = parsed.instant_in(&Local).with_timezone(&Utc);
+            let newest = stats.newest.entry(c).or_insert(when);
+            if when > *newest {
+                *newest = when;
+            }
+        }
+    }
+    Ok(count)
+}

@@ -1,0 +1,156 @@
+//! backup-report's binary on a real tree, with result records as the tools print them.
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+use test_harness::Tool;
+
+const BIN: &str = env!("CARGO_BIN_EXE_backup-report");
+
+// Lines exactly as pg-dumpwrap and qdrant-snap printed them in a run of their tests.
+const PG_OK: &str = r#"{"component":"postgres","status":"success","file":"shop_20261126_150401.sql.gz","size_bytes":1423630,"duration_seconds":2,"sha256":"abe0c9b21275e07519e67c4089148157f8d019308d71e772e4517b38de57640b","database":"shop","sql_bytes":5319170}"#;
+const QD_FAILED: &str = r#"{"component":"qdrant","status":"failed","duration_seconds":3,"error":"GET http://127.0.0.1:9/collections failed: error sending request — check QDRANT_URL and that Qdrant is running"}"#;
+
+fn run_with_stdin(t: &Tool, args: &[&str], stdin: &str) -> test_harness::Output {
+    let mut child = t
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    test_harness::Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let pg = root.path().join("postgres");
+    fs::create_dir_all(&pg).unwrap();
+    for (name, size) in [
+        ("shop_20261125_020000.sql.gz", 1000),
+        ("shop_20261126_150401.sql.gz", 2000),
+    ] {
+        fs::write(pg.join(name), vec![0u8; size]).unwrap();
+        fs::write(pg.join(format!("{name}.sha256")), "x").unwrap();
+    }
+    std::os::unix::fs::symlink("shop_20261126_150401.sql.gz", pg.join("shop_latest.sql.gz"))
+        .unwrap();
+    fs::write(pg.join("operator-notes.txt"), vec![0u8; 999]).unwrap();
+    let week = root.path().join("weekly/2026_W48/postgres");
+    fs::create_dir_all(&week).unwrap();
+    // A weekly hard link takes no extra space and is counted once.
+    fs::hard_link(
+        pg.join("shop_20261126_150401.sql.gz"),
+        week.join("shop_20261126_150401.sql.gz"),
+    )
+    .unwrap();
+    root
+}
+
+#[test]
+fn writes_the_report_metrics_and_summary_for_a_partial_run() {
+    let root = tree();
+    let prom = root.path().join("metrics/backup.prom");
+    fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    let t = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .env("TZ", "UTC");
+    let out = run_with_stdin(
+        &t,
+        &[
+            "--text",
+            "--duration",
+            "7",
+            "--prometheus",
+            prom.to_str().unwrap(),
+        ],
+        &format!("{PG_OK}\nnot a record\n{QD_FAILED}\n"),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("stdin:2 is not a result record"),
+        "{}",
+        out.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.path().join("backup_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["status"], "partial");
+    assert_eq!(report["duration_seconds"], 7);
+    assert_eq!(
+        report["components"]["postgres"]["file"],
+        "shop_20261126_150401.sql.gz"
+    );
+    assert_eq!(report["components"]["qdrant"]["status"], "failed");
+    assert_eq!(report["statistics"]["postgres_backups"], 2);
+    assert_eq!(report["statistics"]["weekly_snapshots"], 1);
+    assert_eq!(
+        report["statistics"]["total_size_bytes"], 3000,
+        "hard link counted once, operator file not at all"
+    );
+    assert_eq!(report["errors"].as_array().unwrap().len(), 1);
+    assert!(out.stdout.contains("status partial"), "{}", out.stdout);
+    let metrics = fs::read_to_string(&prom).unwrap();
+    assert!(metrics.contains("backup_component_success{component=\"qdrant\"} 0"));
+    // 2026-11-26 15:04:01 UTC, from the newest artifact's name.
+    assert!(metrics.contains(
+        "backup_component_last_success_timestamp_seconds{component=\"postgres\"} 1795705441"
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(root.path().join("backup_report.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn an_empty_run_is_reported_as_failed() {
+    let root = tree();
+    let out = run_with_stdin(&Tool::new(BIN).env("BACKUP_DIR", root.path()), &[], "");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.path().join("backup_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["status"], "failed");
+    assert_eq!(
+        report["errors"][0],
+        "no component ran: no result records were given"
+    );
+}
+
+#[test]
+fn records_can_come_from_files() {
+    let root = tree();
+    let records = root.path().join("records.jsonl");
+    fs::write(&records, format!("{PG_OK}\n")).unwrap();
+    let out = Tool::new(BIN).env("BACKUP_DIR", root.path()).run(&[
+        records.to_str().unwrap(),
+        "--type",
+        "incremental",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.path().join("backup_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["backup_type"], "incremental");
+}
+
+#[test]
+fn a_missing_backup_dir_is_a_configuration_error() {
+    let out = Tool::new(BIN).run(&["--backup-dir", "/nonexistent/x", "/dev/null"]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("/nonexistent/x does not exist"));
+}
