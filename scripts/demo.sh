@@ -65,8 +65,12 @@ SQL
 say "backup: pg-dumpwrap backup"
 "$bin/pg-dumpwrap" backup
 
-say "verify: gzip -t and sha256sum -c, as the product description does"
+say "verify: gzip -t and sha256sum -c, as the product description does, then backup-verify"
 (cd "$BACKUP_DIR/postgres" && gzip -t arasul_db_latest.sql.gz && sha256sum -c ./*.sha256)
+"$bin/backup-verify"
+
+say "report: backup-report"
+"$bin/pg-dumpwrap" backup | "$bin/backup-report" --text
 
 say "restore into a scratch database: pg-dumpwrap restore --create"
 POSTGRES_DB=arasul_db_restored "$bin/pg-dumpwrap" restore --create "$BACKUP_DIR/postgres/arasul_db_latest.sql.gz"
