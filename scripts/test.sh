@@ -41,6 +41,26 @@ for tool in gzip sha256sum mount; do
     command -v "$tool" >/dev/null 2>&1 || apt_install coreutils gzip mount
 done
 
+# A real n8n for n8n-export's tests, installed once into a stable place outside
+# the repository and reused. 2.8.4 is the newest n8n that runs on Node 20; its
+# xlsx dependency points at a host npm cannot reach, hence the override.
+N8N_HOME=${N8N_HOME:-/opt/backup-kit/n8n-2.8.4}
+if [ ! -x "$N8N_HOME/node_modules/.bin/n8n" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    say "installing n8n 2.8.4 into $N8N_HOME (a few minutes, once)"
+    as_root mkdir -p "$N8N_HOME"
+    as_root sh -c "cat > '$N8N_HOME/package.json'" <<'JSON'
+{
+  "name": "backup-kit-n8n",
+  "private": true,
+  "dependencies": { "n8n": "2.8.4" },
+  "overrides": { "xlsx": "0.18.5" }
+}
+JSON
+    (cd "$N8N_HOME" && as_root npm install --no-audit --no-fund --loglevel=error)
+fi
+export N8N_BIN="$N8N_HOME/node_modules/.bin/n8n"
+
 # Under root, the disk-full tests mount a small tmpfs; they must run, not skip.
 if [ "$(id -u)" = 0 ]; then
     export BACKUP_KIT_REQUIRE_ROOT_TESTS=1

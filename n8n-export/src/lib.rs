@@ -1,0 +1,272 @@
+//! n8n-export: n8n workflows (and, through the CLI, credentials) into the
+//! backup tree, and back into n8n.
+
+pub mod source;
+pub mod workflows;
+
+use anyhow::{Context, Result};
+use backup_common::{lock, log, publish, secret, sidecar, tool, PendingArtifact, ResultRecord};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use source::{Api, N8nCli, TempFile};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const COMPONENT: &str = "n8n";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "n8n-export",
+    version,
+    about = "Back up n8n workflows (and credentials) into the backup tree, and restore them",
+    after_help = "The API key comes from N8N_API_KEY or N8N_API_KEY_FILE, never from a flag. \
+                  With N8N_CLI set (e.g. `docker exec n8n n8n`) the n8n CLI is used instead of the API."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Export every workflow to <backup-dir>/n8n/workflows_YYYYMMDD_HHMMSS.json
+    Backup(BackupArgs),
+    /// Import the workflows of a backup back into n8n
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Source {
+    /// n8n's base URL (API mode)
+    #[arg(long, env = "N8N_URL", default_value = "http://n8n:5678")]
+    pub url: String,
+    /// The n8n CLI as a command prefix; when set, the CLI is used instead of the API
+    #[arg(long, env = "N8N_CLI")]
+    pub cli: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Root of the backup tree
+    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
+    pub backup_dir: PathBuf,
+    /// Also export credentials, encrypted as n8n stores them (CLI mode only)
+    #[arg(long)]
+    pub credentials: bool,
+    /// `-` writes the workflows to stdout (no file, link, sidecar or record)
+    #[arg(short = 'o', long, value_name = "-")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A workflows_*.json backup (a *_latest link is fine)
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub source: Source,
+    /// Activate the workflows that were active when backed up (default: all inactive)
+    #[arg(long)]
+    pub activate: bool,
+}
+
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Cmd::Backup(args) => {
+            let to_stdout = args.output.as_deref() == Some("-");
+            tool::run_backup(COMPONENT, to_stdout, || backup(&args))
+        }
+        Cmd::Restore(args) => tool::run(COMPONENT, "restore", || restore(&args)),
+    }
+}
+
+enum Mode {
+    Api(Api),
+    Cli(N8nCli),
+}
+
+fn mode(source: &Source) -> Result<Mode> {
+    match source.cli.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(prefix) => Ok(Mode::Cli(N8nCli::parse(prefix)?)),
+        None => Ok(Mode::Api(Api::new(
+            &source.url,
+            secret::required("N8N_API_KEY")?,
+        )?)),
+    }
+}
+
+/// The workflows as the backup stores them: validated, sorted by id, compact
+/// JSON as `n8n export:workflow --all` writes it.
+fn workflows_json(mode: &Mode) -> Result<(Vec<u8>, usize)> {
+    let list = match mode {
+        Mode::Api(api) => api.list_all()?,
+        Mode::Cli(cli) => {
+            let temp = TempFile::new("workflows");
+            match cli.export("workflow", "workflows", &temp.path)? {
+                Some(value) => workflows::validate(&value)?.clone(),
+                None => Vec::new(),
+            }
+        }
+    };
+    workflows::validate(&Value::Array(list.clone())).context("n8n returned an invalid workflow")?;
+    let list = workflows::canonical(list);
+    if list.is_empty() {
+        log::log(
+            COMPONENT,
+            "n8n has no workflows; the backup is a valid, empty array",
+        );
+    }
+    let count = list.len();
+    let mut bytes = serde_json::to_vec(&Value::Array(list))?;
+    bytes.push(b'\n');
+    Ok((bytes, count))
+}
+
+fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
+    let mode = mode(&args.source)?;
+    if args.credentials && matches!(mode, Mode::Api(_)) {
+        return Err(backup_common::usage(
+            "--credentials needs N8N_CLI: n8n's API cannot read credentials",
+        ));
+    }
+    match args.output.as_deref() {
+        Some("-") => {
+            std::io::stdout()
+                .lock()
+                .write_all(&workflows_json(&mode)?.0)?;
+            return Ok(None);
+        }
+        Some(other) => {
+            return Err(backup_common::usage(format!(
+                "-o {other}: only `-o -` (stdout) is supported; files go to --backup-dir"
+            )))
+        }
+        None => {}
+    }
+    let dir = args.backup_dir.join(COMPONENT);
+    publish::ensure_dir(&dir)?;
+    let _lock = lock::lock_dir(&dir)?;
+    let (bytes, count) = workflows_json(&mode)?;
+    let credentials = match (&mode, args.credentials) {
+        (Mode::Cli(cli), true) => Some(credentials_json(cli)?),
+        _ => None,
+    };
+    let published = publish_bytes(&dir, "workflows", &bytes)?;
+    log::log(
+        COMPONENT,
+        &format!("published {} ({count} workflows)", published.file_name),
+    );
+    let mut record = ResultRecord::success(COMPONENT, &published).with("workflows", count);
+    if let Some((bytes, n)) = credentials {
+        let creds = publish_bytes(&dir, "credentials", &bytes)?;
+        log::log(
+            COMPONENT,
+            &format!(
+                "published {} ({n} credentials, encrypted as n8n stores them; restoring them needs the same N8N_ENCRYPTION_KEY)",
+                creds.file_name
+            ),
+        );
+        record = record
+            .with("credentials_file", creds.file_name)
+            .with("credentials", n);
+    }
+    Ok(Some(record))
+}
+
+/// Credentials as n8n stores them: encrypted, never `--decrypted`.
+fn credentials_json(cli: &N8nCli) -> Result<(Vec<u8>, usize)> {
+    let temp = TempFile::new("credentials");
+    let list = match cli.export("credentials", "credentials", &temp.path)? {
+        Some(Value::Array(list)) => list,
+        Some(_) => anyhow::bail!("n8n CLI export:credentials did not write a JSON array"),
+        None => Vec::new(),
+    };
+    if let Some(bad) = list
+        .iter()
+        .position(|c| !c["id"].is_string() || !c["data"].is_string())
+    {
+        anyhow::bail!("credential #{bad} has no id or no encrypted data; refusing to store it");
+    }
+    let n = list.len();
+    let mut bytes = serde_json::to_vec(&Value::Array(workflows::canonical(list)))?;
+    bytes.push(b'\n');
+    Ok((bytes, n))
+}
+
+fn publish_bytes(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<backup_common::Published> {
+    let mut pending = PendingArtifact::create_now(dir, prefix, "json")?;
+    pending
+        .write_all(bytes)
+        .with_context(|| format!("cannot write {}", pending.temp_path().display()))
+        .map_err(|e| publish::disk_full_hint(e, dir))?;
+    pending
+        .publish()
+        .map_err(|e| publish::disk_full_hint(e, dir))
+}
+
+fn restore(args: &RestoreArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (file, checked) = sidecar::check(&args.file)?;
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", file.display()))?;
+    let list = workflows::validate(&value)
+        .with_context(|| format!("{} is not a workflow backup", file.display()))?;
+    let (mut created, mut updated) = (0usize, 0usize);
+    match mode(&args.source)? {
+        Mode::Cli(cli) => {
+            // The CLI keeps ids; a copy decides which workflows come back active.
+            let temp = TempFile::new("import");
+            std::fs::write(
+                &temp.path,
+                serde_json::to_vec(&workflows::with_active(list, args.activate))?,
+            )
+            .with_context(|| format!("cannot write {}", temp.path.display()))?;
+            cli.import_workflows(&temp.path)?;
+            updated = list.len();
+        }
+        Mode::Api(api) => {
+            for w in list {
+                let id = workflows::id(w);
+                let body = workflows::api_body(w);
+                let target = if api.exists(&id)? {
+                    api.update(&id, &body)?;
+                    updated += 1;
+                    id
+                } else {
+                    let new_id = api.create(&body)?;
+                    log::log(
+                        COMPONENT,
+                        &format!("created workflow {id} as {new_id} (the API assigns new ids)"),
+                    );
+                    created += 1;
+                    new_id
+                };
+                if args.activate && w["active"] == Value::Bool(true) {
+                    api.activate(&target)?;
+                }
+            }
+        }
+    }
+    log::log(
+        COMPONENT,
+        &format!(
+            "restored {} workflows from {} ({created} created, {updated} updated)",
+            list.len(),
+            file.display()
+        ),
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "component": COMPONENT, "action": "restore", "status": "success",
+            "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "sha256_checked": checked.is_some(), "workflows": list.len(),
+            "created": created, "updated": updated, "activated": args.activate,
+            "duration_seconds": started.elapsed().as_secs(),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! The two ways into n8n: its public REST API, and its CLI (`N8N_CLI`, e.g.
+//! `docker exec n8n n8n`).
+
+use anyhow::{bail, Context, Result};
+use backup_common::{cleanup, Secret};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub struct Api {
+    base: String,
+    key: Secret,
+    http: Client,
+}
+
+/// Workflows per page; the API's maximum.
+const PAGE: usize = 250;
+
+impl Api {
+    pub fn new(url: &str, key: Secret) -> Result<Api> {
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Api {
+            base: url.trim_end_matches('/').to_owned(),
+            key,
+            http,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .header("X-N8N-API-KEY", self.key.expose())
+            .header("accept", "application/json")
+    }
+
+    fn send(&self, req: RequestBuilder, what: &str) -> Result<Response> {
+        let resp = req.send().map_err(|e| {
+            anyhow::anyhow!(
+                "{what}: cannot reach n8n at {}: {} — check N8N_URL and that n8n is running",
+                self.base,
+                chain(&e)
+            )
+        })?;
+        let status = resp.status();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(resp);
+        }
+        let body = resp.text().unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| body.trim().chars().take(200).collect());
+        let hint = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                "check N8N_API_KEY (and its scopes)"
+            }
+            _ => "see n8n's log",
+        };
+        bail!("{what}: n8n answered {status}: {message} — {hint}")
+    }
+
+    fn json(resp: Response, what: &str) -> Result<Value> {
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if !content_type.starts_with("application/json") {
+            // With the public API disabled, n8n answers its paths with the editor's page.
+            bail!(
+                "{what}: n8n answered with {content_type:?}, not its API — the public API is disabled \
+                 (N8N_PUBLIC_API_DISABLED) or N8N_URL points elsewhere"
+            );
+        }
+        resp.json()
+            .with_context(|| format!("{what}: n8n's answer is not JSON"))
+    }
+
+    /// Every workflow, through every page.
+    pub fn list_all(&self) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = self
+                .request(Method::GET, "/workflows")
+                .query(&[("limit", PAGE.to_string())]);
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let resp = self.send(req, "listing workflows")?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                bail!(
+                    "listing workflows: n8n's public API answered 404 — it is disabled (N8N_PUBLIC_API_DISABLED) or N8N_URL is wrong"
+                );
+            }
+            let page = Self::json(resp, "listing workflows")?;
+            let data = page["data"]
+                .as_array()
+                .context("listing workflows: no data array in n8n's answer")?;
+            all.extend(data.iter().cloned());
+            match page["nextCursor"].as_str() {
+                Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    pub fn exists(&self, id: &str) -> Result<bool> {
+        let resp = self.send(
+            self.request(Method::GET, &format!("/workflows/{id}")),
+            "reading a workflow",
+        )?;
+        Ok(resp.status().is_success())
+    }
+
+    pub fn update(&self, id: &str, body: &Value) -> Result<()> {
+        let resp = self.send(
+            self.request(Method::PUT, &format!("/workflows/{id}"))
+                .json(body),
+            &format!("updating workflow {id}"),
+        )?;
+        if !resp.status().is_success() {
+            bail!("updating workflow {id}: it disappeared during the restore");
+        }
+        Ok(())
+    }
+
+    /// Creates a workflow; the API gives it a new id, which is returned.
+    pub fn create(&self, body: &Value) -> Result<String> {
+        let what = format!("creating workflow {}", body["name"].as_str().unwrap_or("?"));
+        let resp = self.send(self.request(Method::POST, "/workflows").json(body), &what)?;
+        let created = Self::json(resp, &what)?;
+        created["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("n8n did not return the new workflow's id")
+    }
+
+    pub fn activate(&self, id: &str) -> Result<()> {
+        self.send(
+            self.request(Method::POST, &format!("/workflows/{id}/activate")),
+            &format!("activating workflow {id}"),
+        )?;
+        Ok(())
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The n8n CLI, as a command prefix.
+pub struct N8nCli {
+    argv: Vec<String>,
+}
+
+/// A file the CLI writes or reads, removed when dropped (and on a signal).
+pub struct TempFile {
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    /// In `N8N_CLI_TEMP_DIR` (a folder the n8n container shares with this one
+    /// when N8N_CLI is `docker exec …`), else the system temp folder.
+    pub fn new(what: &str) -> TempFile {
+        let dir = std::env::var_os("N8N_CLI_TEMP_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!(".n8n-export-{}-{what}.json", std::process::id()));
+        cleanup::register_temp(&path);
+        TempFile { path }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        cleanup::forget_temp(&self.path);
+    }
+}
+
+impl N8nCli {
+    pub fn parse(prefix: &str) -> Result<N8nCli> {
+        let argv = shell_words::split(prefix).map_err(|e| {
+            backup_common::usage(format!("N8N_CLI {prefix:?} is not a valid command: {e}"))
+        })?;
+        if argv.is_empty() {
+            return Err(backup_common::usage("N8N_CLI is empty"));
+        }
+        Ok(N8nCli { argv })
+    }
+
+    /// Runs a CLI command; returns whether it succeeded and what it printed
+    /// (its stdout carries logs, never the data: the data goes to files).
+    fn run(&self, args: &[String]) -> Result<(bool, String)> {
+        let child = Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot run N8N_CLI ({}): {e} — check N8N_CLI", self.argv[0])
+            })?;
+        // Registered so that a signal stops the CLI with us.
+        let pid = child.id();
+        cleanup::register_child(pid);
+        let out = child.wait_with_output();
+        cleanup::forget_child(pid);
+        let out = out.context("cannot wait for the n8n CLI")?;
+        let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+        log.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), log))
+    }
+
+    /// `export:<things> --all --output=FILE` (`workflow`, `credentials`);
+    /// `None` when n8n has none (its CLI then exits 1 saying "No … found").
+    pub fn export(&self, command: &str, plural: &str, file: &Path) -> Result<Option<Value>> {
+        let kind = command;
+        let (ok, log) = self.run(&[
+            format!("export:{command}"),
+            "--all".into(),
+            format!("--output={}", file.display()),
+        ])?;
+        if !ok {
+            if log.contains(&format!("No {plural} found")) {
+                return Ok(None);
+            }
+            bail!("n8n CLI export:{kind} failed: {}", last_lines(&log));
+        }
+        let text = std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "n8n CLI export:{kind} wrote no file {} ({})",
+                file.display(),
+                last_lines(&log)
+            )
+        })?;
+        let value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("n8n CLI export:{kind} wrote malformed JSON: {e}"))?;
+        Ok(Some(value))
+    }
+
+    pub fn import_workflows(&self, file: &Path) -> Result<()> {
+        let (ok, log) = self.run(&[
+            "import:workflow".into(),
+            format!("--input={}", file.display()),
+        ])?;
+        if !ok {
+            bail!("n8n CLI import:workflow failed: {}", last_lines(&log));
+        }
+        Ok(())
+    }
+}
+
+/// The last meaningful lines of a CLI's output, on one line.
+fn last_lines(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        "it printed nothing".into()
+    } else {
+        tail.join(" / ")
+    }
+}

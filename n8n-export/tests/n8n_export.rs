@@ -1,0 +1,253 @@
+//! n8n-export's real binary against a real n8n (installed from npm by
+//! scripts/test.sh), through the API and through the CLI.
+
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use test_harness::n8n::{sample_workflows, N8n};
+use test_harness::{tree, Output, SmallDisk, Tool};
+
+const BIN: &str = env!("CARGO_BIN_EXE_n8n-export");
+
+fn api_tool(n8n: &N8n, dir: &Path) -> Tool {
+    Tool::new(BIN)
+        .env("N8N_URL", &n8n.url)
+        .env("N8N_API_KEY", &n8n.api_key)
+        .env("BACKUP_DIR", dir)
+}
+
+fn cli_tool(n8n: &N8n, dir: &Path) -> Tool {
+    Tool::new(BIN)
+        .env("N8N_CLI", n8n.cli_prefix())
+        .env("BACKUP_DIR", dir)
+}
+
+fn record(out: &Output) -> Value {
+    assert_eq!(out.json_lines().len(), 1, "{}", out.stdout);
+    out.json_lines().remove(0)
+}
+
+fn backup_file(out: &Output, dir: &Path) -> (Value, Vec<u8>) {
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = record(out);
+    let bytes = fs::read(dir.join("n8n").join(r["file"].as_str().unwrap())).unwrap();
+    (r, bytes)
+}
+
+/// What must survive a round trip; n8n rewrites the rest (updatedAt, versionId, …).
+fn essence(w: &Value) -> Value {
+    let nodes: Vec<Value> = w["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| serde_json::json!({"name": n["name"], "type": n["type"], "typeVersion": n["typeVersion"],
+                                    "position": n["position"], "parameters": n["parameters"]}))
+        .collect();
+    serde_json::json!({"name": w["name"], "nodes": nodes, "connections": w["connections"]})
+}
+
+fn essences(list: &[Value]) -> Vec<Value> {
+    let mut e: Vec<Value> = list.iter().map(essence).collect();
+    e.sort_by_key(|v| v["name"].as_str().unwrap().to_owned());
+    e
+}
+
+fn assert_failed(out: &Output, needle: &str, secret: &str) {
+    assert_eq!(
+        out.code,
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("backup failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains(needle), "{needle:?} not in {}", lines[0]);
+    assert_eq!(record(out)["status"], "failed");
+    assert!(!out.all().contains(secret), "secret leaked");
+}
+
+#[test]
+fn api_and_cli_backups_agree_and_restores_bring_workflows_back() {
+    let n8n = N8n::start();
+    n8n.import(&sample_workflows(305));
+    let dir = tempfile::tempdir().unwrap();
+    let api = api_tool(&n8n, dir.path());
+
+    let (r, first) = backup_file(&api.run(&["backup"]), dir.path());
+    assert_eq!(r["workflows"], 310, "every page");
+    let listed: Vec<Value> = serde_json::from_slice(&first).unwrap();
+    let ids: Vec<&str> = listed.iter().map(|w| w["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "sorted by id");
+    let (_, second) = backup_file(&api.run(&["backup"]), dir.path());
+    assert!(
+        first == second,
+        "two backups of an unchanged instance are byte-identical"
+    );
+
+    let cli = cli_tool(&n8n, dir.path());
+    let (_, via_cli) = backup_file(&cli.run(&["backup"]), dir.path());
+    let via_cli: Vec<Value> = serde_json::from_slice(&via_cli).unwrap();
+    assert_eq!(
+        essences(&via_cli),
+        essences(&listed),
+        "API and CLI give the same workflows"
+    );
+    let cli_ids: Vec<&str> = via_cli.iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(cli_ids, ids);
+    assert!(!api.run(&["backup"]).all().contains(&n8n.api_key));
+
+    // API restore: deleted workflows come back (with new ids, which the API assigns).
+    let latest = dir.path().join("n8n/workflows_latest.json");
+    for id in ["code000000000004", "unicode000000005", "filler0000000100"] {
+        n8n.delete(id);
+    }
+    let out = api.run(&["restore", latest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report = &out.json_lines()[0];
+    assert_eq!(
+        (report["created"].as_u64(), report["updated"].as_u64()),
+        (Some(3), Some(307))
+    );
+    assert_eq!(essences(&n8n.workflows()), essences(&listed));
+    assert!(
+        n8n.workflows().iter().all(|w| w["active"] == false),
+        "restored inactive"
+    );
+
+    // CLI restore keeps ids.
+    let now = n8n.workflows();
+    let restored_code = now.iter().find(|w| w["name"] == "Code node").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    n8n.delete(&restored_code);
+    n8n.delete("manual0000000001");
+    let out = cli.run(&["restore", latest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let after = n8n.workflows();
+    assert!(after
+        .iter()
+        .any(|w| w["id"] == "manual0000000001" && w["name"] == "Manual → Set"));
+    assert!(after.iter().any(|w| w["id"] == "code000000000004"));
+}
+
+#[test]
+fn failures_fail_cleanly_and_an_empty_instance_is_a_valid_backup() {
+    let n8n = N8n::start();
+    let dir = tempfile::tempdir().unwrap();
+    let api = api_tool(&n8n, dir.path());
+
+    // Empty instance: a valid, empty backup, said so — through the API and the CLI.
+    let out = api.run(&["backup"]);
+    let (_, bytes) = backup_file(&out, dir.path());
+    assert_eq!(bytes, b"[]\n");
+    assert!(
+        out.stderr.contains("n8n has no workflows"),
+        "{}",
+        out.stderr
+    );
+    let out = cli_tool(&n8n, dir.path()).run(&["backup", "--credentials"]);
+    let (r, bytes) = backup_file(&out, dir.path());
+    assert_eq!(bytes, b"[]\n");
+    assert_eq!(r["credentials"], 0);
+    assert!(out.stderr.contains("needs the same N8N_ENCRYPTION_KEY"));
+    let before = tree(dir.path());
+
+    let out = api
+        .clone()
+        .env("N8N_API_KEY", "not-the-key-31337")
+        .run(&["backup"]);
+    assert_failed(&out, "401 Unauthorized", "not-the-key-31337");
+    let out = api
+        .clone()
+        .env(
+            "N8N_URL",
+            format!("http://127.0.0.1:{}", test_harness::free_port()),
+        )
+        .run(&["backup"]);
+    assert_failed(&out, "check N8N_URL", &n8n.api_key);
+    let out = cli_tool(&n8n, dir.path())
+        .env("N8N_CLI", "false")
+        .run(&["backup"]);
+    assert_failed(&out, "n8n CLI export:workflow failed", &n8n.api_key);
+    let out = cli_tool(&n8n, dir.path())
+        .env("N8N_CLI", "sh -c 'echo starting n8n…' sh")
+        .run(&["backup"]);
+    assert_failed(&out, "wrote no file", &n8n.api_key);
+    let out = api.run(&["backup", "--credentials"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--credentials needs N8N_CLI"));
+    assert_eq!(
+        tree(dir.path()),
+        before,
+        "nothing published, latest unchanged"
+    );
+
+    // A malformed or invalid file is refused before anything is imported.
+    let bad = dir.path().join("workflows_20240101_000000.json");
+    fs::write(&bad, b"[{\"id\": \"x\", \"name\": \"no nodes\"}]").unwrap();
+    let out = api.run(&["restore", bad.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("lacks id, name, nodes or connections"),
+        "{}",
+        out.stderr
+    );
+    fs::write(&bad, b"[{").unwrap();
+    let out = api.run(&["restore", bad.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("is not valid JSON"), "{}", out.stderr);
+    assert!(n8n.workflows().is_empty());
+}
+
+#[test]
+fn a_disabled_api_is_named() {
+    let n8n = N8n::start_with(&[("N8N_PUBLIC_API_DISABLED", "true")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = api_tool(&n8n, dir.path()).run(&["backup"]);
+    assert_failed(&out, "N8N_PUBLIC_API_DISABLED", &n8n.api_key);
+    assert!(tree(dir.path()).iter().all(|e| !e.contains(".json")));
+}
+
+#[test]
+fn disk_full_and_sigterm_publish_nothing() {
+    let n8n = N8n::start();
+    n8n.import(&sample_workflows(300));
+    if test_harness::root_or_skip("n8n disk_full") {
+        let disk = SmallDisk::mount("64k");
+        let out = api_tool(&n8n, disk.path()).run(&["backup"]);
+        assert_failed(&out, "disk full", &n8n.api_key);
+        assert_eq!(tree(disk.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
+    }
+    // SIGTERM while the CLI runs: the CLI is stopped with us, nothing is published.
+    let dir = tempfile::tempdir().unwrap();
+    let child = cli_tool(&n8n, dir.path())
+        .env("N8N_CLI", "sh -c 'sleep 60' sh")
+        .command(&["backup"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("n8n/.lock").exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain kill(2) of the process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
+    assert_eq!(tree(dir.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
+}
