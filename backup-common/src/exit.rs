@@ -76,6 +76,22 @@ pub fn one_line(err: &anyhow::Error) -> String {
     crate::secret::redact(&parts.join(": "))
 }
 
+/// An error and its sources on one line, each said once (HTTP clients' top
+/// errors, "error sending request", do not say that the connection was refused).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

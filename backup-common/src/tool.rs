@@ -5,6 +5,18 @@ use crate::record::ResultRecord;
 use crate::{cleanup, exit, log};
 use std::time::Instant;
 
+/// `-o -` sends the artifact to stdout; without `-o` it goes into the backup
+/// tree; anything else is a usage error (files are published only into the tree).
+pub fn to_stdout(output: Option<&str>) -> anyhow::Result<bool> {
+    match output {
+        None => Ok(false),
+        Some("-") => Ok(true),
+        Some(other) => Err(crate::usage(format!(
+            "-o {other}: only `-o -` (stdout) is supported; files go to --backup-dir"
+        ))),
+    }
+}
+
 /// Runs a `backup`. `body` returns the success record, or `None` when the
 /// artifact went to stdout (`-o -`), in which case stdout carries no record.
 pub fn run_backup(

@@ -130,19 +130,11 @@ fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
             "--credentials needs N8N_CLI: n8n's API cannot read credentials",
         ));
     }
-    match args.output.as_deref() {
-        Some("-") => {
-            std::io::stdout()
-                .lock()
-                .write_all(&workflows_json(&mode)?.0)?;
-            return Ok(None);
-        }
-        Some(other) => {
-            return Err(backup_common::usage(format!(
-                "-o {other}: only `-o -` (stdout) is supported; files go to --backup-dir"
-            )))
-        }
-        None => {}
+    if tool::to_stdout(args.output.as_deref())? {
+        std::io::stdout()
+            .lock()
+            .write_all(&workflows_json(&mode)?.0)?;
+        return Ok(None);
     }
     let dir = args.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;

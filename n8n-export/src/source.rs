@@ -45,7 +45,7 @@ impl Api {
             anyhow::anyhow!(
                 "{what}: cannot reach n8n at {}: {} — check N8N_URL and that n8n is running",
                 self.base,
-                chain(&e)
+                backup_common::exit::error_chain(&e)
             )
         })?;
         let status = resp.status();
@@ -151,20 +151,6 @@ impl Api {
         )?;
         Ok(())
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// The n8n CLI, as a command prefix.

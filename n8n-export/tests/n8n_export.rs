@@ -25,8 +25,7 @@ fn cli_tool(n8n: &N8n, dir: &Path) -> Tool {
 }
 
 fn record(out: &Output) -> Value {
-    assert_eq!(out.json_lines().len(), 1, "{}", out.stdout);
-    out.json_lines().remove(0)
+    out.record()
 }
 
 fn backup_file(out: &Output, dir: &Path) -> (Value, Vec<u8>) {
@@ -55,22 +54,7 @@ fn essences(list: &[Value]) -> Vec<Value> {
 }
 
 fn assert_failed(out: &Output, needle: &str, secret: &str) {
-    assert_eq!(
-        out.code,
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
-    );
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("backup failed"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    assert!(lines[0].contains(needle), "{needle:?} not in {}", lines[0]);
-    assert_eq!(record(out)["status"], "failed");
-    assert!(!out.all().contains(secret), "secret leaked");
+    out.assert_backup_failed(1, needle, secret);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use crate::conn::Conn;
 use crate::pg_error;
 use anyhow::{bail, Context, Result};
 use backup_common::dump_trailer::DumpTail;
-use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
+use backup_common::{lock, log, publish, tool, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::{Read, Write};
@@ -22,18 +22,9 @@ const CHUNK: usize = 256 * 1024;
 
 pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
     let conn = Conn::from_args(&args.connection)?;
-    match args.output.as_deref() {
-        Some("-") => {
-            let stdout = std::io::stdout().lock();
-            dump_into(&conn, args, stdout)?;
-            return Ok(None);
-        }
-        Some(other) => {
-            return Err(backup_common::usage(format!(
-                "-o {other}: only `-o -` (stdout) is supported; files go to --backup-dir"
-            )))
-        }
-        None => {}
+    if tool::to_stdout(args.output.as_deref())? {
+        dump_into(&conn, args, std::io::stdout().lock())?;
+        return Ok(None);
     }
 
     let dir = args.backup_dir.join(COMPONENT);

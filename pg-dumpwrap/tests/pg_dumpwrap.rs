@@ -37,14 +37,7 @@ fn rich_db(pg: &PgCluster, db: &str) {
 
 /// The one result record of a backup run.
 fn record(out: &Output) -> serde_json::Value {
-    let lines = out.json_lines();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one record on stdout: {}",
-        out.stdout
-    );
-    lines.into_iter().next().unwrap()
+    out.record()
 }
 
 fn assert_success(out: &Output) -> serde_json::Value {
@@ -57,33 +50,7 @@ fn assert_success(out: &Output) -> serde_json::Value {
 /// A failed run: the exit code, a one-line message on stderr containing `needle`,
 /// a failed record, the password nowhere.
 fn assert_failed(out: &Output, code: i32, needle: &str, password: &str) {
-    assert_eq!(
-        out.code,
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
-    );
-    let failure_lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("backup failed"))
-        .collect();
-    assert_eq!(failure_lines.len(), 1, "one error line: {}", out.stderr);
-    assert!(
-        failure_lines[0].contains(needle),
-        "error line should mention {needle:?}: {}",
-        failure_lines[0]
-    );
-    let r = record(out);
-    assert_eq!(r["status"], "failed");
-    assert!(r["error"].as_str().unwrap().contains(needle), "{r}");
-    assert!(r.get("file").is_none());
-    assert!(
-        !out.all().contains(password),
-        "password leaked: {}",
-        out.all()
-    );
+    out.assert_backup_failed(code, needle, password);
 }
 
 fn sh(script: &str, dir: &Path) -> std::process::Output {

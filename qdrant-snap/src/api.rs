@@ -289,20 +289,8 @@ fn enc(segment: &str) -> String {
     out
 }
 
-/// reqwest's error and its causes on one line ("error sending request" alone
-/// does not say that the connection was refused).
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
+    backup_common::exit::error_chain(e)
 }
 
 #[cfg(test)]

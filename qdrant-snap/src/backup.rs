@@ -5,7 +5,7 @@ use crate::api::{Qdrant, SnapshotInfo};
 use crate::cli::BackupArgs;
 use crate::manifest::{self, CollectionEntry, Kind, Manifest, SnapshotFile};
 use anyhow::{bail, Context, Result};
-use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
+use backup_common::{lock, log, publish, tool, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha2::{Digest, Sha256};
@@ -21,21 +21,10 @@ pub fn connect(url: &str, timeout: u64) -> Result<Qdrant> {
 
 pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
     let qdrant = connect(&args.server.url, args.server.timeout)?;
-    match args.output.as_deref() {
-        Some("-") => {
-            write_archive(
-                &qdrant,
-                args,
-                std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
-            )?;
-            return Ok(None);
-        }
-        Some(other) => {
-            return Err(backup_common::usage(format!(
-                "-o {other}: only `-o -` (stdout) is supported; files go to --backup-dir"
-            )))
-        }
-        None => {}
+    if tool::to_stdout(args.output.as_deref())? {
+        let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        write_archive(&qdrant, args, stdout)?;
+        return Ok(None);
     }
     let dir = args.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;

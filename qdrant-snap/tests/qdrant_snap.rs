@@ -33,28 +33,11 @@ fn standin() -> QdrantStandin {
 }
 
 fn record(out: &Output) -> serde_json::Value {
-    let lines = out.json_lines();
-    assert_eq!(lines.len(), 1, "one record: {}", out.stdout);
-    lines.into_iter().next().unwrap()
+    out.record()
 }
 
 fn assert_failed(out: &Output, needle: &str) {
-    assert_eq!(
-        out.code,
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
-    );
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("backup failed"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    assert!(lines[0].contains(needle), "{needle:?} not in: {}", lines[0]);
-    assert_eq!(record(out)["status"], "failed");
-    assert!(!out.all().contains(KEY), "API key leaked");
+    out.assert_backup_failed(1, needle, KEY);
 }
 
 fn entries(archive: &Path) -> Vec<(String, Vec<u8>)> {

@@ -26,6 +26,47 @@ impl Output {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
+    /// The one result record a backup run prints on stdout.
+    pub fn record(&self) -> serde_json::Value {
+        let mut lines = self.json_lines();
+        assert_eq!(
+            lines.len(),
+            1,
+            "exactly one record on stdout: {}",
+            self.stdout
+        );
+        lines.remove(0)
+    }
+
+    /// A failed backup: exit `code`, exactly one `backup failed` line on stderr
+    /// and it contains `needle`, a failed record saying the same, and `secret`
+    /// in no output.
+    pub fn assert_backup_failed(&self, code: i32, needle: &str, secret: &str) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.contains("backup failed"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one error line: {}", self.stderr);
+        assert!(lines[0].contains(needle), "{needle:?} not in: {}", lines[0]);
+        let r = self.record();
+        assert_eq!(r["status"], "failed");
+        assert!(r["error"].as_str().unwrap_or("").contains(needle), "{r}");
+        assert!(r.get("file").is_none());
+        assert!(
+            !self.all().contains(secret),
+            "secret leaked: {}",
+            self.all()
+        );
+    }
+
     /// The JSON lines on stdout.
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
         self.stdout
