@@ -86,6 +86,15 @@ struct State {
     known: HashMap<String, (Value, BTreeSet<String>)>,
     faults: Faults,
     requests: Vec<String>,
+    /// A fixed "now" for snapshot names, so that a replay does not depend on
+    /// which second its requests fall in.
+    frozen_now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl State {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.frozen_now.unwrap_or_else(chrono::Utc::now)
+    }
 }
 
 pub struct QdrantStandin {
@@ -135,6 +144,12 @@ impl QdrantStandin {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every snapshot from now on is made "at" `t`, as snapshots made within one
+    /// second are: they get the same name.
+    pub fn freeze_clock(&self, t: chrono::DateTime<chrono::Utc>) {
+        self.state().frozen_now = Some(t);
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -510,8 +525,8 @@ fn route(
             let real =
                 std::fs::read(recordings_dir().join("full-storage.snapshot")).unwrap_or_default();
             let snap = Snapshot {
-                name: format!("full-snapshot-{}.snapshot", now_stamp()),
-                creation_time: now_iso(),
+                name: format!("full-snapshot-{}.snapshot", now_stamp(&st)),
+                creation_time: now_iso(&st),
                 size: real.len() as u64,
                 checksum: sha256(&real),
                 body: Body::Bytes(Arc::new(real)),
@@ -574,21 +589,22 @@ fn collection_info(c: &Collection) -> Value {
     })
 }
 
-fn now_stamp() -> String {
-    chrono::Utc::now().format("%Y-%m-%d-%H-%M-%S").to_string()
+fn now_stamp(st: &State) -> String {
+    st.now().format("%Y-%m-%d-%H-%M-%S").to_string()
 }
 
-fn now_iso() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+fn now_iso(st: &State) -> String {
+    st.now().format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 fn collection_snapshot(st: &mut State, name: &str) -> Snapshot {
     let c = &st.collections[name];
-    let snap_name = format!("{name}-{INSTANCE_ID}-{}.snapshot", now_stamp());
+    let snap_name = format!("{name}-{INSTANCE_ID}-{}.snapshot", now_stamp(st));
+    let creation_time = now_iso(st);
     if let Some((path, size, checksum)) = &c.snapshot_file {
         return Snapshot {
             name: snap_name,
-            creation_time: now_iso(),
+            creation_time,
             size: *size,
             checksum: checksum.clone(),
             body: Body::File(path.clone()),
@@ -609,7 +625,7 @@ fn collection_snapshot(st: &mut State, name: &str) -> Snapshot {
         .insert(checksum.clone(), (c.vectors.clone(), c.points.clone()));
     Snapshot {
         name: snap_name,
-        creation_time: now_iso(),
+        creation_time,
         size: bytes.len() as u64,
         checksum,
         body: Body::Bytes(Arc::new(bytes)),
