@@ -15,6 +15,11 @@ cargo build --release --locked --quiet
 bin="$repo/target/release"
 
 pg_bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -n 1)}
+if [ ! -x "$pg_bindir/initdb" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing PostgreSQL (server binaries for the throwaway cluster)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5 -n | tail -n 1)
+fi
 if [ ! -x "$pg_bindir/initdb" ]; then
     echo "PostgreSQL server binaries not found (set PG_BINDIR, or apt-get install postgresql)" >&2
     exit 1

@@ -16,8 +16,10 @@ pub enum Kind {
     PgDump,
     /// `qdrant/*.tar.gz`
     QdrantArchive,
-    /// `n8n/*.json`
+    /// `n8n/workflows_*.json`
     N8nJson,
+    /// `n8n/credentials_*.json` (encrypted as n8n stores them)
+    N8nCredentials,
 }
 
 impl Kind {
@@ -29,6 +31,9 @@ impl Kind {
         match (folder, name) {
             ("postgres", n) if n.ends_with(".sql.gz") => Some(Kind::PgDump),
             ("qdrant", n) if n.ends_with(".tar.gz") => Some(Kind::QdrantArchive),
+            ("n8n", n) if n.starts_with("credentials_") && n.ends_with(".json") => {
+                Some(Kind::N8nCredentials)
+            }
             ("n8n", n) if n.ends_with(".json") => Some(Kind::N8nJson),
             _ => None,
         }
@@ -39,6 +44,7 @@ impl Kind {
             Kind::PgDump => "postgres dump",
             Kind::QdrantArchive => "qdrant archive",
             Kind::N8nJson => "n8n workflows",
+            Kind::N8nCredentials => "n8n credentials",
         }
     }
 }
@@ -67,6 +73,7 @@ pub fn check(kind: Kind, content: impl Read) -> Result<String> {
         Kind::PgDump => check_pg_dump(&mut tee)?,
         Kind::QdrantArchive => check_qdrant_archive(&mut tee)?,
         Kind::N8nJson => check_n8n(&mut tee)?,
+        Kind::N8nCredentials => check_n8n_credentials(&mut tee)?,
     }
     // Whatever a decoder left unread still counts for the hash.
     io::copy(&mut tee, &mut io::sink()).context("read error")?;
@@ -203,6 +210,25 @@ fn check_n8n(input: impl Read) -> Result<()> {
     Ok(())
 }
 
+/// An array of credentials, each with id, name, type and its encrypted data.
+fn check_n8n_credentials(input: impl Read) -> Result<()> {
+    let value: serde_json::Value =
+        serde_json::from_reader(input).map_err(|e| anyhow!("not valid JSON: {e}"))?;
+    let list = value
+        .as_array()
+        .ok_or_else(|| anyhow!("not a JSON array of credentials"))?;
+    for (i, c) in list.iter().enumerate() {
+        if !(c["id"].is_string()
+            && c["name"].is_string()
+            && c["type"].is_string()
+            && c["data"].is_string())
+        {
+            bail!("credential #{i} lacks id, name, type or encrypted data");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +266,14 @@ mod tests {
             .to_string()
             .contains("workflow #0"));
         assert!(check(Kind::N8nJson, &b"{}"[..]).is_err());
+    }
+
+    #[test]
+    fn n8n_credentials_must_stay_encrypted_records() {
+        let good = br#"[{"id":"1","name":"pg","type":"postgres","data":"U2FsdGVkX1+abc"}]"#;
+        assert!(check(Kind::N8nCredentials, &good[..]).is_ok());
+        let decrypted = br#"[{"id":"1","name":"pg","type":"postgres","data":{"password":"x"}}]"#;
+        assert!(check(Kind::N8nCredentials, &decrypted[..]).is_err());
     }
 
     #[test]
