@@ -61,6 +61,15 @@ JSON
 fi
 export N8N_BIN="$N8N_HOME/node_modules/.bin/n8n"
 
+# A real S3 server that checks signatures, for minio-snap's tests: s3s-fs,
+# built once (~4 minutes) into a stable place outside the repository.
+S3S_FS_HOME=${S3S_FS_HOME:-/opt/backup-kit/s3s-fs}
+if [ ! -x "$S3S_FS_HOME/bin/s3s-fs" ]; then
+    say "building s3s-fs 0.14.1 into $S3S_FS_HOME (a few minutes, once)"
+    cargo install --locked --quiet s3s-fs@0.14.1 --features binary --root "$S3S_FS_HOME"
+fi
+export S3S_FS_BIN="$S3S_FS_HOME/bin/s3s-fs"
+
 # Under root, the disk-full tests mount a small tmpfs; they must run, not skip.
 if [ "$(id -u)" = 0 ]; then
     export BACKUP_KIT_REQUIRE_ROOT_TESTS=1

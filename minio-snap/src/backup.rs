@@ -1,0 +1,244 @@
+//! `backup`: list the bucket, stream every object (or, incremental, every new
+//! or changed one) into the tar.gz in key order, hashed on the way, manifest
+//! last, then publish atomically.
+
+use crate::cli::{BackupArgs, Kind};
+use crate::manifest::{self, KeyState, Manifest, ObjectEntry};
+use crate::s3::S3;
+use anyhow::{bail, Context, Result};
+use backup_common::{lock, log, publish, secret, ArtifactName, PendingArtifact, ResultRecord};
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const COMPONENT: &str = "minio";
+
+pub fn connect(endpoint: &crate::cli::Endpoint, bucket: &str) -> Result<S3> {
+    let user = secret::required("MINIO_ROOT_USER")?;
+    let password = secret::required("MINIO_ROOT_PASSWORD")?;
+    S3::new(
+        &endpoint.url(),
+        &endpoint.region,
+        bucket,
+        user.expose(),
+        &password,
+    )
+}
+
+pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
+    let bucket = &args.endpoint.bucket;
+    let s3 = connect(&args.endpoint, bucket)?;
+    let dir = args.backup_dir.join(COMPONENT);
+    publish::ensure_dir(&dir)?;
+    let _lock = lock::lock_dir(&dir)?;
+
+    let mut listed = s3.list_all()?;
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<KeyState> = listed
+        .iter()
+        .map(|o| KeyState {
+            key: o.key.clone(),
+            etag: o.etag.clone(),
+            last_modified: o.last_modified.clone(),
+            size: o.size,
+        })
+        .collect();
+
+    let base = match args.kind {
+        Kind::Full => None,
+        Kind::Incremental => match newest_in_chain(&dir, bucket)? {
+            Some(path) => Some((path.clone(), read_manifest(&path)?)),
+            None => {
+                log::log(
+                    COMPONENT,
+                    "no earlier full backup to build on; making a full one",
+                );
+                None
+            }
+        },
+    };
+    let (selected, deleted): (Vec<&KeyState>, Vec<String>) = match &base {
+        None => (keys.iter().collect(), Vec::new()),
+        Some((_, prev)) => {
+            let before: BTreeMap<&str, &KeyState> =
+                prev.keys.iter().map(|k| (k.key.as_str(), k)).collect();
+            let now: BTreeMap<&str, &KeyState> = keys.iter().map(|k| (k.key.as_str(), k)).collect();
+            let changed = keys
+                .iter()
+                .filter(|k| before.get(k.key.as_str()) != Some(k))
+                .collect();
+            let gone = prev
+                .keys
+                .iter()
+                .filter(|k| !now.contains_key(k.key.as_str()))
+                .map(|k| k.key.clone())
+                .collect();
+            (changed, gone)
+        }
+    };
+    let ext = if base.is_some() {
+        "incr.tar.gz"
+    } else {
+        "tar.gz"
+    };
+    let mut pending = PendingArtifact::create_now(&dir, bucket, ext)?;
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        bucket: bucket.clone(),
+        kind: if base.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+        .into(),
+        created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        base: base
+            .as_ref()
+            .and_then(|(p, _)| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        keys: keys.clone(),
+        deleted,
+        objects: Vec::new(),
+    };
+    let manifest = write_archive(&s3, &selected, manifest, &mut pending)
+        .map_err(|e| publish::disk_full_hint(e, &dir))?;
+    let published = pending
+        .publish()
+        .map_err(|e| publish::disk_full_hint(e, &dir))?;
+    let bytes: u64 = manifest.objects.iter().map(|o| o.size).sum();
+    log::log(
+        COMPONENT,
+        &format!(
+            "published {} ({} of {} objects, {bytes} bytes of objects, {} deleted since the base)",
+            published.file_name,
+            manifest.objects.len(),
+            manifest.keys.len(),
+            manifest.deleted.len()
+        ),
+    );
+    let mut record = ResultRecord::success(COMPONENT, &published)
+        .with("type", manifest.kind.clone())
+        .with("objects", manifest.objects.len())
+        .with("object_bytes", bytes);
+    if let Some(b) = &manifest.base {
+        record = record.with("base", b.clone());
+    }
+    Ok(Some(record))
+}
+
+fn write_archive<W: Write>(
+    s3: &S3,
+    selected: &[&KeyState],
+    mut manifest: Manifest,
+    out: W,
+) -> Result<Manifest> {
+    let mut tar = tar::Builder::new(GzEncoder::new(out, flate2::Compression::new(6)));
+    for k in selected {
+        let object = s3.get(&k.key)?;
+        let path = manifest::archive_path(&manifest.bucket, &k.key);
+        let mut reader = Hashing {
+            inner: object.body,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(k.size);
+        header.set_mode(0o600);
+        header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+        tar.append_data(&mut header, &path, (&mut reader).take(k.size))
+            .with_context(|| format!("GET {} broke off", k.key))?;
+        if reader.bytes != k.size {
+            bail!(
+                "object {} changed while the backup ran ({} bytes read, {} listed); run it again",
+                k.key,
+                reader.bytes,
+                k.size
+            );
+        }
+        manifest.objects.push(ObjectEntry {
+            key: k.key.clone(),
+            path,
+            size: k.size,
+            etag: k.etag.clone(),
+            sha256: hex::encode(reader.hasher.finalize()),
+            last_modified: k.last_modified.clone(),
+            content_type: object.content_type,
+            metadata: object.metadata,
+        });
+    }
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(json.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+    tar.append_data(&mut header, manifest::FILE_NAME, &json[..])
+        .context("cannot write the archive")?;
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .and_then(|mut w| w.flush())
+        .context("cannot write the archive")?;
+    Ok(manifest)
+}
+
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The newest archive of `bucket` in `dir` (full or incremental), if there is a
+/// full one at all for an incremental to build on.
+pub fn newest_in_chain(dir: &Path, bucket: &str) -> Result<Option<PathBuf>> {
+    let mut ours: Vec<ArtifactName> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| ArtifactName::parse(&e.file_name().to_string_lossy()))
+        .filter(|n| n.prefix == bucket && (n.ext == "tar.gz" || n.ext == "incr.tar.gz"))
+        .collect();
+    ours.sort_by_key(|n| n.timestamp);
+    if !ours.iter().any(|n| n.ext == "tar.gz") {
+        return Ok(None);
+    }
+    Ok(ours.last().map(|n| dir.join(n.file_name())))
+}
+
+/// The manifest of an archive (its last entry; the archive is read to the end).
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        std::io::BufReader::new(file),
+    ));
+    let mut found = None;
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{} is not a tar.gz", path.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("{} is damaged", path.display()))?;
+        if entry.path()?.to_string_lossy() == manifest::FILE_NAME {
+            let mut text = String::new();
+            entry.read_to_string(&mut text)?;
+            found = Some(
+                serde_json::from_str::<Manifest>(&text)
+                    .with_context(|| format!("{}: malformed manifest", path.display()))?,
+            );
+        }
+    }
+    found.with_context(|| {
+        format!(
+            "{} has no manifest.json; it is not a minio-snap archive",
+            path.display()
+        )
+    })
+}

@@ -1,0 +1,75 @@
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "minio-snap",
+    version,
+    about = "Stream a MinIO/S3 bucket into a tar.gz in the backup tree (full or incremental), and restore it",
+    after_help = "Credentials come from MINIO_ROOT_USER / MINIO_ROOT_PASSWORD (or their *_FILE forms), never from flags."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Archive the bucket into <backup-dir>/minio/<bucket>_YYYYMMDD_HHMMSS[.incr].tar.gz
+    Backup(BackupArgs),
+    /// Upload an archive (an incremental: its whole chain) into a bucket, or extract it
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Endpoint {
+    /// S3 endpoint [default: http://$MINIO_HOST:9000]
+    #[arg(long, env = "MINIO_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Host used when MINIO_ENDPOINT is not set
+    #[arg(long, env = "MINIO_HOST", default_value = "minio")]
+    pub host: String,
+    #[arg(long, env = "MINIO_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// The bucket
+    #[arg(long, env = "MINIO_BUCKET", default_value = "documents")]
+    pub bucket: String,
+}
+
+impl Endpoint {
+    pub fn url(&self) -> String {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:9000", self.host))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Full,
+    Incremental,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
+    pub backup_dir: PathBuf,
+    #[arg(long = "type", value_enum, default_value = "full")]
+    pub kind: Kind,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// An archive (a *_latest link is fine); an incremental brings its chain
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    /// Extract into this folder instead of uploading (never writes outside it)
+    #[arg(long, value_name = "DIR")]
+    pub to_dir: Option<PathBuf>,
+    /// Delete objects in the bucket that the backup does not hold
+    #[arg(long)]
+    pub delete_extra: bool,
+}

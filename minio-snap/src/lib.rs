@@ -1,0 +1,21 @@
+//! minio-snap: a MinIO/S3 bucket into tar.gz archives (full and incremental), and back.
+
+pub mod backup;
+pub mod cli;
+pub mod manifest;
+pub mod restore;
+pub mod s3;
+
+use backup_common::tool;
+use cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Backup(args) => {
+            tool::run_backup(backup::COMPONENT, false, || backup::backup(&args))
+        }
+        Command::Restore(args) => {
+            tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! S3 through rusty-s3 (SigV4 presigning and the XML of the answers) over
+//! reqwest's async client on a runtime in the calling thread.
+
+use anyhow::{bail, Context, Result};
+use backup_common::{log, Secret};
+use reqwest::{Client, Response, StatusCode};
+use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+const SIGNED_FOR: Duration = Duration::from_secs(3600);
+/// Objects larger than this are uploaded in parts of this size.
+pub const PART_SIZE: u64 = 16 * 1024 * 1024;
+
+pub struct S3 {
+    bucket: Bucket,
+    creds: Credentials,
+    http: Client,
+    rt: tokio::runtime::Runtime,
+    pub endpoint: String,
+}
+
+/// An object as a GET describes it.
+pub struct Object<'a> {
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub body: Body<'a>,
+}
+
+impl S3 {
+    pub fn new(
+        endpoint: &str,
+        region: &str,
+        bucket: &str,
+        user: &str,
+        secret: &Secret,
+    ) -> Result<S3> {
+        let url = endpoint.parse().map_err(|e| {
+            backup_common::usage(format!("MINIO_ENDPOINT {endpoint:?} is not a URL: {e}"))
+        })?;
+        let bucket = Bucket::new(url, UrlStyle::Path, bucket.to_owned(), region.to_owned())
+            .map_err(|e| backup_common::usage(format!("MINIO_ENDPOINT {endpoint:?}: {e}")))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP runtime")?;
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(S3 {
+            bucket,
+            creds: Credentials::new(user, secret.expose()),
+            http,
+            rt,
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.bucket.name()
+    }
+
+    /// Sends a request; transport errors on requests that may be repeated
+    /// (GET, HEAD, DELETE, PUT of a whole body) are retried with backoff.
+    fn send(&self, what: &str, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Response> {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1.. {
+            let req = make();
+            match self.rt.block_on(async { req.send().await }) {
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < 4 && !e.is_timeout() => {
+                    log::log(
+                        "minio",
+                        &format!("{what}: {} — retrying in {delay:?}", backup_common::exit::error_chain(&e)),
+                    );
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                }
+                Err(e) => bail!(
+                    "{what}: cannot reach {}: {} — check MINIO_ENDPOINT and that the server is running",
+                    self.endpoint,
+                    backup_common::exit::error_chain(&e)
+                ),
+            }
+        }
+        unreachable!()
+    }
+
+    /// An S3 error answer as one line that says what to check.
+    fn fail(&self, resp: Response, what: &str) -> anyhow::Error {
+        let status = resp.status();
+        let body = self.rt.block_on(resp.text()).unwrap_or_default();
+        let code = between(&body, "<Code>", "</Code>").unwrap_or_default();
+        let message = between(&body, "<Message>", "</Message>").unwrap_or_default();
+        let hint = match (status, code.as_str()) {
+            (_, "NoSuchBucket") => "check MINIO_BUCKET",
+            (_, "NoSuchKey") => "the object was deleted while the backup ran; run it again",
+            (StatusCode::FORBIDDEN, _)
+            | (_, "SignatureDoesNotMatch")
+            | (_, "InvalidAccessKeyId") => "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD",
+            _ => "see the server's log",
+        };
+        anyhow::anyhow!("{what}: the server answered {status} {code} {message} — {hint}")
+    }
+
+    /// Every object of the bucket, through every page.
+    pub fn list_all(&self) -> Result<Vec<Listed>> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let url = {
+                let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
+                // Servers disagree on what `encoding-type=url` does to a `+` (AWS:
+                // a space; s3s: a plus), so keys are taken as the XML carries them.
+                action.query_mut().remove("encoding-type");
+                if let Some(t) = &token {
+                    action.with_continuation_token(t.clone());
+                }
+                action.sign(SIGNED_FOR)
+            };
+            let what = format!("listing bucket {}", self.name());
+            let resp = self.send(&what, || self.http.get(url.clone()))?;
+            if !resp.status().is_success() {
+                return Err(self.fail(resp, &what));
+            }
+            let text = self.rt.block_on(resp.text())?;
+            let page: ListPage = quick_xml::de::from_str(&text)
+                .with_context(|| format!("{what}: malformed answer"))?;
+            let url_encoded = page.encoding_type.as_deref() == Some("url");
+            all.extend(page.contents.into_iter().map(|mut o| {
+                if url_encoded {
+                    o.key = url_decode(&o.key);
+                }
+                o
+            }));
+            match page.next_continuation_token {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Object<'_>> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.creds), key)
+            .sign(SIGNED_FOR);
+        let what = format!("GET {key}");
+        let resp = self.send(&what, || self.http.get(url.clone()))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp, &what));
+        }
+        let headers = resp.headers();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let metadata = headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let n = name.as_str().strip_prefix("x-amz-meta-")?;
+                Some((n.to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        Ok(Object {
+            content_type,
+            metadata,
+            body: Body {
+                rt: &self.rt,
+                response: resp,
+                chunk: bytes::Bytes::new(),
+            },
+        })
+    }
+
+    pub fn bucket_exists(&self) -> Result<bool> {
+        let url = self.bucket.head_bucket(Some(&self.creds)).sign(SIGNED_FOR);
+        let resp = self.send("checking the bucket", || self.http.head(url.clone()))?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.fail(resp, "checking the bucket")),
+        }
+    }
+
+    pub fn create_bucket(&self) -> Result<()> {
+        let url = self.bucket.create_bucket(&self.creds).sign(SIGNED_FOR);
+        let resp = self.send("creating the bucket", || self.http.put(url.clone()))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp, "creating the bucket"));
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let url = self
+            .bucket
+            .delete_object(Some(&self.creds), key)
+            .sign(SIGNED_FOR);
+        let resp = self.send(&format!("DELETE {key}"), || self.http.delete(url.clone()))?;
+        if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+            return Err(self.fail(resp, &format!("DELETE {key}")));
+        }
+        Ok(())
+    }
+
+    /// Uploads a file as `key` with its content type and user metadata; in parts
+    /// when it is larger than `PART_SIZE`.
+    pub fn put_file(
+        &self,
+        key: &str,
+        file: &Path,
+        content_type: Option<&str>,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let size = std::fs::metadata(file)?.len();
+        let headers = |h: &mut rusty_s3::Map<'_>| {
+            if let Some(ct) = content_type {
+                h.insert("content-type", ct.to_owned());
+            }
+            for (k, v) in meta {
+                h.insert(format!("x-amz-meta-{k}"), v.clone());
+            }
+        };
+        let with_headers = |req: reqwest::RequestBuilder| {
+            let mut req = req;
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            for (k, v) in meta {
+                req = req.header(format!("x-amz-meta-{k}"), v);
+            }
+            req
+        };
+        if size <= PART_SIZE {
+            let mut action = self.bucket.put_object(Some(&self.creds), key);
+            headers(action.headers_mut());
+            let url = action.sign(SIGNED_FOR);
+            let data = std::fs::read(file)?;
+            let what = format!("PUT {key}");
+            let resp = self.send(&what, || {
+                with_headers(self.http.put(url.clone()).body(data.clone()))
+            })?;
+            if !resp.status().is_success() {
+                return Err(self.fail(resp, &what));
+            }
+            return Ok(());
+        }
+        let what = format!("multipart upload of {key}");
+        let mut create = self.bucket.create_multipart_upload(Some(&self.creds), key);
+        headers(create.headers_mut());
+        let url = create.sign(SIGNED_FOR);
+        let resp = self.send(&what, || with_headers(self.http.post(url.clone())))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp, &what));
+        }
+        let text = self.rt.block_on(resp.text())?;
+        let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
+            .with_context(|| format!("{what}: malformed answer"))?;
+        let upload_id = created.upload_id().to_owned();
+        let mut etags = Vec::new();
+        let mut input = std::fs::File::open(file)?;
+        let mut part_number: u16 = 1;
+        loop {
+            let mut buf = Vec::with_capacity(PART_SIZE as usize);
+            (&mut input).take(PART_SIZE).read_to_end(&mut buf)?;
+            if buf.is_empty() {
+                break;
+            }
+            let url = self
+                .bucket
+                .upload_part(Some(&self.creds), key, part_number, &upload_id)
+                .sign(SIGNED_FOR);
+            let resp = self.send(&what, || self.http.put(url.clone()).body(buf.clone()))?;
+            if !resp.status().is_success() {
+                return Err(self.fail(resp, &what));
+            }
+            let etag = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .context("a part upload returned no ETag")?
+                .to_owned();
+            etags.push(etag);
+            part_number += 1;
+        }
+        let complete = self.bucket.complete_multipart_upload(
+            Some(&self.creds),
+            key,
+            &upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = complete.sign(SIGNED_FOR);
+        let body = complete.body();
+        let resp = self.send(&what, || self.http.post(url.clone()).body(body.clone()))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp, &what));
+        }
+        Ok(())
+    }
+}
+
+/// One page of ListObjectsV2. Our own shape rather than rusty-s3's: servers
+/// differ in what they include (s3s-fs sends no ETag). A server that encodes
+/// keys anyway says so in EncodingType; they are then percent-decoded.
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    #[serde(rename = "Contents", default)]
+    contents: Vec<Listed>,
+    #[serde(rename = "NextContinuationToken")]
+    next_continuation_token: Option<String>,
+    #[serde(rename = "EncodingType")]
+    encoding_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Listed {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "ETag", default)]
+    pub etag: Option<String>,
+    #[serde(rename = "LastModified", default)]
+    pub last_modified: Option<String>,
+    #[serde(rename = "Size")]
+    pub size: u64,
+}
+
+/// Percent escapes of `encoding-type=url` (a `+` is kept: see `list_all`).
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn between(text: &str, open: &str, close: &str) -> Option<String> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(text[start..end].to_owned())
+}
+
+/// A response body read chunk by chunk as it arrives.
+pub struct Body<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    response: Response,
+    chunk: bytes::Bytes,
+}
+
+impl Read for Body<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.chunk.is_empty() {
+            match self.rt.block_on(self.response.chunk()) {
+                Ok(Some(c)) => self.chunk = c,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(backup_common::exit::error_chain(&e))),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
