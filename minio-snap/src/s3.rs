@@ -95,17 +95,7 @@ impl S3 {
     fn fail(&self, resp: Response, what: &str) -> anyhow::Error {
         let status = resp.status();
         let body = self.rt.block_on(resp.text()).unwrap_or_default();
-        let code = between(&body, "<Code>", "</Code>").unwrap_or_default();
-        let message = between(&body, "<Message>", "</Message>").unwrap_or_default();
-        let hint = match (status, code.as_str()) {
-            (_, "NoSuchBucket") => "check MINIO_BUCKET",
-            (_, "NoSuchKey") => "the object was deleted while the backup ran; run it again",
-            (StatusCode::FORBIDDEN, _)
-            | (_, "SignatureDoesNotMatch")
-            | (_, "InvalidAccessKeyId") => "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD",
-            _ => "see the server's log",
-        };
-        anyhow::anyhow!("{what}: the server answered {status} {code} {message} — {hint}")
+        failure(status, &body, what)
     }
 
     /// Every object of the bucket, through every page.
@@ -155,18 +145,7 @@ impl S3 {
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }
-        let headers = resp.headers();
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let metadata = headers
-            .iter()
-            .filter_map(|(name, value)| {
-                let n = name.as_str().strip_prefix("x-amz-meta-")?;
-                Some((n.to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect();
+        let (content_type, metadata) = object_headers(resp.headers());
         Ok(Object {
             content_type,
             metadata,
@@ -176,6 +155,59 @@ impl S3 {
                 chunk: bytes::Bytes::new(),
             },
         })
+    }
+
+    /// Starts fetching a small object whole, concurrently with whatever the
+    /// caller does next on this runtime; transport errors are retried.
+    pub fn prefetch(&self, key: &str) -> tokio::task::JoinHandle<Result<Prefetched>> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.creds), key)
+            .sign(SIGNED_FOR);
+        let http = self.http.clone();
+        let what = format!("GET {key}");
+        let endpoint = self.endpoint.clone();
+        self.rt.spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            let mut attempt = 1;
+            let resp = loop {
+                match http.get(url.clone()).send().await {
+                    Ok(r) => break r,
+                    Err(e) if attempt < 4 && !e.is_timeout() => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
+                    }
+                    Err(e) => bail!(
+                        "{what}: cannot reach {endpoint}: {} — check MINIO_ENDPOINT and that the server is running",
+                        backup_common::exit::error_chain(&e)
+                    ),
+                }
+            };
+            let status = resp.status();
+            if !status.is_success() {
+                let body = resp.text().await.unwrap_or_default();
+                return Err(failure(status, &body, &what));
+            }
+            let (content_type, metadata) = object_headers(resp.headers());
+            let data = resp
+                .bytes()
+                .await
+                .map_err(|e| anyhow::anyhow!("{what} broke off: {}", backup_common::exit::error_chain(&e)))?;
+            Ok(Prefetched {
+                content_type,
+                metadata,
+                data,
+            })
+        })
+    }
+
+    /// Waits for a prefetch.
+    pub fn finish(
+        &self,
+        handle: tokio::task::JoinHandle<Result<Prefetched>>,
+    ) -> Result<Prefetched> {
+        self.rt.block_on(handle).context("a download task failed")?
     }
 
     pub fn bucket_exists(&self) -> Result<bool> {
@@ -349,6 +381,45 @@ fn url_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An S3 error answer (status and XML body) as one line that says what to check.
+fn failure(status: StatusCode, body: &str, what: &str) -> anyhow::Error {
+    let code = between(body, "<Code>", "</Code>").unwrap_or_default();
+    let message = between(body, "<Message>", "</Message>").unwrap_or_default();
+    let hint = match (status, code.as_str()) {
+        (_, "NoSuchBucket") => "check MINIO_BUCKET",
+        (_, "NoSuchKey") => "the object was deleted while the backup ran; run it again",
+        (StatusCode::FORBIDDEN, _) | (_, "SignatureDoesNotMatch") | (_, "InvalidAccessKeyId") => {
+            "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD"
+        }
+        _ => "see the server's log",
+    };
+    anyhow::anyhow!("{what}: the server answered {status} {code} {message} — {hint}")
+}
+
+fn object_headers(
+    headers: &reqwest::header::HeaderMap,
+) -> (Option<String>, BTreeMap<String, String>) {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let metadata = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let n = name.as_str().strip_prefix("x-amz-meta-")?;
+            Some((n.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    (content_type, metadata)
+}
+
+/// A small object fetched whole, ahead of its turn.
+pub struct Prefetched {
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub data: bytes::Bytes,
 }
 
 fn between(text: &str, open: &str, close: &str) -> Option<String> {

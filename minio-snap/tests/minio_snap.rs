@@ -250,3 +250,182 @@ fn failures_publish_nothing_and_leak_no_secret() {
     out.assert_backup_failed(1, "check MINIO_ENDPOINT", &s3.secret_key);
     assert_eq!(tree(dir.path()), before);
 }
+
+/// Deterministic, incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+const BIG: usize = 100 * 1024 * 1024;
+
+#[test]
+fn a_100_mib_object_round_trips_through_a_multipart_upload() {
+    let s3 = S3Server::start();
+    s3.create_bucket("documents");
+    let big = noise(BIG + 12_345, 7);
+    s3.put(
+        "documents",
+        "media/big.bin",
+        &big,
+        "video/mp4",
+        &[("camera", "north")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let archive = published(&t.run(&["backup"]), dir.path());
+    let out = t
+        .clone()
+        .env("MINIO_BUCKET", "restored")
+        .run(&["restore", archive.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let (data, ct, meta) = s3.get("restored", "media/big.bin").unwrap();
+    assert!(data == big, "byte for byte");
+    assert_eq!(ct, "video/mp4");
+    assert_eq!(meta.get("camera").map(String::as_str), Some("north"));
+}
+
+/// A bucket whose first object takes a while to stream, so a test can act while
+/// the backup is surely under way; `c-victim` is fetched only after it.
+fn slow_bucket(s3: &S3Server) {
+    s3.create_bucket("documents");
+    s3.put(
+        "documents",
+        "a-big.bin",
+        &noise(BIG, 3),
+        "application/octet-stream",
+        &[],
+    );
+    for i in 0..10 {
+        s3.put(
+            "documents",
+            &format!("b-{i:02}.txt"),
+            b"small",
+            "text/plain",
+            &[],
+        );
+    }
+    s3.put("documents", "c-victim.txt", b"victim", "text/plain", &[]);
+}
+
+/// Starts a backup and returns once its temp file holds more than 1 MiB.
+// The caller waits for the returned child (`finish`).
+#[allow(clippy::zombie_processes)]
+fn backup_under_way(t: &Tool, dir: &Path) -> std::process::Child {
+    let child = t
+        .command(&["backup"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let growing = fs::read_dir(dir.join("minio")).ok().is_some_and(|rd| {
+            rd.flatten().any(|e| {
+                e.file_name().to_string_lossy().contains(".tmp-")
+                    && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
+            })
+        });
+        if growing {
+            return child;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup did not get under way"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn finish(child: std::process::Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn an_object_deleted_between_list_and_get_fails_the_backup() {
+    let s3 = S3Server::start();
+    slow_bucket(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    fs::create_dir_all(dir.path().join("minio")).unwrap();
+    let before = tree(dir.path());
+    let run = backup_under_way(&t, dir.path());
+    s3.delete("documents", "c-victim.txt");
+    let out = finish(run);
+    out.assert_backup_failed(1, "deleted while the backup ran", &s3.secret_key);
+    let after: Vec<String> = tree(dir.path())
+        .into_iter()
+        .filter(|e| !e.ends_with(".lock (0 bytes)"))
+        .collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn the_server_dying_mid_backup_publishes_nothing() {
+    let mut s3 = S3Server::start();
+    slow_bucket(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let run = backup_under_way(&t, dir.path());
+    s3.stop();
+    let out = finish(run);
+    out.assert_backup_failed(1, "", &s3.secret_key);
+    assert!(
+        out.stderr.contains("a-big.bin broke off") || out.stderr.contains("check MINIO_ENDPOINT"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
+}
+
+#[test]
+fn sigterm_mid_backup_removes_the_temp_file() {
+    let s3 = S3Server::start();
+    slow_bucket(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let run = backup_under_way(&t, dir.path());
+    // SAFETY: plain kill(2) of the process this test started.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let out = finish(run);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("interrupted by SIGTERM"));
+    assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
+}
+
+#[test]
+fn disk_full_publishes_nothing() {
+    if !test_harness::root_or_skip("minio disk_full_publishes_nothing") {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket("documents");
+    s3.put("documents", "small.txt", b"small", "text/plain", &[]);
+    let disk = test_harness::SmallDisk::mount("1m");
+    let t = tool(&s3, disk.path(), "documents");
+    published(&t.run(&["backup"]), disk.path());
+    let before = tree(disk.path());
+    s3.put(
+        "documents",
+        "big.bin",
+        &noise(4 << 20, 9),
+        "application/octet-stream",
+        &[],
+    );
+    let out = t.run(&["backup"]);
+    out.assert_backup_failed(1, "disk full", &s3.secret_key);
+    assert_eq!(tree(disk.path()), before);
+}
