@@ -20,6 +20,8 @@ pub enum Kind {
     N8nJson,
     /// `n8n/credentials_*.json` (encrypted as n8n stores them)
     N8nCredentials,
+    /// `minio/*.tar.gz` and `minio/*.incr.tar.gz`
+    MinioArchive,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
         match (folder, name) {
             ("postgres", n) if n.ends_with(".sql.gz") => Some(Kind::PgDump),
             ("qdrant", n) if n.ends_with(".tar.gz") => Some(Kind::QdrantArchive),
+            ("minio", n) if n.ends_with(".tar.gz") => Some(Kind::MinioArchive),
             ("n8n", n) if n.starts_with("credentials_") && n.ends_with(".json") => {
                 Some(Kind::N8nCredentials)
             }
@@ -45,6 +48,7 @@ impl Kind {
             Kind::QdrantArchive => "qdrant archive",
             Kind::N8nJson => "n8n workflows",
             Kind::N8nCredentials => "n8n credentials",
+            Kind::MinioArchive => "minio archive",
         }
     }
 }
@@ -63,21 +67,85 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Checks `content` as `kind`, and returns the sha256 of all of it.
-pub fn check(kind: Kind, content: impl Read) -> Result<String> {
+/// What a check found besides "valid": the sha256 of the whole file, and the
+/// artifact an incremental builds on (which must exist beside it).
+#[derive(Debug)]
+pub struct Checked {
+    pub sha256: String,
+    pub builds_on: Option<String>,
+}
+
+/// Checks `content` as `kind`.
+pub fn check(kind: Kind, content: impl Read) -> Result<Checked> {
     let mut tee = Tee {
         inner: io::BufReader::with_capacity(256 * 1024, content),
         hasher: Sha256::new(),
     };
+    let mut builds_on = None;
     match kind {
         Kind::PgDump => check_pg_dump(&mut tee)?,
         Kind::QdrantArchive => check_qdrant_archive(&mut tee)?,
         Kind::N8nJson => check_n8n(&mut tee)?,
         Kind::N8nCredentials => check_n8n_credentials(&mut tee)?,
+        Kind::MinioArchive => builds_on = check_minio_archive(&mut tee)?,
     }
     // Whatever a decoder left unread still counts for the hash.
     io::copy(&mut tee, &mut io::sink()).context("read error")?;
-    Ok(hex::encode(tee.hasher.finalize()))
+    Ok(Checked {
+        sha256: hex::encode(tee.hasher.finalize()),
+        builds_on,
+    })
+}
+
+/// Every object entry's sha256 and size match the manifest (the last entry),
+/// nothing is missing or extra, no entry escapes; returns the base of an incremental.
+fn check_minio_archive(input: impl Read) -> Result<Option<String>> {
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(input));
+    let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut manifest: Option<minio_snap::manifest::Manifest> = None;
+    for entry in archive.entries().map_err(gzip_error)? {
+        let mut entry = entry.map_err(gzip_error)?;
+        let path = entry.path().map_err(gzip_error)?.into_owned();
+        let shown = path.to_string_lossy().into_owned();
+        if manifest.is_some() {
+            bail!("entry {shown} follows the manifest, which must be last");
+        }
+        if !is_safe(&path) {
+            bail!("entry {shown:?} escapes the archive's folder");
+        }
+        if shown == minio_snap::manifest::FILE_NAME {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).map_err(gzip_error)?;
+            manifest = Some(serde_json::from_str(&text).context("manifest.json is malformed")?);
+            continue;
+        }
+        let mut tee = Tee {
+            inner: entry,
+            hasher: Sha256::new(),
+        };
+        let size = io::copy(&mut tee, &mut io::sink()).map_err(gzip_error)?;
+        seen.insert(shown, (size, hex::encode(tee.hasher.finalize())));
+    }
+    let manifest = manifest.ok_or_else(|| anyhow!("no manifest.json at the end of the archive"))?;
+    for o in &manifest.objects {
+        match seen.remove(&o.path) {
+            None => bail!("object {} listed in the manifest is missing", o.key),
+            Some((size, sha)) if sha != o.sha256 || size != o.size => {
+                bail!(
+                    "object {} has sha256 {sha} ({size} bytes), the manifest records {} ({} bytes)",
+                    o.key,
+                    o.sha256,
+                    o.size
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = seen.keys().next() {
+        bail!("entry {extra} is not in the manifest");
+    }
+    drain_gzip(archive)?;
+    Ok(manifest.base)
 }
 
 fn gzip_error(e: io::Error) -> anyhow::Error {
@@ -167,6 +235,14 @@ fn check_qdrant_archive(input: impl Read) -> Result<()> {
     if let Some(missing) = expected.keys().next() {
         bail!("snapshot {missing} listed in the manifest is missing");
     }
+    drain_gzip(archive)
+}
+
+/// tar stops at its end-of-archive blocks; the gzip stream behind them must
+/// still end properly (its CRC and length are in the last 8 bytes).
+fn drain_gzip<R: Read>(archive: tar::Archive<MultiGzDecoder<R>>) -> Result<()> {
+    let mut gz = archive.into_inner();
+    io::copy(&mut gz, &mut io::sink()).map_err(gzip_error)?;
     Ok(())
 }
 

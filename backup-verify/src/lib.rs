@@ -96,12 +96,28 @@ fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
     let resolved = std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let expected = sidecar::read(&resolved)?;
     let file = std::fs::File::open(&resolved).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
-    let actual = check::check(kind, file)?;
+    let checked = check::check(kind, file)?;
+    let actual = checked.sha256;
     match expected {
         None => anyhow::bail!("no .sha256 sidecar"),
         Some(e) if e != actual => anyhow::bail!("sha256 {actual} does not match the sidecar's {e}"),
-        Some(_) => Ok(()),
+        Some(_) => {}
     }
+    // An incremental is only restorable with every link of its chain.
+    let mut base = checked.builds_on;
+    let mut seen = 0;
+    while let Some(name) = base {
+        let link = resolved.with_file_name(&name);
+        if !link.is_file() {
+            anyhow::bail!("the chain is incomplete: {name}, which it builds on, is missing");
+        }
+        seen += 1;
+        if seen > 10_000 {
+            anyhow::bail!("the chain does not end in a full backup");
+        }
+        base = minio_snap::backup::read_manifest(&link)?.base;
+    }
+    Ok(())
 }
 
 pub fn run(cli: Cli) -> i32 {

@@ -141,8 +141,11 @@ fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
 fn truncations_caught_by_content(folder: &str, name: &str, good: &[u8], trials: u64) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(folder);
-    for seed in 0..trials {
-        let cut = Rng::new(seed + 7).below(good.len() as u64) as usize;
+    // Random cuts, and every cut into the last 8 bytes (gzip's CRC and length).
+    let tail = (good.len().saturating_sub(8)..good.len()).map(|c| c as u64);
+    let random = (0..trials).map(|seed| Rng::new(seed + 7).below(good.len() as u64));
+    for cut in random.chain(tail) {
+        let cut = cut as usize;
         let path = place(&dir, name, &good[..cut], &good[..cut]);
         let v = verify_file(&path);
         assert!(
@@ -413,4 +416,83 @@ fn restore_test_restores_into_scratch_targets_and_compares_counts() {
         .stdout
         .lines()
         .any(|l| l.starts_with("OK ") && l.contains("shop_latest")));
+}
+
+/// Real minio-snap archives (a full one, and an incremental on it), made
+/// in-process against s3s-fs, with their sidecars, in `root/minio`.
+fn minio_archives(root: &Path) -> (PathBuf, PathBuf) {
+    let s3 = test_harness::s3::S3Server::start();
+    s3.create_bucket("documents");
+    for i in 0..30 {
+        s3.put(
+            "documents",
+            &format!("docs/{i:03}.txt"),
+            format!("document {i}").as_bytes(),
+            "text/plain",
+            &[],
+        );
+    }
+    // Only this test reads these variables, so setting them races with nothing.
+    std::env::set_var("MINIO_ROOT_USER", &s3.access_key);
+    std::env::set_var("MINIO_ROOT_PASSWORD", &s3.secret_key);
+    let backup = |kind: &str| {
+        let cli = <minio_snap::cli::Cli as clap::Parser>::parse_from([
+            "minio-snap",
+            "backup",
+            "--endpoint",
+            &s3.endpoint,
+            "--bucket",
+            "documents",
+            "--backup-dir",
+            root.to_str().unwrap(),
+            "--type",
+            kind,
+        ]);
+        assert_eq!(minio_snap::run(cli), 0);
+    };
+    backup("full");
+    s3.put("documents", "docs/new.txt", b"new", "text/plain", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup("incremental");
+    let mut names: Vec<PathBuf> = fs::read_dir(root.join("minio"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".tar.gz") && !p.to_string_lossy().contains("latest")
+        })
+        .collect();
+    names.sort();
+    let incr = names
+        .iter()
+        .find(|p| p.to_string_lossy().contains(".incr."))
+        .unwrap()
+        .clone();
+    let full = names
+        .iter()
+        .find(|p| !p.to_string_lossy().contains(".incr."))
+        .unwrap()
+        .clone();
+    (full, incr)
+}
+
+#[test]
+fn corrupt_minio_archives_fail_intact_ones_pass_and_chains_must_be_complete() {
+    let root = tempfile::tempdir().unwrap();
+    let (full, incr) = minio_archives(root.path());
+    assert_eq!(verify_file(&full).failure, None);
+    assert_eq!(
+        verify_file(&incr).failure,
+        None,
+        "an incremental with its base present"
+    );
+
+    let good = fs::read(&full).unwrap();
+    let older = fs::read(&incr).unwrap();
+    trials("minio", "documents_20240101_000000.tar.gz", &good, &older);
+    truncations_caught_by_content("minio", "documents_20240101_000000.tar.gz", &good, 50);
+
+    fs::remove_file(&full).unwrap();
+    let reason = verify_file(&incr).failure.unwrap();
+    assert!(reason.contains("the chain is incomplete"), "{reason}");
 }
