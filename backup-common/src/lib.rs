@@ -12,6 +12,7 @@ pub mod hashing;
 pub mod lock;
 pub mod log;
 pub mod naming;
+pub mod parallel_gzip;
 pub mod publish;
 pub mod record;
 pub mod secret;

@@ -6,8 +6,8 @@ use crate::cli::{BackupArgs, Kind};
 use crate::manifest::{self, KeyState, Manifest, ObjectEntry};
 use crate::s3::{Prefetched, S3};
 use anyhow::{bail, Context, Result};
+use backup_common::parallel_gzip::ParallelGzWriter;
 use backup_common::{lock, log, publish, secret, ArtifactName, PendingArtifact, ResultRecord};
-use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
@@ -134,16 +134,26 @@ fn write_archive<W: Write>(
     mut manifest: Manifest,
     out: W,
 ) -> Result<Manifest> {
-    let mut tar = tar::Builder::new(GzEncoder::new(out, flate2::Compression::new(6)));
+    // Both cores compress: deflate is what a backup of a bucket spends its time on.
+    let mut tar = tar::Builder::new(ParallelGzWriter::new(out, flate2::Compression::new(6), 2));
     let progress = Progress::new(selected);
     // Small objects are fetched ahead, several at once; they are written (and
     // large ones streamed) strictly in key order, so archives are deterministic.
     let mut ahead: VecDeque<(usize, tokio::task::JoinHandle<Result<Prefetched>>)> = VecDeque::new();
     let mut next_to_fetch = 0;
+    let mut prefetched_bytes = 0u64;
     for (i, k) in selected.iter().enumerate() {
         while next_to_fetch < selected.len() && next_to_fetch < i + IN_FLIGHT {
-            if selected[next_to_fetch].size <= PREFETCH_MAX {
-                ahead.push_back((next_to_fetch, s3.prefetch(&selected[next_to_fetch].key)));
+            let size = selected[next_to_fetch].size;
+            if size <= PREFETCH_MAX {
+                if prefetched_bytes + size > PREFETCH_BUDGET && !ahead.is_empty() {
+                    break;
+                }
+                ahead.push_back((
+                    next_to_fetch,
+                    s3.prefetch(&selected[next_to_fetch].key, size),
+                ));
+                prefetched_bytes += size;
             }
             next_to_fetch += 1;
         }
@@ -156,6 +166,7 @@ fn write_archive<W: Write>(
         {
             let (_, handle) = ahead.pop_front().expect("checked");
             let object = s3.finish(handle)?;
+            prefetched_bytes -= k.size;
             tar.append_data(&mut header, &path, &object.data[..])
                 .context("cannot write the archive")?;
             let sha = hex::encode(Sha256::digest(&object.data));
@@ -211,10 +222,13 @@ fn write_archive<W: Write>(
     Ok(manifest)
 }
 
-/// Objects up to this size are fetched whole, ahead of their turn.
-const PREFETCH_MAX: u64 = 1 << 20;
+/// Objects up to this size are fetched whole, ahead of their turn, several at
+/// once: a server streams one object much slower than it serves many.
+const PREFETCH_MAX: u64 = 4 << 20;
+/// At most this many bytes fetched ahead, so memory does not grow with the bucket.
+const PREFETCH_BUDGET: u64 = 12 << 20;
 /// How far ahead of the object being written fetches may run.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 12;
 
 /// Objects, bytes and rate on stderr when it is a terminal; nothing under cron.
 struct Progress {

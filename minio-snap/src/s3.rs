@@ -159,7 +159,7 @@ impl S3 {
 
     /// Starts fetching a small object whole, concurrently with whatever the
     /// caller does next on this runtime; transport errors are retried.
-    pub fn prefetch(&self, key: &str) -> tokio::task::JoinHandle<Result<Prefetched>> {
+    pub fn prefetch(&self, key: &str, size: u64) -> tokio::task::JoinHandle<Result<Prefetched>> {
         let url = self
             .bucket
             .get_object(Some(&self.creds), key)
@@ -190,14 +190,20 @@ impl S3 {
                 return Err(failure(status, &body, &what));
             }
             let (content_type, metadata) = object_headers(resp.headers());
-            let data = resp
-                .bytes()
+            // Collected into one buffer of the listed size: no doubling as it grows.
+            let mut resp = resp;
+            let mut data = Vec::with_capacity(size as usize);
+            while let Some(chunk) = resp
+                .chunk()
                 .await
-                .map_err(|e| anyhow::anyhow!("{what} broke off: {}", backup_common::exit::error_chain(&e)))?;
+                .map_err(|e| anyhow::anyhow!("{what} broke off: {}", backup_common::exit::error_chain(&e)))?
+            {
+                data.extend_from_slice(&chunk);
+            }
             Ok(Prefetched {
                 content_type,
                 metadata,
-                data,
+                data: data.into(),
             })
         })
     }

@@ -293,7 +293,8 @@ fn a_100_mib_object_round_trips_through_a_multipart_upload() {
 }
 
 /// A bucket whose first object takes a while to stream, so a test can act while
-/// the backup is surely under way; `c-victim` is fetched only after it.
+/// the backup is surely under way; `c-victim` comes later than the fetches that
+/// may run ahead (12 positions), so it is fetched only after the big one.
 fn slow_bucket(s3: &S3Server) {
     s3.create_bucket("documents");
     s3.put(
@@ -303,7 +304,7 @@ fn slow_bucket(s3: &S3Server) {
         "application/octet-stream",
         &[],
     );
-    for i in 0..10 {
+    for i in 0..20 {
         s3.put(
             "documents",
             &format!("b-{i:02}.txt"),
