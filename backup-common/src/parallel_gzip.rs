@@ -125,18 +125,23 @@ impl<W: Write> ParallelGzWriter<W> {
     }
 }
 
-/// Does a sample of the block fail to shrink by even 3% at the fastest level?
+/// Do samples from the start, middle and end of the block all fail to shrink
+/// by even 3% at the fastest level? (A block can hold the end of one file and
+/// the start of another.)
 fn incompressible(data: &[u8]) -> bool {
-    let sample = &data[..data.len().min(PROBE)];
-    if sample.len() < 4096 {
+    if data.len() < 3 * PROBE {
         return false;
     }
-    let mut probe =
-        flate2::write::DeflateEncoder::new(Vec::with_capacity(sample.len()), Compression::fast());
-    match probe.write_all(sample).and_then(|()| probe.finish()) {
-        Ok(out) => out.len() * 100 > sample.len() * 97,
-        Err(_) => false,
-    }
+    let starts = [0, data.len() / 2 - PROBE / 2, data.len() - PROBE];
+    starts.iter().all(|&at| {
+        let sample = &data[at..at + PROBE];
+        let mut probe =
+            flate2::write::DeflateEncoder::new(Vec::with_capacity(PROBE), Compression::fast());
+        match probe.write_all(sample).and_then(|()| probe.finish()) {
+            Ok(out) => out.len() * 100 > sample.len() * 97,
+            Err(_) => false,
+        }
+    })
 }
 
 impl<W: Write> Write for ParallelGzWriter<W> {
@@ -195,6 +200,9 @@ mod tests {
         assert!(incompressible(&random));
         let text = b"invoice customer total amount ".repeat(BLOCK / 30);
         assert!(!incompressible(&text));
+        let mut mixed = random[..BLOCK / 2].to_vec();
+        mixed.extend_from_slice(&text[..BLOCK / 2]);
+        assert!(!incompressible(&mixed), "half text is worth compressing");
         let mut data = random.clone();
         data.extend_from_slice(&text);
         assert!(roundtrip(&data) == data);

@@ -226,7 +226,7 @@ fn write_archive<W: Write>(
 /// once: a server streams one object much slower than it serves many.
 const PREFETCH_MAX: u64 = 4 << 20;
 /// At most this many bytes fetched ahead, so memory does not grow with the bucket.
-const PREFETCH_BUDGET: u64 = 12 << 20;
+const PREFETCH_BUDGET: u64 = 10 << 20;
 /// How far ahead of the object being written fetches may run.
 const IN_FLIGHT: usize = 12;
 
