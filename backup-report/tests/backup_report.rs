@@ -25,12 +25,7 @@ fn run_with_stdin(t: &Tool, args: &[&str], stdin: &str) -> test_harness::Output 
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    test_harness::Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    test_harness::finish(child)
 }
 
 fn tree() -> tempfile::TempDir {

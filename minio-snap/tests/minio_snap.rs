@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use test_harness::s3::S3Server;
-use test_harness::{tree, Output, Tool};
+use test_harness::{finish, tree, Output, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_minio-snap");
 
@@ -343,15 +343,6 @@ fn backup_under_way(t: &Tool, dir: &Path) -> std::process::Child {
             "the backup did not get under way"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-fn finish(child: std::process::Child) -> Output {
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use test_harness::{tree, Output, PgCluster, SmallDisk, Tool};
+use test_harness::{finish, tree, Output, PgCluster, SmallDisk, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pg-dumpwrap");
 
@@ -437,15 +437,6 @@ fn spawn_backup(t: &Tool) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn finish(child: Child) -> Output {
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 #[test]

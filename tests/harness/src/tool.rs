@@ -20,6 +20,21 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Waits for a spawned tool (stdout and stderr piped) and collects its output.
+pub fn finish(child: std::process::Child) -> Output {
+    child.wait_with_output().expect("wait for the tool").into()
+}
+
 impl Output {
     /// stdout and stderr together, to check that a secret is in neither.
     pub fn all(&self) -> String {
@@ -108,15 +123,10 @@ impl Tool {
 
     /// Runs to completion with stdin closed.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = self
-            .command(args)
+        self.command(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", self.bin.display()));
-        Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.bin.display()))
+            .into()
     }
 }
