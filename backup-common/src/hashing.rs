@@ -48,9 +48,64 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes and counts what passes through it. A read error is
+/// also kept, so a caller can tell that it was the source (a download, say)
+/// that failed and not whatever it was being copied into.
+pub struct HashingReader<R> {
+    pub inner: R,
+    hasher: Sha256,
+    pub bytes: u64,
+    pub error: Option<io::Error>,
+}
+
+impl<R: io::Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    /// The lowercase hex sha256 of everything read.
+    pub fn sha256(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let kept = io::Error::new(e.kind(), e.to_string());
+                self.error = Some(e);
+                Err(kept)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_hashes_and_counts_what_it_passes_on() {
+        let mut r = HashingReader::new(&b"abc"[..]);
+        let mut out = Vec::new();
+        io::copy(&mut r, &mut out).unwrap();
+        assert_eq!((out.as_slice(), r.bytes), (&b"abc"[..], 3));
+        assert_eq!(
+            r.sha256(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn hashes_like_sha256sum() {

@@ -3,9 +3,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use backup_common::dump_trailer::DumpTail;
+use backup_common::hashing::HashingReader;
 use flate2::read::MultiGzDecoder;
 use qdrant_snap::manifest::{self as qmanifest, Manifest};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Component as PathPart, Path};
@@ -53,20 +53,6 @@ impl Kind {
     }
 }
 
-/// Hashes everything read through it.
-pub struct Tee<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// What a check found besides "valid": the sha256 of the whole file, and the
 /// artifact an incremental builds on (which must exist beside it).
 #[derive(Debug)]
@@ -77,10 +63,7 @@ pub struct Checked {
 
 /// Checks `content` as `kind`.
 pub fn check(kind: Kind, content: impl Read) -> Result<Checked> {
-    let mut tee = Tee {
-        inner: io::BufReader::with_capacity(256 * 1024, content),
-        hasher: Sha256::new(),
-    };
+    let mut tee = HashingReader::new(io::BufReader::with_capacity(256 * 1024, content));
     let mut builds_on = None;
     match kind {
         Kind::PgDump => check_pg_dump(&mut tee)?,
@@ -92,7 +75,7 @@ pub fn check(kind: Kind, content: impl Read) -> Result<Checked> {
     // Whatever a decoder left unread still counts for the hash.
     io::copy(&mut tee, &mut io::sink()).context("read error")?;
     Ok(Checked {
-        sha256: hex::encode(tee.hasher.finalize()),
+        sha256: tee.sha256(),
         builds_on,
     })
 }
@@ -119,12 +102,9 @@ fn check_minio_archive(input: impl Read) -> Result<Option<String>> {
             manifest = Some(serde_json::from_str(&text).context("manifest.json is malformed")?);
             continue;
         }
-        let mut tee = Tee {
-            inner: entry,
-            hasher: Sha256::new(),
-        };
+        let mut tee = HashingReader::new(entry);
         let size = io::copy(&mut tee, &mut io::sink()).map_err(gzip_error)?;
-        seen.insert(shown, (size, hex::encode(tee.hasher.finalize())));
+        seen.insert(shown, (size, tee.sha256()));
     }
     let manifest = manifest.ok_or_else(|| anyhow!("no manifest.json at the end of the archive"))?;
     for o in &manifest.objects {
@@ -212,21 +192,16 @@ fn check_qdrant_archive(input: impl Read) -> Result<()> {
         let Some((size, sha)) = expected.remove(&shown) else {
             bail!("entry {shown} is not in the manifest");
         };
-        let mut tee = Tee {
-            inner: entry,
-            hasher: Sha256::new(),
-        };
+        let mut tee = HashingReader::new(entry);
         let valid_tar = is_readable_tar(&mut tee);
         io::copy(&mut tee, &mut io::sink()).map_err(gzip_error)?;
-        let actual = hex::encode(tee.hasher.finalize());
+        let entry_size = tee.inner.size();
+        let actual = tee.sha256();
         if actual != sha {
             bail!("snapshot {shown} has sha256 {actual}, the manifest records {sha}");
         }
-        if tee.inner.size() != size {
-            bail!(
-                "snapshot {shown} is {} bytes, the manifest records {size}",
-                tee.inner.size()
-            );
+        if entry_size != size {
+            bail!("snapshot {shown} is {entry_size} bytes, the manifest records {size}");
         }
         if let Err(e) = valid_tar {
             bail!("snapshot {shown} is not a valid tar file: {e}");

@@ -6,6 +6,7 @@ use crate::cli::{BackupArgs, Kind};
 use crate::manifest::{self, KeyState, Manifest, ObjectEntry};
 use crate::s3::{Prefetched, S3};
 use anyhow::{bail, Context, Result};
+use backup_common::hashing::HashingReader;
 use backup_common::parallel_gzip::ParallelGzWriter;
 use backup_common::{lock, log, publish, secret, ArtifactName, PendingArtifact, ResultRecord};
 use sha2::{Digest, Sha256};
@@ -178,15 +179,11 @@ fn write_archive<W: Write>(
             )
         } else {
             let object = s3.get(&k.key)?;
-            let mut reader = Hashing {
-                inner: object.body,
-                hasher: Sha256::new(),
-                bytes: 0,
-            };
+            let mut reader = HashingReader::new(object.body);
             tar.append_data(&mut header, &path, (&mut reader).take(k.size))
                 .with_context(|| format!("GET {} broke off", k.key))?;
-            let sha = hex::encode(reader.hasher.finalize());
-            (object.content_type, object.metadata, sha, reader.bytes)
+            let read = reader.bytes;
+            (object.content_type, object.metadata, reader.sha256(), read)
         };
         if read != k.size {
             bail!(
@@ -272,21 +269,6 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
     }
 }
 

@@ -5,10 +5,10 @@ use crate::api::{Qdrant, SnapshotInfo};
 use crate::cli::BackupArgs;
 use crate::manifest::{self, CollectionEntry, Kind, Manifest, SnapshotFile};
 use anyhow::{bail, Context, Result};
+use backup_common::hashing::HashingReader;
 use backup_common::{lock, log, publish, tool, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -189,7 +189,7 @@ fn download_into<W: Write>(
     path: &str,
 ) -> Result<()> {
     let response = qdrant.download(collection, &info.name)?;
-    let mut reader = Hashing::new(response);
+    let mut reader = HashingReader::new(response);
     // Large reads: the tar writer copies through a small buffer otherwise.
     let mut buffered = std::io::BufReader::with_capacity(CHUNK, (&mut reader).take(info.size));
     let appended = append(tar, path, info.size, &mut buffered);
@@ -211,7 +211,7 @@ fn download_into<W: Write>(
             info.size
         );
     }
-    let sha = reader.finish();
+    let sha = reader.sha256();
     if sha != info.checksum {
         bail!(
             "snapshot {} has sha256 {sha} but Qdrant reported {}; the download is corrupt",
@@ -230,45 +230,3 @@ fn download_into<W: Write>(
 }
 
 const CHUNK: usize = 1 << 20;
-
-/// Hashes what it reads. A read error is kept so the message can say it was
-/// the download (not the archive) that failed.
-struct Hashing<R> {
-    inner: R,
-    bytes: u64,
-    error: Option<std::io::Error>,
-    hasher: Sha256,
-}
-
-impl<R: Read> Hashing<R> {
-    fn new(inner: R) -> Self {
-        Hashing {
-            inner,
-            bytes: 0,
-            error: None,
-            hasher: Sha256::new(),
-        }
-    }
-
-    /// The sha256 of everything read.
-    fn finish(self) -> String {
-        hex::encode(self.hasher.finalize())
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                let kept = std::io::Error::new(e.kind(), e.to_string());
-                self.error = Some(e);
-                Err(kept)
-            }
-        }
-    }
-}
