@@ -439,23 +439,56 @@ fn spawn_backup(t: &Tool) -> Child {
         .unwrap()
 }
 
+/// A backup that is surely under way: a good backup exists, then a table lock
+/// holds the next pg_dump (already started) until the test acts.
+struct BlockedBackup {
+    pg: PgCluster,
+    backups: tempfile::TempDir,
+    before: Vec<String>,
+    lock: TableLock,
+    run: Child,
+    pg_dump: u32,
+}
+
+impl BlockedBackup {
+    // The test waits for `run` (`finish`).
+    #[allow(clippy::zombie_processes)]
+    fn start() -> BlockedBackup {
+        let pg = PgCluster::start();
+        pg.create_db("shop");
+        pg.sql(
+            "shop",
+            "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+        );
+        let backups = tempfile::tempdir().unwrap();
+        let t = tool(&pg, backups.path(), "shop");
+        let before = first_backup(&t, backups.path());
+        let lock = TableLock::take(&pg, "shop", "t");
+        let run = spawn_backup(&t);
+        let pg_dump = wait_for("pg_dump to start", || {
+            children_of(run.id()).first().copied()
+        });
+        BlockedBackup {
+            pg,
+            backups,
+            before,
+            lock,
+            run,
+            pg_dump,
+        }
+    }
+}
+
 #[test]
 fn pg_dump_killed_mid_run_publishes_nothing() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    pg.sql(
-        "shop",
-        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
-    );
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
-
-    let lock = TableLock::take(&pg, "shop", "t");
-    let run = spawn_backup(&t);
-    let pg_dump = wait_for("pg_dump to start", || {
-        children_of(run.id()).first().copied()
-    });
+    let BlockedBackup {
+        pg,
+        backups,
+        before,
+        lock,
+        run,
+        pg_dump,
+    } = BlockedBackup::start();
     let cmdline = fs::read(format!("/proc/{pg_dump}/cmdline")).unwrap_or_default();
     assert!(
         !String::from_utf8_lossy(&cmdline).contains(&pg.password),
@@ -471,21 +504,15 @@ fn pg_dump_killed_mid_run_publishes_nothing() {
 
 #[test]
 fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    pg.sql(
-        "shop",
-        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
-    );
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
-
-    let lock = TableLock::take(&pg, "shop", "t");
-    let run = spawn_backup(&t);
-    let pg_dump = wait_for("pg_dump to start", || {
-        children_of(run.id()).first().copied()
-    });
+    // `_pg` keeps the cluster running until the test ends.
+    let BlockedBackup {
+        pg: _pg,
+        backups,
+        before,
+        lock,
+        run,
+        pg_dump,
+    } = BlockedBackup::start();
     let dir = backups.path().join("postgres");
     wait_for("the temp file", || {
         tree(&dir)
