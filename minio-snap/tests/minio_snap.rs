@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use test_harness::s3::S3Server;
-use test_harness::{finish, tree, Output, Tool};
+use test_harness::{finish, terminate, tree, Output, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_minio-snap");
 
@@ -320,13 +320,7 @@ fn slow_bucket(s3: &S3Server) {
 // The caller waits for the returned child (`finish`).
 #[allow(clippy::zombie_processes)]
 fn backup_under_way(t: &Tool, dir: &Path) -> std::process::Child {
-    let child = t
-        .command(&["backup"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = t.spawn(&["backup"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let growing = fs::read_dir(dir.join("minio")).ok().is_some_and(|rd| {
@@ -390,11 +384,7 @@ fn sigterm_mid_backup_removes_the_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
     let run = backup_under_way(&t, dir.path());
-    // SAFETY: plain kill(2) of the process this test started.
-    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
-    let out = finish(run);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("interrupted by SIGTERM"));
+    terminate(run);
     assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
 }
 

@@ -4,10 +4,9 @@
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use test_harness::n8n::{sample_workflows, N8n};
-use test_harness::{tree, Output, SmallDisk, Tool};
+use test_harness::{terminate, tree, wait_for, Output, SmallDisk, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_n8n-export");
 
@@ -216,22 +215,11 @@ fn disk_full_and_sigterm_publish_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let child = cli_tool(&n8n, dir.path())
         .env("N8N_CLI", "sh -c 'sleep 60' sh")
-        .command(&["backup"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !dir.path().join("n8n/.lock").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .spawn(&["backup"]);
+    wait_for("the lock file", || {
+        dir.path().join("n8n/.lock").exists().then_some(())
+    });
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: plain kill(2) of the process this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
+    terminate(child);
     assert_eq!(tree(dir.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
 }

@@ -4,8 +4,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use test_harness::{finish, tree, Output, PgCluster, SmallDisk, Tool};
+use test_harness::{finish, terminate, tree, wait_for, Output, PgCluster, SmallDisk, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pg-dumpwrap");
 
@@ -382,17 +381,6 @@ fn children_of(pid: u32) -> Vec<u32> {
     kids
 }
 
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Holds an exclusive lock on a table, so pg_dump blocks after it has started
 /// and a test can act on a backup that is surely under way.
 struct TableLock(Child);
@@ -430,15 +418,6 @@ impl Drop for TableLock {
     }
 }
 
-fn spawn_backup(t: &Tool) -> Child {
-    t.command(&["backup"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// A backup that is surely under way: a good backup exists, then a table lock
 /// holds the next pg_dump (already started) until the test acts.
 struct BlockedBackup {
@@ -464,7 +443,7 @@ impl BlockedBackup {
         let t = tool(&pg, backups.path(), "shop");
         let before = first_backup(&t, backups.path());
         let lock = TableLock::take(&pg, "shop", "t");
-        let run = spawn_backup(&t);
+        let run = t.spawn(&["backup"]);
         let pg_dump = wait_for("pg_dump to start", || {
             children_of(run.id()).first().copied()
         });
@@ -520,17 +499,8 @@ fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
             .any(|e| e.starts_with(".shop_") && e.contains(".tmp-"))
             .then_some(())
     });
-    // SAFETY: plain kill(2) of the process this test started.
-    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
-    let out = finish(run);
+    let out = terminate(run);
     drop(lock);
-
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("interrupted by SIGTERM"),
-        "{}",
-        out.stderr
-    );
     assert_eq!(record(&out)["status"], "failed");
     assert_unchanged(backups.path(), &before);
     wait_for("pg_dump to be gone", || {
@@ -615,15 +585,7 @@ mod restore {
     }
 
     fn assert_restore_failed(out: &Output, needle: &str, pg: &PgCluster) {
-        assert_eq!(out.code, Some(1), "{}", out.stderr);
-        let line: Vec<&str> = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("restore failed"))
-            .collect();
-        assert_eq!(line.len(), 1, "{}", out.stderr);
-        assert!(line[0].contains(needle), "{needle:?} not in {}", line[0]);
-        assert!(!out.all().contains(&pg.password));
+        out.assert_failed("restore", 1, needle, &pg.password);
     }
 
     #[test]

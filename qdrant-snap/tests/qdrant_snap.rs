@@ -5,9 +5,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use test_harness::qdrant::{Faults, QdrantStandin};
-use test_harness::{tree, Output, SmallDisk, Tool};
+use test_harness::{terminate, tree, wait_for, Output, SmallDisk, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qdrant-snap");
 const KEY: &str = "qdrant-test-key-5150";
@@ -367,24 +367,15 @@ fn sigterm_mid_download_removes_the_temp_file() {
         slow_download: Some(Duration::from_millis(300)),
         ..Default::default()
     });
-    let child = t
-        .command(&["backup", "--collection", "big"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !tree(dir.path()).iter().any(|e| e.contains(".tmp-")) {
-        assert!(Instant::now() < deadline, "no temp file appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = t.spawn(&["backup", "--collection", "big"]);
+    wait_for("the temp file", || {
+        tree(dir.path())
+            .iter()
+            .any(|e| e.contains(".tmp-"))
+            .then_some(())
+    });
     std::thread::sleep(Duration::from_millis(400));
-    // SAFETY: plain kill(2) of the process this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
+    terminate(child);
     assert_eq!(tree(dir.path()), before);
 }
 
@@ -417,15 +408,7 @@ mod restore {
     use super::*;
 
     fn assert_restore_failed(out: &Output, needle: &str) {
-        assert_eq!(out.code, Some(1), "{}", out.stderr);
-        let line: Vec<&str> = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("restore failed"))
-            .collect();
-        assert_eq!(line.len(), 1, "{}", out.stderr);
-        assert!(line[0].contains(needle), "{needle:?} not in {}", line[0]);
-        assert!(!out.all().contains(KEY));
+        out.assert_failed("restore", 1, needle, KEY);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod s3;
 pub mod tool;
 
 pub use pg::PgCluster;
-pub use tool::{finish, Output, Tool};
+pub use tool::{finish, terminate, wait_for, Output, Tool};
 
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {

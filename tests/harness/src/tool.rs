@@ -35,6 +35,36 @@ pub fn finish(child: std::process::Child) -> Output {
     child.wait_with_output().expect("wait for the tool").into()
 }
 
+/// Sends SIGTERM to a spawned tool and collects its output; the tool must exit
+/// 1 and say that it was interrupted.
+pub fn terminate(child: std::process::Child) -> Output {
+    // SAFETY: plain kill(2) of a child the test started and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = finish(child);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        out.stderr
+    );
+    out
+}
+
+/// Polls `f` until it yields a value; fails the test after a minute.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 impl Output {
     /// stdout and stderr together, to check that a secret is in neither.
     pub fn all(&self) -> String {
@@ -53,10 +83,9 @@ impl Output {
         lines.remove(0)
     }
 
-    /// A failed backup: exit `code`, exactly one `backup failed` line on stderr
-    /// and it contains `needle`, a failed record saying the same, and `secret`
-    /// in no output.
-    pub fn assert_backup_failed(&self, code: i32, needle: &str, secret: &str) {
+    /// A failed run: exit `code`, exactly one `<what> failed` line on stderr and
+    /// it contains `needle`, and `secret` in no output.
+    pub fn assert_failed(&self, what: &str, code: i32, needle: &str, secret: &str) {
         assert_eq!(
             self.code,
             Some(code),
@@ -64,22 +93,28 @@ impl Output {
             self.stdout,
             self.stderr
         );
+        let marker = format!("{what} failed");
         let lines: Vec<&str> = self
             .stderr
             .lines()
-            .filter(|l| l.contains("backup failed"))
+            .filter(|l| l.contains(&marker))
             .collect();
         assert_eq!(lines.len(), 1, "one error line: {}", self.stderr);
         assert!(lines[0].contains(needle), "{needle:?} not in: {}", lines[0]);
-        let r = self.record();
-        assert_eq!(r["status"], "failed");
-        assert!(r["error"].as_str().unwrap_or("").contains(needle), "{r}");
-        assert!(r.get("file").is_none());
         assert!(
             !self.all().contains(secret),
             "secret leaked: {}",
             self.all()
         );
+    }
+
+    /// A failed backup: as `assert_failed`, and a failed record saying the same.
+    pub fn assert_backup_failed(&self, code: i32, needle: &str, secret: &str) {
+        self.assert_failed("backup", code, needle, secret);
+        let r = self.record();
+        assert_eq!(r["status"], "failed");
+        assert!(r["error"].as_str().unwrap_or("").contains(needle), "{r}");
+        assert!(r.get("file").is_none());
     }
 
     /// The JSON lines on stdout.
@@ -119,6 +154,17 @@ impl Tool {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args).env_clear().envs(&self.env);
         cmd
+    }
+
+    /// Starts the tool with stdin closed and stdout and stderr piped; collect it
+    /// with `finish` or `terminate`.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.bin.display()))
     }
 
     /// Runs to completion with stdin closed.
