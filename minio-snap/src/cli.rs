@@ -19,6 +19,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Upload an archive (an incremental: its whole chain) into a bucket, or extract it
     Restore(RestoreArgs),
+    /// Print the archives a restore of FILE applies, oldest (the full) first, one
+    /// file name per line; each sidecar is checked (backup.sh copies chains into weekly/)
+    Chain(ChainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,4 +75,10 @@ pub struct RestoreArgs {
     /// Delete objects in the bucket that the backup does not hold
     #[arg(long)]
     pub delete_extra: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// An archive (a *_latest link is fine)
+    pub file: PathBuf,
 }

@@ -17,5 +17,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Restore(args) => {
             tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
         }
+        Command::Chain(args) => tool::run(backup::COMPONENT, "chain", || {
+            for (path, _) in restore::resolve_chain(&args.file)? {
+                println!("{}", path.file_name().unwrap_or_default().to_string_lossy());
+            }
+            Ok(())
+        }),
     }
 }

@@ -80,7 +80,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
 }
 
 /// The archives to apply, oldest (the full) first; each one's sidecar checked.
-fn resolve_chain(file: &Path) -> Result<Vec<(PathBuf, Manifest)>> {
+pub fn resolve_chain(file: &Path) -> Result<Vec<(PathBuf, Manifest)>> {
     let mut chain = Vec::new();
     let (mut path, _) = sidecar::check(file)?;
     loop {

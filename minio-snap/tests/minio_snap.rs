@@ -199,6 +199,15 @@ fn incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket() {
         );
     }
 
+    // `chain` names what a restore applies, oldest first (backup.sh promotes it to weekly/).
+    let out = t.run(&["chain", incr.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let names = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [names(&full), names(&incr)]
+    );
+
     // --delete-extra removes what the backup does not hold; a missing link fails clearly.
     s3.put("restored", "stray.txt", b"x", "text/plain", &[]);
     let out = t.clone().env("MINIO_BUCKET", "restored").run(&[
@@ -214,6 +223,10 @@ fn incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket() {
         .env("MINIO_BUCKET", "restored")
         .run(&["restore", incr.to_str().unwrap()]);
     assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("the chain is broken"), "{}", out.stderr);
+    let out = t.run(&["chain", incr.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(out.stderr.contains("the chain is broken"), "{}", out.stderr);
 }
 
