@@ -7,6 +7,7 @@ pub mod n8n;
 pub mod pg;
 pub mod qdrant;
 pub mod s3;
+pub mod script;
 pub mod tool;
 
 pub use pg::PgCluster;

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 #[derive(Clone)]
 pub struct Tool {
     pub bin: PathBuf,
+    /// Arguments that come before every call's own (`sh script.sh` for a script).
+    pub args: Vec<OsString>,
     pub env: BTreeMap<String, OsString>,
 }
 
@@ -136,6 +138,7 @@ impl Tool {
         );
         Tool {
             bin: bin.as_ref().to_owned(),
+            args: Vec::new(),
             env,
         }
     }
@@ -152,7 +155,7 @@ impl Tool {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.args(args).env_clear().envs(&self.env);
+        cmd.args(&self.args).args(args).env_clear().envs(&self.env);
         cmd
     }
 

@@ -1,0 +1,378 @@
+#!/bin/sh
+# backup.sh — one backup run of the whole stack (or of the components named):
+# the component tools, weekly promotion, retention, verification and the report.
+# Thin on purpose: every decision about data lives in the Rust tools; this only
+# sequences them, and runs under busybox sh.
+set -u
+
+usage() {
+    cat <<'EOF'
+Usage: backup.sh [--type full|incremental] [--weekly] [--component NAME]...
+
+Backs up the selected components (default: $BACKUP_COMPONENTS, else
+postgres minio qdrant n8n) into $BACKUP_DIR (default /data/backups), then
+promotes the weekly snapshot (on Sundays in $TZ, or with --weekly), prunes
+(backup-prune), verifies what this run made (backup-verify) and writes
+backup_report.json (backup-report). Log lines go to stderr and backup.log.
+
+  --type full|incremental  incremental: MinIO archives only what changed since
+                           its last backup; the other components are always full
+  --weekly                 promote this run's backups to weekly/YYYY_WNN/ today
+  --component NAME         postgres, minio, qdrant or n8n; repeatable
+  -h, --help               this text
+
+Optional hooks (environment):
+  BACKUP_NOTIFY_URL        the report JSON is POSTed here when a run ends
+  BACKUP_HEALTHCHECK_URL   pinged at start (/start), on success and on failure (/fail)
+  BACKUP_OFFSITE_REMOTE    after a successful run: rclone sync of the tree to this remote
+  BACKUP_PROMETHEUS_FILE   node_exporter textfile metrics, written with the report
+
+Exit status: 0 when every selected component succeeded (and was verified),
+1 otherwise, 2 on a usage error, 75 when another run holds the lock.
+EOF
+}
+
+die_usage() {
+    printf 'backup.sh: %s (see --help)\n' "$1" >&2
+    exit 2
+}
+
+backup_type=full
+weekly=
+components=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --type)
+        [ $# -ge 2 ] || die_usage "--type needs full or incremental"
+        backup_type=$2
+        shift
+        ;;
+    --type=*) backup_type=${1#--type=} ;;
+    --weekly) weekly=1 ;;
+    --component)
+        [ $# -ge 2 ] || die_usage "--component needs a name"
+        components="$components $2"
+        shift
+        ;;
+    --component=*) components="$components ${1#--component=}" ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *) die_usage "unknown argument: $1" ;;
+    esac
+    shift
+done
+case $backup_type in
+full | incremental) ;;
+*) die_usage "--type must be full or incremental, not '$backup_type'" ;;
+esac
+[ -n "$components" ] || components=${BACKUP_COMPONENTS:-postgres minio qdrant n8n}
+selected=
+for c in $components; do
+    case $c in
+    postgres | minio | qdrant | n8n) ;;
+    *) die_usage "unknown component '$c' (postgres, minio, qdrant, n8n)" ;;
+    esac
+    case " $selected " in
+    *" $c "*) ;;
+    *) selected="$selected $c" ;;
+    esac
+done
+
+BACKUP_DIR=${BACKUP_DIR:-/data/backups}
+export BACKUP_DIR
+umask 077
+if ! mkdir -p "$BACKUP_DIR" 2>/dev/null || [ ! -w "$BACKUP_DIR" ]; then
+    printf 'backup.sh: cannot write to BACKUP_DIR %s; check that it exists and belongs to this user\n' \
+        "$BACKUP_DIR" >&2
+    exit 1
+fi
+log_file=$BACKUP_DIR/backup.log
+
+stamp() {
+    # RFC 3339 with a colon in the offset, as the tools' log lines.
+    date +%Y-%m-%dT%H:%M:%S%z | sed 's/\(..\)$/:\1/'
+}
+
+# One run at a time. The component tools lock their own folders; this lock is
+# the run's, so two cron lines that overlap do not interleave their reports.
+lock_file=$BACKUP_DIR/.backup.lock
+exec 9>>"$lock_file"
+if ! flock -n 9; then
+    line="$(stamp) backup: another backup.sh run holds $lock_file; not starting a second one"
+    printf '%s\n' "$line" >&2
+    printf '%s\n' "$line" >>"$log_file"
+    exit 75
+fi
+
+# backup.log: rotated when it has passed 10 MiB, five old ones kept.
+if [ -f "$log_file" ] && [ "$(wc -c <"$log_file")" -gt 10485760 ]; then
+    i=4
+    while [ $i -ge 1 ]; do
+        [ -f "$log_file.$i" ] && mv -f "$log_file.$i" "$log_file.$((i + 1))"
+        i=$((i - 1))
+    done
+    mv -f "$log_file" "$log_file.1"
+fi
+
+# Every log line (ours and the tools' stderr) goes through one pipe to both
+# backup.log and stderr, in order, while the run goes on.
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/backup-run.XXXXXX") || exit 1
+child=
+cleanup() {
+    exec 8>&- 2>/dev/null
+    [ -n "${tee_pid:-}" ] && wait "$tee_pid" 2>/dev/null
+    rm -rf "$run_dir"
+}
+trap cleanup EXIT
+mkfifo "$run_dir/log" || exit 1
+tee -a "$log_file" <"$run_dir/log" >&2 &
+tee_pid=$!
+exec 8>"$run_dir/log"
+
+log() {
+    printf '%s backup: %s\n' "$(stamp)" "$*" >&8
+}
+
+# A signal stops the tool that is running (it removes its temporary file and
+# prints a failed record) and then the run, which still writes its report.
+interrupted=
+on_signal() {
+    interrupted=$1
+    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+}
+trap 'on_signal SIGTERM' TERM
+trap 'on_signal SIGINT' INT
+trap 'on_signal SIGHUP' HUP
+
+# Runs a command in the background (so a signal reaches the trap at once) with
+# stderr into the log; sets $rc.
+run_logged() {
+    out=$1
+    shift
+    "$@" >"$out" 2>&8 </dev/null &
+    child=$!
+    wait "$child"
+    rc=$?
+    # wait returns early when a trapped signal arrives: wait for the tool itself.
+    while kill -0 "$child" 2>/dev/null; do
+        wait "$child"
+        rc=$?
+    done
+    child=
+}
+
+# JSON string contents: backslashes and quotes escaped, control characters dropped.
+json_escape() {
+    printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g'
+}
+
+failed_record() { # component error seconds
+    printf '{"component":"%s","status":"failed","duration_seconds":%s,"error":"%s"}\n' \
+        "$1" "$3" "$(json_escape "$2")"
+}
+
+# The file a success record names (our tools' names hold no quote or slash).
+record_file() {
+    sed -n 's/^{"component":"[a-z0-9]*","status":"success","file":"\([^"\\/]*\)".*/\1/p' "$1" | head -n 1
+}
+
+tool_of() {
+    case $1 in
+    postgres) echo pg-dumpwrap ;;
+    minio) echo minio-snap ;;
+    qdrant) echo qdrant-snap ;;
+    n8n) echo n8n-export ;;
+    esac
+}
+
+# Healthchecks.io-style pings and the report POST. URLs can carry tokens, so
+# they reach curl through its config on stdin, never through argv or the log.
+http_post() { # url [file-to-send]
+    escaped=$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')
+    if [ -n "${2:-}" ]; then
+        printf 'url = "%s"\n' "$escaped" | curl -fsS -m 30 --retry 3 -K - \
+            -H 'Content-Type: application/json' --data-binary "@$2" -o /dev/null
+    else
+        printf 'url = "%s"\n' "$escaped" | curl -fsS -m 30 --retry 3 -K - -X POST -o /dev/null
+    fi
+}
+ping_health() { # suffix [file]
+    [ -n "${BACKUP_HEALTHCHECK_URL:-}" ] || return 0
+    body=
+    [ -n "${2:-}" ] && [ -f "$2" ] && body=$2
+    if ! http_post "${BACKUP_HEALTHCHECK_URL%/}$1" "$body" 2>"$run_dir/curl.err"; then
+        log "warning: the healthcheck ping${1:+ ($1)} failed: $(head -n 1 "$run_dir/curl.err"); check BACKUP_HEALTHCHECK_URL"
+    fi
+}
+
+started=$(date +%s)
+log "starting a backup ($backup_type) of:$selected (pid $$)"
+ping_health /start
+
+# 1. The component tools, one after another; one failing does not stop the others.
+made=
+failed=
+for c in $selected; do
+    if [ -n "$interrupted" ]; then
+        failed_record "$c" "not run: backup.sh was interrupted by $interrupted" 0 >"$run_dir/$c.json"
+        failed="$failed $c"
+        continue
+    fi
+    tool=$(tool_of "$c")
+    t0=$(date +%s)
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        log "$c: $tool is not on PATH ($PATH); check the installation"
+        failed_record "$c" "$tool is not on PATH; check the installation" 0 >"$run_dir/$c.json"
+        failed="$failed $c"
+        continue
+    fi
+    if [ "$c" = minio ]; then
+        run_logged "$run_dir/$c.json" "$tool" backup --type "$backup_type"
+    else
+        run_logged "$run_dir/$c.json" "$tool" backup
+    fi
+    file=$(record_file "$run_dir/$c.json")
+    if [ "$rc" -eq 0 ] && [ -n "$file" ] && [ -f "$BACKUP_DIR/$c/$file" ]; then
+        made="$made $c"
+        printf '%s\n' "$file" >"$run_dir/$c.file"
+    else
+        failed="$failed $c"
+        if ! grep -q '"status":"failed"' "$run_dir/$c.json"; then
+            # No record of its own (a crash, a bad flag): say so for the report.
+            failed_record "$c" "$tool exited with status $rc without a result record; see backup.log" \
+                $(($(date +%s) - t0)) >"$run_dir/$c.json"
+        fi
+    fi
+done
+
+# 2. Weekly promotion: this run's artifacts (for a MinIO incremental, its whole
+# chain) hard-linked into weekly/YYYY_WNN/<component>/, copied where a link cannot
+# cross filesystems. A week folder keeps one snapshot per component: the newest.
+promote() { # component file week_dir
+    IFS='
+' # one file name per line, spaces allowed
+    src=$BACKUP_DIR/$1
+    dst=$3/$1
+    if [ "$1" = minio ]; then
+        chain=$(minio-snap chain "$src/$2" 2>&8) || return 1
+    else
+        chain=$2
+    fi
+    mkdir -p "$dst" || return 1
+    for f in $chain; do
+        for g in "$f" "$f.sha256"; do
+            [ -e "$dst/$g" ] && continue
+            if ! ln "$src/$g" "$dst/$g" 2>/dev/null; then
+                tmp=$dst/.$g.tmp-$$
+                cp "$src/$g" "$tmp" && sync && mv "$tmp" "$dst/$g" || {
+                    rm -f "$tmp"
+                    return 1
+                }
+            fi
+        done
+    done
+    # Older snapshots of this week go only after the new one is complete.
+    for old in "$dst"/*; do
+        [ -e "$old" ] || continue
+        name=${old##*/}
+        keep=
+        for f in $chain; do
+            [ "$name" = "$f" ] || [ "$name" = "$f.sha256" ] && keep=1
+        done
+        [ -n "$keep" ] || rm -f "$old"
+    done
+    for f in $chain; do printf '%s\n' "$dst/$f"; done >>"$run_dir/$1.verify"
+}
+
+week=
+default_ifs=$IFS
+if [ -z "$interrupted" ] && { [ -n "$weekly" ] || [ "$(date +%u)" = 7 ]; }; then
+    week=$(date +%G_W%V)
+    for c in $made; do
+        promote "$c" "$(cat "$run_dir/$c.file")" "$BACKUP_DIR/weekly/$week"
+        promoted=$?
+        IFS=$default_ifs
+        if [ "$promoted" -eq 0 ]; then
+            log "$c: promoted to weekly/$week/$c"
+        else
+            log "$c: weekly promotion to weekly/$week/$c failed; check free space and permissions"
+            failed_record "$c" "published $(cat "$run_dir/$c.file") but the weekly promotion to weekly/$week failed" \
+                0 >>"$run_dir/$c.json"
+            failed="$failed $c"
+        fi
+    done
+fi
+
+# 3. Retention. backup-prune never deletes the last good backups; a component
+# lock held by a separate cron line only postpones it to the next run.
+run_problem=
+if [ -z "$interrupted" ]; then
+    run_logged "$run_dir/prune.jsonl" backup-prune
+    case $rc in
+    0) ;;
+    75) log "prune postponed: a component backup holds its folder's lock" ;;
+    *)
+        log "backup-prune failed (status $rc); see the lines above"
+        run_problem=1
+        ;;
+    esac
+fi
+
+# 4. Read back what this run published (and promoted). A failure turns the
+# component's success into a failure in the report.
+for c in $made; do
+    [ -z "$interrupted" ] || break
+    file=$(cat "$run_dir/$c.file")
+    set -- "$BACKUP_DIR/$c/$file"
+    if [ -f "$run_dir/$c.verify" ]; then
+        while IFS= read -r p; do set -- "$@" "$p"; done <"$run_dir/$c.verify"
+    fi
+    run_logged "$run_dir/$c.checked" backup-verify "$@"
+    cat "$run_dir/$c.checked" >&8
+    if [ "$rc" -ne 0 ]; then
+        reason=$(sed -n 's/^FAIL //p' "$run_dir/$c.checked" | head -n 1)
+        failed_record "$c" "published $file but backup-verify failed: ${reason:-status $rc}" 0 >>"$run_dir/$c.json"
+        failed="$failed $c"
+    fi
+done
+
+# 5. The report, from every component's records (a later record wins).
+for c in $selected; do cat "$run_dir/$c.json"; done >"$run_dir/records.jsonl"
+duration=$(($(date +%s) - started))
+set -- "$run_dir/records.jsonl" --type "$backup_type" --duration "$duration" --text
+[ -n "${BACKUP_PROMETHEUS_FILE:-}" ] && set -- "$@" --prometheus "$BACKUP_PROMETHEUS_FILE"
+run_logged "$run_dir/report.txt" backup-report "$@"
+cat "$run_dir/report.txt" >&8
+[ "$rc" -eq 0 ] || run_problem=1
+
+# 6. Off-site copy, only of a tree this run left good.
+if [ -z "$failed" ] && [ -z "$run_problem" ] && [ -z "$interrupted" ] && [ -n "${BACKUP_OFFSITE_REMOTE:-}" ]; then
+    log "rclone sync to the off-site remote"
+    run_logged /dev/null rclone sync "$BACKUP_DIR" "$BACKUP_OFFSITE_REMOTE" \
+        --links --exclude '.*' --exclude '.*/**'
+    if [ "$rc" -ne 0 ]; then
+        log "off-site sync failed (rclone status $rc); check BACKUP_OFFSITE_REMOTE and rclone's config"
+        run_problem=1
+    fi
+fi
+
+# 7. Hooks and the exit status.
+report=$BACKUP_DIR/backup_report.json
+if [ -n "${BACKUP_NOTIFY_URL:-}" ] && [ -f "$report" ]; then
+    http_post "$BACKUP_NOTIFY_URL" "$report" 2>"$run_dir/curl.err" ||
+        log "warning: POSTing the report failed: $(head -n 1 "$run_dir/curl.err"); check BACKUP_NOTIFY_URL"
+fi
+if [ -z "$failed" ] && [ -z "$run_problem" ] && [ -z "$interrupted" ]; then
+    ping_health "" "$report"
+    log "finished in ${duration}s: every selected component succeeded${week:+ (weekly/$week)}"
+    exit 0
+fi
+ping_health /fail "$report"
+if [ -n "$interrupted" ]; then
+    log "interrupted by $interrupted after ${duration}s; failed:$failed"
+else
+    log "finished in ${duration}s with failures:${failed:- none}${run_problem:+ (and a prune, report or off-site step failed)}"
+fi
+exit 1

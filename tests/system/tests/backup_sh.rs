@@ -1,0 +1,628 @@
+//! scripts/backup.sh under busybox sh, against the whole stack: a real
+//! PostgreSQL cluster, a real S3 server, a real n8n and the Qdrant stand-in.
+
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use test_harness::n8n::{sample_workflows, N8n};
+use test_harness::qdrant::QdrantStandin;
+use test_harness::s3::S3Server;
+use test_harness::script::{bin_dir, script};
+use test_harness::{finish, free_port, wait_for, PgCluster, Tool};
+
+const HEALTH_TOKEN: &str = "hc-token-5b1f0e";
+const NOTIFY_TOKEN: &str = "notify-token-9c2d7a";
+
+/// Records every request it gets: `METHOD url` and the body.
+struct HookServer {
+    url: String,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl HookServer {
+    fn start() -> HookServer {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for mut request in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                log.lock()
+                    .unwrap()
+                    .push((format!("{} {}", request.method(), request.url()), body));
+                let _ = request.respond(tiny_http::Response::from_string("OK"));
+            }
+        });
+        HookServer {
+            url: format!("http://127.0.0.1:{port}"),
+            seen,
+        }
+    }
+
+    /// The requests since the last call.
+    fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+struct Stack {
+    pg: PgCluster,
+    s3: S3Server,
+    qdrant: QdrantStandin,
+    n8n: N8n,
+    hooks: HookServer,
+    dir: tempfile::TempDir,
+    offsite: tempfile::TempDir,
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let pg = PgCluster::start();
+        pg.create_db("arasul_db");
+        pg.sql(
+            "arasul_db",
+            "CREATE TABLE documents (id serial PRIMARY KEY, title text NOT NULL, body bytea);
+             INSERT INTO documents (title, body)
+               SELECT 'doc ' || i || ' Grüße', sha256(i::text::bytea) FROM generate_series(1, 2000) i;",
+        );
+        let s3 = S3Server::start();
+        s3.create_bucket("documents");
+        for i in 0..30 {
+            s3.put(
+                "documents",
+                &format!("files/{i:03}.txt"),
+                format!("document {i}").as_bytes(),
+                "text/plain",
+                &[("owner", "ops")],
+            );
+        }
+        s3.put(
+            "documents",
+            "deep/ü n i/c o d e.pdf",
+            b"%PDF",
+            "application/pdf",
+            &[],
+        );
+        let qdrant = QdrantStandin::start(Some("qdrant-key-31f"));
+        qdrant.add_collection("documents", 4, 50);
+        qdrant.add_collection("memory", 3, 30);
+        let n8n = N8n::start();
+        n8n.import(&sample_workflows(3));
+        Stack {
+            pg,
+            s3,
+            qdrant,
+            n8n,
+            hooks: HookServer::start(),
+            dir: tempfile::tempdir().unwrap(),
+            offsite: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment of the container: every service's settings and the hooks.
+    fn env(&self, tool: Tool) -> Tool {
+        tool.env("BACKUP_DIR", self.root())
+            .env("TZ", "Europe/Berlin")
+            .env("POSTGRES_HOST", "127.0.0.1")
+            .env("POSTGRES_PORT", self.pg.port.to_string())
+            .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
+            .env("POSTGRES_PASSWORD", &self.pg.password)
+            .env("POSTGRES_DB", "arasul_db")
+            .env("MINIO_ENDPOINT", &self.s3.endpoint)
+            .env("MINIO_ROOT_USER", &self.s3.access_key)
+            .env("MINIO_ROOT_PASSWORD", &self.s3.secret_key)
+            .env("MINIO_BUCKET", "documents")
+            .env("QDRANT_URL", &self.qdrant.url)
+            .env("QDRANT_API_KEY", self.qdrant.api_key.clone().unwrap())
+            .env("N8N_URL", &self.n8n.url)
+            .env("N8N_API_KEY", &self.n8n.api_key)
+            .env(
+                "BACKUP_HEALTHCHECK_URL",
+                format!("{}/ping/{HEALTH_TOKEN}", self.hooks.url),
+            )
+            .env(
+                "BACKUP_NOTIFY_URL",
+                format!("{}/notify?token={NOTIFY_TOKEN}", self.hooks.url),
+            )
+            .env("BACKUP_OFFSITE_REMOTE", self.offsite.path())
+    }
+
+    fn backup_sh(&self) -> Tool {
+        let t = self.env(script("backup.sh"));
+        // pg_dump from the cluster's own version, as the container's client matches the server.
+        let path = test_harness::script::path(&[self.pg.bin("pg_dump").parent().unwrap()]);
+        t.env("PATH", path)
+    }
+
+    fn tool(&self, name: &str) -> Tool {
+        self.env(Tool::new(bin_dir().join(name))).env(
+            "PATH",
+            format!(
+                "{}:/usr/bin:/bin",
+                self.pg.bin("psql").parent().unwrap().display()
+            ),
+        )
+    }
+
+    fn report(&self) -> Value {
+        serde_json::from_slice(&fs::read(self.root().join("backup_report.json")).unwrap()).unwrap()
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![
+            self.pg.password.clone(),
+            self.s3.secret_key.clone(),
+            self.qdrant.api_key.clone().unwrap(),
+            self.n8n.api_key.clone(),
+            HEALTH_TOKEN.into(),
+            NOTIFY_TOKEN.into(),
+        ]
+    }
+
+    /// Nothing secret in the run's output, the log or the report.
+    fn assert_no_secret(&self, output: &str) {
+        let log = fs::read_to_string(self.root().join("backup.log")).unwrap();
+        let report = fs::read_to_string(self.root().join("backup_report.json")).unwrap();
+        for s in self.secrets() {
+            for (what, text) in [
+                ("output", output),
+                ("backup.log", &log),
+                ("report", &report),
+            ] {
+                assert!(!text.contains(&s), "a secret is in the {what}:\n{text}");
+            }
+        }
+    }
+}
+
+/// The report's file for a component, checked to exist in the tree.
+fn published(stack: &Stack, report: &Value, component: &str) -> PathBuf {
+    let c = &report["components"][component];
+    assert_eq!(c["status"], "success", "{component}: {c}");
+    let path = stack
+        .root()
+        .join(component)
+        .join(c["file"].as_str().unwrap());
+    assert!(path.is_file(), "{}", path.display());
+    assert!(
+        Path::new(&format!("{}.sha256", path.display())).is_file(),
+        "sidecar of {}",
+        path.display()
+    );
+    path
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Every workflow's name and nodes: what a restore must bring back (ids are the API's).
+fn workflow_shapes(n8n: &N8n) -> Vec<(String, Value)> {
+    n8n.workflows()
+        .into_iter()
+        .map(|w| (w["name"].as_str().unwrap().to_owned(), w["nodes"].clone()))
+        .collect()
+}
+
+#[test]
+fn full_incremental_weekly_restore_and_a_run_with_one_service_down() {
+    let mut stack = Stack::start();
+    let sh = stack.backup_sh();
+
+    // 1. A full run: every component published, the report completed, the hooks called.
+    let out = sh.run(&["--type", "full"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report = stack.report();
+    assert_eq!(report["status"], "completed", "{report}");
+    assert_eq!(report["backup_type"], "full");
+    for c in ["postgres", "minio", "qdrant", "n8n"] {
+        let file = published(&stack, &report, c);
+        let latest = fs::read_dir(stack.root().join(c))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| name(p).contains("_latest."))
+            .unwrap();
+        assert_eq!(fs::read_link(&latest).unwrap(), Path::new(&name(&file)));
+    }
+    let log = fs::read_to_string(stack.root().join("backup.log")).unwrap();
+    for needle in [
+        " backup: starting a backup (full) of: postgres minio qdrant n8n",
+        " postgres: ",
+        " minio: ",
+        " qdrant: ",
+        " n8n: ",
+        " prune: ",
+        " report: wrote ",
+        " backup: finished in ",
+    ] {
+        assert!(log.contains(needle), "{needle:?} not in backup.log:\n{log}");
+    }
+    assert!(
+        out.stderr.contains(" backup: finished in "),
+        "{}",
+        out.stderr
+    );
+    let hooks = stack.hooks.take();
+    let calls: Vec<&str> = hooks.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        calls,
+        [
+            format!("POST /ping/{HEALTH_TOKEN}/start"),
+            format!("POST /notify?token={NOTIFY_TOKEN}"),
+            format!("POST /ping/{HEALTH_TOKEN}"),
+        ]
+    );
+    let notified: Value = serde_json::from_str(&hooks[1].1).unwrap();
+    assert_eq!(notified, report, "the notification carries the report");
+    let pg_file = published(&stack, &report, "postgres");
+    assert!(
+        stack
+            .offsite
+            .path()
+            .join("postgres")
+            .join(name(&pg_file))
+            .is_file(),
+        "the off-site copy has the new dump: {:?}",
+        test_harness::tree(stack.offsite.path())
+    );
+    stack.assert_no_secret(&out.all());
+
+    // 2. Changes, then an incremental run: MinIO archives only what changed.
+    stack.pg.sql(
+        "arasul_db",
+        "INSERT INTO documents (title) VALUES ('after the full backup');
+         UPDATE documents SET title = 'changed' WHERE id = 7;",
+    );
+    stack
+        .s3
+        .put("documents", "files/001.txt", b"changed", "text/plain", &[]);
+    stack
+        .s3
+        .put("documents", "new/added.txt", b"added", "text/plain", &[]);
+    stack.s3.delete("documents", "files/002.txt");
+    stack.qdrant.add_collection("extra", 2, 10);
+    stack.n8n.import(&sample_workflows(5));
+    let out = sh.run(&["--type", "incremental"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report = stack.report();
+    assert_eq!(report["status"], "completed", "{report}");
+    assert_eq!(report["backup_type"], "incremental");
+    let incr1 = published(&stack, &report, "minio");
+    assert!(
+        name(&incr1).ends_with(".incr.tar.gz"),
+        "{}",
+        incr1.display()
+    );
+
+    // 3. --weekly after one more change, with an old dump that retention removes.
+    stack
+        .s3
+        .put("documents", "new/second.txt", b"second", "text/plain", &[]);
+    let old = stack
+        .root()
+        .join("postgres/arasul_db_20200105_020000.sql.gz");
+    fs::copy(&pg_file, &old).unwrap();
+    let sum = fs::read_to_string(format!("{}.sha256", pg_file.display())).unwrap();
+    fs::write(
+        format!("{}.sha256", old.display()),
+        sum.replace(&name(&pg_file), &name(&old)),
+    )
+    .unwrap();
+    let out = sh.run(&["--type", "incremental", "--weekly"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report = stack.report();
+    assert_eq!(report["status"], "completed", "{report}");
+    assert!(
+        !old.exists(),
+        "retention deleted the 2020 dump: {}",
+        out.stderr
+    );
+    let weeks = file_names(&stack.root().join("weekly"));
+    assert_eq!(weeks.len(), 1, "{weeks:?}");
+    let week = stack.root().join("weekly").join(&weeks[0]);
+    assert_eq!(report["statistics"]["weekly_snapshots"], 1);
+    let incr2 = published(&stack, &report, "minio");
+    // The incremental's whole chain is in the weekly folder, so it restores alone.
+    let full = stack
+        .root()
+        .join("minio/documents_latest.tar.gz")
+        .canonicalize()
+        .unwrap();
+    let mut chain = Vec::new();
+    for f in [&full, &incr1, &incr2] {
+        chain.push(name(f));
+        chain.push(format!("{}.sha256", name(f)));
+    }
+    chain.sort();
+    assert_eq!(file_names(&week.join("minio")), chain);
+    for c in ["postgres", "qdrant", "n8n"] {
+        let file = published(&stack, &report, c);
+        assert_eq!(
+            file_names(&week.join(c)),
+            [name(&file), format!("{}.sha256", name(&file))]
+        );
+        // A hard link, not a copy: the weekly snapshot costs no space.
+        assert_eq!(
+            fs::metadata(&file).unwrap().ino(),
+            fs::metadata(week.join(c).join(name(&file))).unwrap().ino()
+        );
+    }
+    let verify = stack.tool("backup-verify").run(&["--all"]);
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    stack.assert_no_secret(&out.all());
+
+    // 4. Restore every component from the weekly snapshot into fresh targets.
+    let pg_weekly = week
+        .join("postgres")
+        .join(name(&published(&stack, &report, "postgres")));
+    let out = stack
+        .tool("pg-dumpwrap")
+        .env("POSTGRES_DB", "restored")
+        .run(&["restore", "--create", pg_weekly.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        stack.pg.comparable_dump("restored"),
+        stack.pg.comparable_dump("arasul_db")
+    );
+
+    let out = stack
+        .tool("minio-snap")
+        .env("MINIO_BUCKET", "restored")
+        .run(&[
+            "restore",
+            week.join("minio").join(name(&incr2)).to_str().unwrap(),
+        ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let keys = stack.s3.keys("documents");
+    assert_eq!(stack.s3.keys("restored"), keys);
+    for k in &keys {
+        assert_eq!(
+            stack.s3.get("restored", k).unwrap(),
+            stack.s3.get("documents", k).unwrap(),
+            "{k}"
+        );
+    }
+
+    let counts: Vec<_> = ["documents", "memory", "extra"]
+        .iter()
+        .map(|c| stack.qdrant.points_count(c))
+        .collect();
+    for c in ["documents", "memory", "extra"] {
+        stack.qdrant.delete_collection(c);
+    }
+    let qdrant_weekly = week
+        .join("qdrant")
+        .join(name(&published(&stack, &report, "qdrant")));
+    let out = stack
+        .tool("qdrant-snap")
+        .run(&["restore", qdrant_weekly.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let restored: Vec<_> = ["documents", "memory", "extra"]
+        .iter()
+        .map(|c| stack.qdrant.points_count(c))
+        .collect();
+    assert_eq!(restored, counts);
+    assert_eq!(counts, [Some(50), Some(30), Some(10)]);
+
+    let before = workflow_shapes(&stack.n8n);
+    assert_eq!(before.len(), 10);
+    for w in stack.n8n.workflows() {
+        stack.n8n.delete(w["id"].as_str().unwrap());
+    }
+    let n8n_weekly = week
+        .join("n8n")
+        .join(name(&published(&stack, &report, "n8n")));
+    let out = stack
+        .tool("n8n-export")
+        .run(&["restore", n8n_weekly.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(workflow_shapes(&stack.n8n), before);
+    stack.hooks.take();
+
+    // 5. The S3 server down: the report says partial, the others are published, exit 1.
+    let offsite_before = test_harness::tree(stack.offsite.path());
+    stack.s3.stop();
+    stack.pg.sql(
+        "arasul_db",
+        "INSERT INTO documents (title) VALUES ('while minio was down')",
+    );
+    let out = sh.run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let report = stack.report();
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["components"]["minio"]["status"], "failed");
+    let error = report["components"]["minio"]["error"].as_str().unwrap();
+    assert!(error.contains("check MINIO_ENDPOINT"), "{error}");
+    for c in ["postgres", "qdrant", "n8n"] {
+        let file = published(&stack, &report, c);
+        let latest = fs::read_dir(stack.root().join(c))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| name(p).contains("_latest."))
+            .unwrap();
+        assert_eq!(fs::read_link(&latest).unwrap(), Path::new(&name(&file)));
+    }
+    assert!(
+        out.stderr.contains("with failures: minio"),
+        "{}",
+        out.stderr
+    );
+    let calls: Vec<String> = stack.hooks.take().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(
+        calls,
+        [
+            format!("POST /ping/{HEALTH_TOKEN}/start"),
+            format!("POST /notify?token={NOTIFY_TOKEN}"),
+            format!("POST /ping/{HEALTH_TOKEN}/fail"),
+        ]
+    );
+    assert_eq!(
+        test_harness::tree(stack.offsite.path()),
+        offsite_before,
+        "no off-site sync after a failed run"
+    );
+    stack.assert_no_secret(&out.all());
+    // Nothing half-written anywhere.
+    let temps: Vec<String> = test_harness::tree(stack.root())
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+}
+
+/// backup.sh with only PostgreSQL selected, pointed at a port nothing listens on.
+fn lone_run(dir: &Path) -> Tool {
+    script("backup.sh")
+        .env("BACKUP_DIR", dir)
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", free_port().to_string())
+        .env("POSTGRES_PASSWORD", "pw-not-used")
+        .env("BACKUP_COMPONENTS", "postgres")
+}
+
+#[test]
+fn a_second_run_exits_75_while_the_first_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = fs::File::create(dir.path().join(".backup.lock")).unwrap();
+    // SAFETY: flock(2) on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let out = lone_run(dir.path()).run(&[]);
+    assert_eq!(out.code, Some(75), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("another backup.sh run holds"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("postgres").exists(), "nothing ran");
+    drop(lock);
+    let out = lone_run(dir.path()).run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+}
+
+#[test]
+fn the_log_is_rotated_past_10_mib_keeping_five() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("backup.log");
+    fs::write(&log, vec![b'x'; 10 * 1024 * 1024 + 1]).unwrap();
+    for i in 1..=5 {
+        fs::write(format!("{}.{i}", log.display()), format!("old {i}")).unwrap();
+    }
+    let out = lone_run(dir.path()).run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        fs::metadata(format!("{}.1", log.display())).unwrap().len(),
+        10 * 1024 * 1024 + 1
+    );
+    for i in 2..=5 {
+        assert_eq!(
+            fs::read_to_string(format!("{}.{i}", log.display())).unwrap(),
+            format!("old {}", i - 1)
+        );
+    }
+    assert!(!Path::new(&format!("{}.6", log.display())).exists());
+    let fresh = fs::read_to_string(&log).unwrap();
+    assert!(
+        fresh.contains(" backup: starting a backup (full) of: postgres"),
+        "{fresh}"
+    );
+    assert!(fresh.contains("check POSTGRES_HOST"), "{fresh}");
+
+    // Below the limit nothing moves.
+    let out = lone_run(dir.path()).run(&[]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        fs::read_to_string(format!("{}.2", log.display())).unwrap(),
+        "old 1"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lone_run(dir.path()).run(&["--help"]);
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.contains("Usage: backup.sh"), "{}", out.stdout);
+    for args in [
+        &["--type", "differential"][..],
+        &["--component", "redis"],
+        &["--bogus"],
+        &["--type"],
+    ] {
+        let out = lone_run(dir.path()).run(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.starts_with("backup.sh: "), "{}", out.stderr);
+    }
+    assert!(
+        !dir.path().join("backup.log").exists(),
+        "a usage error runs nothing"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_running_tool_and_still_writes_the_report() {
+    // An "n8n" that accepts connections and never answers keeps n8n-export busy.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = lone_run(dir.path())
+        .env("BACKUP_COMPONENTS", "n8n postgres")
+        .env("N8N_URL", format!("http://127.0.0.1:{port}"))
+        .env("N8N_API_KEY", "k")
+        .spawn(&[]);
+    wait_for("n8n-export to be connected", || {
+        silent.set_nonblocking(true).unwrap();
+        silent.accept().ok().map(|(s, _)| s)
+    });
+    // SAFETY: kill(2) of the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let started = std::time::Instant::now();
+    let out = finish(child);
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "backup.sh stopped promptly"
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        out.stderr
+    );
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["components"]["n8n"]["status"], "failed");
+    assert!(
+        report["components"]["postgres"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not run: backup.sh was interrupted"),
+        "{report}"
+    );
+    assert!(
+        !test_harness::tree(dir.path())
+            .iter()
+            .any(|p| p.contains(".tmp-")),
+        "no temporary file left"
+    );
+}
