@@ -76,7 +76,7 @@ impl S3 {
                 Err(e) if attempt < 4 && !e.is_timeout() => {
                     log::log(
                         "minio",
-                        &format!("{what}: {} — retrying in {delay:?}", backup_common::exit::error_chain(&e)),
+                        &format!("{what}: {} — retrying in {delay:?}", transport_error(e)),
                     );
                     std::thread::sleep(delay);
                     delay *= 2;
@@ -84,7 +84,7 @@ impl S3 {
                 Err(e) => bail!(
                     "{what}: cannot reach {}: {} — check MINIO_ENDPOINT and that the server is running",
                     self.endpoint,
-                    backup_common::exit::error_chain(&e)
+                    transport_error(e)
                 ),
             }
         }
@@ -180,7 +180,7 @@ impl S3 {
                     }
                     Err(e) => bail!(
                         "{what}: cannot reach {endpoint}: {} — check MINIO_ENDPOINT and that the server is running",
-                        backup_common::exit::error_chain(&e)
+                        transport_error(e)
                     ),
                 }
             };
@@ -196,7 +196,7 @@ impl S3 {
             while let Some(chunk) = resp
                 .chunk()
                 .await
-                .map_err(|e| anyhow::anyhow!("{what} broke off: {}", backup_common::exit::error_chain(&e)))?
+                .map_err(|e| anyhow::anyhow!("{what} broke off: {}", transport_error(e)))?
             {
                 data.extend_from_slice(&chunk);
             }
@@ -447,11 +447,17 @@ impl Read for Body<'_> {
             match self.rt.block_on(self.response.chunk()) {
                 Ok(Some(c)) => self.chunk = c,
                 Ok(None) => return Ok(0),
-                Err(e) => return Err(std::io::Error::other(backup_common::exit::error_chain(&e))),
+                Err(e) => return Err(std::io::Error::other(transport_error(e))),
             }
         }
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
     }
+}
+
+/// A transport error as one line, without its URL: a presigned S3 URL carries a
+/// signature that works as a credential until it expires.
+fn transport_error(e: reqwest::Error) -> String {
+    backup_common::exit::error_chain(&e.without_url())
 }

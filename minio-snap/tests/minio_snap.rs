@@ -261,6 +261,8 @@ fn failures_publish_nothing_and_leak_no_secret() {
     s3.stop();
     let out = t.run(&["backup"]);
     out.assert_backup_failed(1, "check MINIO_ENDPOINT", &s3.secret_key);
+    // A presigned URL's signature is a credential too.
+    assert!(!out.all().contains("X-Amz-Signature"), "{}", out.all());
     assert_eq!(tree(dir.path()), before);
 }
 

@@ -450,6 +450,7 @@ fn full_incremental_weekly_restore_and_a_run_with_one_service_down() {
     assert_eq!(report["components"]["minio"]["status"], "failed");
     let error = report["components"]["minio"]["error"].as_str().unwrap();
     assert!(error.contains("check MINIO_ENDPOINT"), "{error}");
+    assert!(!error.contains("X-Amz-Signature"), "{error}");
     for c in ["postgres", "qdrant", "n8n"] {
         let file = published(&stack, &report, c);
         let latest = fs::read_dir(stack.root().join(c))
