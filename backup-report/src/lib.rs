@@ -1,6 +1,7 @@
 //! backup-report: result records + the backup tree → `backup_report.json`,
 //! optionally node_exporter metrics and a text summary.
 
+pub mod health;
 pub mod report;
 pub mod stats;
 
@@ -41,10 +42,80 @@ pub struct Cli {
     /// Print a short human summary on stdout
     #[arg(long)]
     pub text: bool,
+    /// Instead of writing a report, judge the last one against the schedule (the
+    /// container's HEALTHCHECK): exit 1 when it is not `completed` or is overdue
+    #[arg(long, conflicts_with_all = ["records", "check_schedule"])]
+    pub health: bool,
+    /// Instead of writing a report, check that the schedule is one crond runs
+    /// and print its next run (exit 2 when it is not)
+    #[arg(long, conflicts_with = "records")]
+    pub check_schedule: bool,
+    /// The cron schedule, for --health and --check-schedule
+    #[arg(long, env = "BACKUP_SCHEDULE", default_value = "0 2 * * *")]
+    pub schedule: String,
+    /// --health: minutes a run may take before its report counts as overdue
+    #[arg(long, default_value_t = 120)]
+    pub grace_minutes: u32,
+    /// --health: a file whose modification time is when the service started
+    /// (until the first run is due, no report is not a problem)
+    #[arg(long, value_name = "FILE")]
+    pub started_file: Option<PathBuf>,
 }
 
 pub fn run(cli: Cli) -> i32 {
+    if cli.check_schedule {
+        return backup_common::tool::run(COMPONENT, "schedule check", || check_schedule(&cli));
+    }
+    if cli.health {
+        return backup_common::tool::run(COMPONENT, "health check", || check_health(&cli));
+    }
     backup_common::tool::run(COMPONENT, "report", || write_report(&cli))
+}
+
+fn schedule(cli: &Cli) -> Result<health::Schedule> {
+    health::Schedule::parse(&cli.schedule).map_err(backup_common::usage)
+}
+
+fn check_schedule(cli: &Cli) -> Result<()> {
+    let s = schedule(cli)?;
+    let next = s
+        .next_after(chrono::Local::now())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+        .unwrap_or_else(|| "never".into());
+    println!("schedule \"{}\": next run at {next}", s.text());
+    Ok(())
+}
+
+fn check_health(cli: &Cli) -> Result<()> {
+    let s = schedule(cli)?;
+    let path = cli.backup_dir.join("backup_report.json");
+    let report: Option<serde_json::Value> = match std::fs::read(&path) {
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not JSON; check backup.log", path.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let started = cli
+        .started_file
+        .as_ref()
+        .and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .map(chrono::DateTime::<chrono::Local>::from);
+    let verdict = health::judge(&health::Facts {
+        schedule: &s,
+        report: report.as_ref(),
+        now: chrono::Local::now(),
+        grace: chrono::Duration::minutes(cli.grace_minutes.into()),
+        started,
+    });
+    match verdict {
+        Ok(why) => {
+            println!("healthy: {why}");
+            Ok(())
+        }
+        Err(why) => anyhow::bail!("unhealthy: {why}"),
+    }
 }
 
 fn write_report(cli: &Cli) -> Result<()> {

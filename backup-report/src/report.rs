@@ -91,7 +91,7 @@ pub fn assemble(records: &[ResultRecord], stats: &TreeStats, facts: &RunFacts) -
     statistics.insert("retention_days".into(), facts.retention_days.into());
     statistics.insert("retention_weekly".into(), facts.retention_weekly.into());
     json!({
-        "timestamp": facts.now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "timestamp": timestamp(facts.now),
         "backup_type": facts.backup_type,
         "status": status(&last),
         "duration_seconds": duration,
@@ -99,6 +99,11 @@ pub fn assemble(records: &[ResultRecord], stats: &TreeStats, facts: &RunFacts) -
         "statistics": statistics,
         "errors": errors,
     })
+}
+
+/// The report's timestamp: UTC with milliseconds, as the product description shows.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The same facts as node_exporter textfile metrics.

@@ -149,3 +149,67 @@ fn a_missing_backup_dir_is_a_configuration_error() {
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("/nonexistent/x does not exist"));
 }
+
+#[test]
+fn check_schedule_refuses_what_crond_cannot_run() {
+    let t = Tool::new(BIN).env("TZ", "Europe/Berlin");
+    let out = t
+        .clone()
+        .env("BACKUP_SCHEDULE", "0 3 * * 0")
+        .run(&["--check-schedule"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("schedule \"0 3 * * 0\": next run at "),
+        "{}",
+        out.stdout
+    );
+    for bad in ["0 2 * *", "0 25 * * *", "@daily", "0 2 L * *"] {
+        let out = t
+            .clone()
+            .env("BACKUP_SCHEDULE", bad)
+            .run(&["--check-schedule"]);
+        out.assert_failed(
+            "schedule check",
+            2,
+            "is not a cron schedule crond can run",
+            "no secret here",
+        );
+    }
+}
+
+#[test]
+fn health_is_a_fresh_completed_report() {
+    let root = tree();
+    let t = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .env("BACKUP_SCHEDULE", "* * * * *");
+    // No report and no start time: a due run is missing.
+    let out = t.run(&["--health", "--grace-minutes", "0"]);
+    out.assert_failed(
+        "health check",
+        1,
+        "unhealthy: no backup_report.json",
+        "no secret here",
+    );
+
+    let out = run_with_stdin(&t, &[], PG_OK);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = t.run(&["--health"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("healthy: the last backup"),
+        "{}",
+        out.stdout
+    );
+
+    let out = run_with_stdin(&t, &[], &format!("{PG_OK}\n{QD_FAILED}"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = t.run(&["--health"]);
+    out.assert_failed(
+        "health check",
+        1,
+        "is partial: qdrant: GET",
+        "no secret here",
+    );
+}

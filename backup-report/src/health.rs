@@ -1,0 +1,247 @@
+//! Is the service healthy? Pure: the schedule, the last report and the clock in,
+//! a verdict out. The container's HEALTHCHECK and the entrypoint's schedule
+//! check call this through `backup-report --health` / `--check-schedule`.
+
+use chrono::{DateTime, Local};
+use croner::Cron;
+use serde_json::Value;
+use std::str::FromStr;
+
+/// A cron schedule that busybox crond runs as written: five fields of numbers,
+/// `*`, ranges, steps, lists, and month or weekday names. Croner reads it (and
+/// checks the ranges); extensions crond lacks (`L`, `W`, `#`, `?`, seconds,
+/// `@daily`) are refused here rather than silently never firing.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    text: String,
+    cron: Cron,
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Schedule, String> {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let problem = |why: String| {
+            Err(format!(
+                "BACKUP_SCHEDULE {text:?} is not a cron schedule crond can run: {why} \
+                 (five fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\")"
+            ))
+        };
+        if fields.len() != 5 {
+            return problem(format!("{} fields", fields.len()));
+        }
+        for (i, field) in fields.iter().enumerate() {
+            let names_allowed = i >= 3;
+            let ok = field.chars().all(|c| {
+                c.is_ascii_digit()
+                    || matches!(c, '*' | ',' | '-' | '/')
+                    || (names_allowed && c.is_ascii_alphabetic())
+            });
+            let letters_are_names = field
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .all(|w| w.is_empty() || w.len() == 3);
+            if !ok || !letters_are_names {
+                return problem(format!(
+                    "field {} ({field:?}) uses syntax crond does not know",
+                    i + 1
+                ));
+            }
+        }
+        let normalized = fields.join(" ");
+        match Cron::from_str(&normalized) {
+            Ok(cron) => Ok(Schedule {
+                text: normalized,
+                cron,
+            }),
+            Err(e) => problem(e.to_string()),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn next_after(&self, t: DateTime<Local>) -> Option<DateTime<Local>> {
+        self.cron.find_next_occurrence(&t, false).ok()
+    }
+
+    /// The last time the schedule fired at or before `t`.
+    pub fn last_at_or_before(&self, t: DateTime<Local>) -> Option<DateTime<Local>> {
+        self.cron.find_previous_occurrence(&t, true).ok()
+    }
+}
+
+/// What the health check knows.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub schedule: &'a Schedule,
+    /// The last `backup_report.json`, if there is one.
+    pub report: Option<&'a Value>,
+    pub now: DateTime<Local>,
+    /// How long a run may take before its report counts as late.
+    pub grace: chrono::Duration,
+    /// When the service started (before the first due run, no report is fine).
+    pub started: Option<DateTime<Local>>,
+}
+
+/// `Ok(why it is healthy)` or `Err(what is wrong, one line)`.
+pub fn judge(f: &Facts) -> Result<String, String> {
+    // The run that should have finished by now.
+    let due = f.schedule.last_at_or_before(f.now - f.grace);
+    let Some(report) = f.report else {
+        return match (due, f.started) {
+            (Some(due), Some(started)) if due < started => Ok(format!(
+                "no backup yet; the first is due at {}",
+                stamp(f.schedule.next_after(started).unwrap_or(due))
+            )),
+            (None, _) => Ok("no backup yet and none due".into()),
+            (Some(due), _) => Err(format!(
+                "no backup_report.json, though a backup was due at {}; check backup.log",
+                stamp(due)
+            )),
+        };
+    };
+    let status = report["status"].as_str().unwrap_or("missing");
+    let when = report["timestamp"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Local));
+    let Some(when) = when else {
+        return Err("backup_report.json has no valid timestamp; check backup.log".into());
+    };
+    if status != "completed" {
+        let errors: Vec<&str> = report["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        return Err(format!(
+            "the last backup ({}) is {status}: {}",
+            stamp(when),
+            if errors.is_empty() {
+                "see backup.log".to_owned()
+            } else {
+                errors.join("; ")
+            }
+        ));
+    }
+    match due {
+        Some(due) if when < due => Err(format!(
+            "the last backup finished at {}, but one was due at {} (schedule \"{}\"); check that crond runs and backup.log",
+            stamp(when),
+            stamp(due),
+            f.schedule.text()
+        )),
+        _ => Ok(format!("the last backup ({}) completed", stamp(when))),
+    }
+}
+
+fn stamp(t: DateTime<Local>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::timestamp;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Local> {
+        Local.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    fn report(status: &str, t: DateTime<Local>) -> Value {
+        json!({"status": status, "timestamp": timestamp(t.with_timezone(&Utc)),
+               "errors": if status == "completed" { json!([]) } else { json!(["minio: cannot reach"]) }})
+    }
+
+    fn facts<'a>(s: &'a Schedule, r: Option<&'a Value>, now: DateTime<Local>) -> Facts<'a> {
+        Facts {
+            schedule: s,
+            report: r,
+            now,
+            grace: chrono::Duration::hours(2),
+            started: None,
+        }
+    }
+
+    #[test]
+    fn accepts_what_crond_runs_and_refuses_the_rest() {
+        for ok in [
+            "0 2 * * *",
+            "0 */6 * * *",
+            "0 3 * * 0",
+            "0 0,12 * * *",
+            "15 1-5/2 1 jan-mar mon,fri",
+            "  0   2 * * *  ",
+        ] {
+            assert!(
+                Schedule::parse(ok).is_ok(),
+                "{ok}: {:?}",
+                Schedule::parse(ok).err()
+            );
+        }
+        for bad in [
+            "",
+            "0 2 * *",
+            "0 0 2 * * *",
+            "61 2 * * *",
+            "0 24 * * *",
+            "0 2 L * *",
+            "0 2 * * 5#2",
+            "0 2 ? * *",
+            "@daily",
+            "0 2 * * monday",
+            "every day",
+            "0 2 * 13 *",
+        ] {
+            let e = Schedule::parse(bad).expect_err(bad);
+            assert!(e.starts_with("BACKUP_SCHEDULE"), "{e}");
+            assert!(e.contains("e.g. \"0 2 * * *\""), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_completed_report_after_the_last_due_run_is_healthy() {
+        let s = Schedule::parse("0 2 * * *").unwrap();
+        let r = report("completed", at(2026, 11, 26, 2, 3));
+        assert!(judge(&facts(&s, Some(&r), at(2026, 11, 26, 9, 0))).is_ok());
+        // 03:00 next day: the 02:00 run still has its grace period.
+        assert!(judge(&facts(&s, Some(&r), at(2026, 11, 27, 3, 0))).is_ok());
+        // 04:30: the 02:00 run should have finished.
+        let e = judge(&facts(&s, Some(&r), at(2026, 11, 27, 4, 30))).unwrap_err();
+        assert!(e.contains("but one was due at 2026-11-27T02:00:00"), "{e}");
+    }
+
+    #[test]
+    fn a_partial_or_failed_report_is_unhealthy_with_its_errors() {
+        let s = Schedule::parse("0 */6 * * *").unwrap();
+        for status in ["partial", "failed"] {
+            let r = report(status, at(2026, 11, 26, 6, 2));
+            let e = judge(&facts(&s, Some(&r), at(2026, 11, 26, 7, 0))).unwrap_err();
+            assert!(
+                e.contains(&format!("is {status}: minio: cannot reach")),
+                "{e}"
+            );
+        }
+        let broken = json!({"status": "completed"});
+        assert!(judge(&facts(&s, Some(&broken), at(2026, 11, 26, 7, 0))).is_err());
+    }
+
+    #[test]
+    fn no_report_is_fine_only_until_the_first_run_is_due() {
+        let s = Schedule::parse("0 2 * * *").unwrap();
+        let mut f = facts(&s, None, at(2026, 11, 26, 14, 0));
+        f.started = Some(at(2026, 11, 26, 13, 0));
+        let ok = judge(&f).unwrap();
+        assert!(ok.contains("first is due at 2026-11-27T02:00:00"), "{ok}");
+        f.now = at(2026, 11, 27, 5, 0);
+        let e = judge(&f).unwrap_err();
+        assert!(e.contains("no backup_report.json"), "{e}");
+        f.started = None;
+        f.now = at(2026, 11, 26, 14, 0);
+        assert!(
+            judge(&f).is_err(),
+            "no start time known: a due run is missing"
+        );
+    }
+}
