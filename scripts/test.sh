@@ -40,6 +40,15 @@ fi
 for tool in gzip sha256sum mount; do
     command -v "$tool" >/dev/null 2>&1 || apt_install coreutils gzip mount
 done
+# backup.sh and entrypoint.sh run under busybox as on Alpine; Debian's
+# busybox-static is the build that has crond. backup.sh's hooks use curl,
+# flock (util-linux) and rclone.
+if ! /bin/busybox --list 2>/dev/null | grep -qx crond; then
+    apt_install busybox-static
+fi
+for tool in curl flock rclone; do
+    command -v "$tool" >/dev/null 2>&1 || apt_install curl util-linux rclone
+done
 
 # A real n8n for n8n-export's tests, installed once into a stable place outside
 # the repository and reused. 2.8.4 is the newest n8n that runs on Node 20; its

@@ -37,7 +37,7 @@ pub fn root_or_skip(test: &str) -> bool {
     if std::env::var("BACKUP_KIT_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
         panic!("{test} needs root, and BACKUP_KIT_REQUIRE_ROOT_TESTS=1 forbids skipping it");
     }
-    eprintln!("SKIPPED {test}: needs root (to mount a small tmpfs)");
+    eprintln!("SKIPPED {test}: needs root");
     false
 }
 

@@ -1,0 +1,92 @@
+#!/bin/sh
+# entrypoint.sh — the container's PID 1: checks the configuration, writes the
+# crontab from BACKUP_SCHEDULE (or takes BACKUP_CRONTAB), then runs busybox
+# crond in the foreground, with backup.log shown on stdout (docker logs).
+#
+# crond itself runs as root because busybox crond must: it switches to the
+# crontab's user for every job and needs the privilege to do so (run as
+# another user, it fails each job with "can't set groups"). The backups
+# themselves run as BACKUP_USER (default: backup), never as root.
+set -eu
+umask 077
+
+here=$(cd "$(dirname "$0")" && pwd)
+BACKUP_SCHEDULE=${BACKUP_SCHEDULE:-0 2 * * *}
+BACKUP_DIR=${BACKUP_DIR:-/data/backups}
+export BACKUP_SCHEDULE BACKUP_DIR
+user=${BACKUP_USER:-backup}
+crontabs=${BACKUP_CRONTABS_DIR:-/etc/crontabs}
+started_file=${BACKUP_STARTED_FILE:-/run/backup-kit.started}
+
+say() {
+    printf '%s entrypoint: %s\n' "$(date +%Y-%m-%dT%H:%M:%S%z | sed 's/\(..\)$/:\1/')" "$*" >&2
+}
+fail() {
+    say "$*"
+    exit 2
+}
+
+# A schedule crond cannot run would be a silent no-op: refuse it now. Sets $next
+# to the next run, or to backup-report's reason without its log prefix.
+check_schedule() { # schedule
+    if next=$(backup-report --check-schedule --schedule "$1" 2>&1); then
+        return 0
+    fi
+    next=$(printf '%s' "$next" | sed 's/^.* report: schedule check failed: //')
+    return 1
+}
+if [ -n "${BACKUP_CRONTAB:-}" ]; then
+    [ -r "$BACKUP_CRONTAB" ] || fail "BACKUP_CRONTAB $BACKUP_CRONTAB cannot be read; check the mount"
+    # Every job line's five time fields; comments and VAR=value lines pass.
+    set -f
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in '' | '#'* | [A-Za-z_]*=*) continue ;; esac
+        set -- $line
+        [ $# -ge 6 ] || fail "BACKUP_CRONTAB line '$line' has no command after its five time fields"
+        check_schedule "$1 $2 $3 $4 $5" || fail "BACKUP_CRONTAB line '$line': $next"
+    done <"$BACKUP_CRONTAB"
+    set +f
+    next="the lines of $BACKUP_CRONTAB"
+elif ! check_schedule "$BACKUP_SCHEDULE"; then
+    fail "$next"
+fi
+
+id "$user" >/dev/null 2>&1 || fail "user $user does not exist; set BACKUP_USER to the user backups run as"
+[ "$(id -u)" = 0 ] || fail "start as root: busybox crond needs root to run each job as $user (the backups never run as root)"
+
+# The backup tree belongs to the user the backups run as.
+if [ ! -d "$BACKUP_DIR" ]; then
+    mkdir -p "$BACKUP_DIR"
+    chmod 700 "$BACKUP_DIR"
+fi
+if [ "$(stat -c %U "$BACKUP_DIR")" != "$user" ]; then
+    say "$BACKUP_DIR belongs to $(stat -c %U "$BACKUP_DIR"), not $user: changing its owner (once)"
+    chown -R "$user" "$BACKUP_DIR"
+fi
+
+# crond reads only crontabs that root owns; the file is named after the job's user.
+mkdir -p "$crontabs"
+tab=$crontabs/$user
+{
+    printf '# Written by entrypoint.sh at %s; times are in TZ=%s.\n' "$(date)" "${TZ:-UTC}"
+    # Not the user's login shell, which may be nologin.
+    echo "SHELL=/bin/sh"
+    if [ -n "${BACKUP_CRONTAB:-}" ]; then
+        cat "$BACKUP_CRONTAB"
+    else
+        echo "$BACKUP_SCHEDULE $here/backup.sh"
+    fi
+} >"$tab.tmp"
+chmod 600 "$tab.tmp"
+mv "$tab.tmp" "$tab"
+say "backups run as $user on $next (TZ=${TZ:-UTC}); crontab $tab"
+
+# For the health check: until the first run is due, no report is fine.
+touch "$started_file"
+
+# backup.log on stdout, so `docker logs` shows what the runs did.
+touch "$BACKUP_DIR/backup.log"
+chown "$user" "$BACKUP_DIR/backup.log"
+tail -n 0 -F "$BACKUP_DIR/backup.log" &
+
+exec crond -f -l "${CROND_LOG_LEVEL:-8}" -L /dev/stderr -c "$crontabs"

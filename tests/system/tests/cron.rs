@@ -1,0 +1,231 @@
+//! scripts/entrypoint.sh and the real busybox crond: the generated crontab
+//! fires, backup.sh runs as the unprivileged user with the container's
+//! environment, and the health check sees the result.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use test_harness::script::{bin_dir, path, script};
+use test_harness::{root_or_skip, PgCluster, Tool};
+
+const NOBODY: u32 = 65534;
+
+#[test]
+fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
+    if !root_or_skip("crond_runs_backup_sh_within_70_seconds_as_the_backup_user") {
+        return;
+    }
+    let pg = PgCluster::start();
+    pg.create_db("arasul_db");
+    pg.sql(
+        "arasul_db",
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2);",
+    );
+    // Traversable by the backup user; the entrypoint creates the tree itself.
+    let base = tempfile::tempdir().unwrap();
+    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let backups = base.path().join("backups");
+    let crontabs = base.path().join("crontabs");
+    let started = base.path().join("started");
+    // busybox crond falls back to this folder when the user's home (nobody's
+    // /nonexistent) is missing, and gives up on the job if it is missing too.
+    fs::create_dir_all("/var/spool/cron").unwrap();
+
+    let entrypoint = script("entrypoint.sh")
+        .env("PATH", path(&[pg.bin("pg_dump").parent().unwrap()]))
+        .env("BACKUP_SCHEDULE", "* * * * *")
+        .env("BACKUP_USER", "nobody")
+        .env("BACKUP_DIR", &backups)
+        .env("BACKUP_CRONTABS_DIR", &crontabs)
+        .env("BACKUP_STARTED_FILE", &started)
+        .env("BACKUP_COMPONENTS", "postgres")
+        .env("TZ", "Europe/Berlin")
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", pg.port.to_string())
+        .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
+        .env("POSTGRES_PASSWORD", &pg.password);
+    let launched = Instant::now();
+    let mut child = entrypoint
+        .command(&[])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = child.id() as libc::pid_t;
+    let report = backups.join("backup_report.json");
+    while !report.exists() && launched.elapsed() < Duration::from_secs(70) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the entrypoint exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ran_after = launched.elapsed();
+    // Let the run finish its report before stopping crond and the log tail.
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill(2) of the process group this test started.
+    unsafe { libc::kill(-group, libc::SIGTERM) };
+    let out = test_harness::finish(child);
+    assert!(
+        report.exists(),
+        "no backup within 70 s:\nstdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    eprintln!(
+        "backup.sh ran {:.1} s after the entrypoint started",
+        ran_after.as_secs_f64()
+    );
+
+    let tab = fs::read_to_string(crontabs.join("nobody")).unwrap();
+    assert!(tab.contains("\nSHELL=/bin/sh\n"), "{tab}");
+    assert!(tab.contains("* * * * * /"), "{tab}");
+    assert!(tab.contains("/backup.sh\n"), "{tab}");
+    assert_eq!(
+        fs::metadata(crontabs.join("nobody")).unwrap().uid(),
+        0,
+        "crond reads only root's crontabs"
+    );
+    assert!(
+        out.stderr
+            .contains("entrypoint: backups run as nobody on schedule"),
+        "{}",
+        out.stderr
+    );
+
+    let r: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["status"], "completed", "{r}");
+    let dump = backups
+        .join("postgres")
+        .join(r["components"]["postgres"]["file"].as_str().unwrap());
+    let meta = fs::metadata(&dump).unwrap();
+    assert_eq!(
+        meta.uid(),
+        NOBODY,
+        "the backup ran as the backup user, not root"
+    );
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&backups).unwrap().mode() & 0o777, 0o700);
+    // backup.log reaches the container's stdout.
+    assert!(
+        out.stdout
+            .contains(" backup: starting a backup (full) of: postgres"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.all().contains(&pg.password));
+
+    // The HEALTHCHECK's command agrees.
+    let health = Tool::new(bin_dir().join("backup-report"))
+        .env("BACKUP_DIR", &backups)
+        .env("BACKUP_SCHEDULE", "* * * * *")
+        .run(&["--health", "--started-file", started.to_str().unwrap()]);
+    assert_eq!(health.code, Some(0), "{}", health.stderr);
+}
+
+#[test]
+fn a_bad_schedule_or_crontab_stops_the_container_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut t = script("entrypoint.sh")
+            .env("BACKUP_DIR", dir.path().join("backups"))
+            .env("BACKUP_CRONTABS_DIR", dir.path().join("crontabs"))
+            .env("BACKUP_USER", "nobody");
+        for (k, v) in env {
+            t = t.env(k, *v);
+        }
+        run_briefly(&t)
+    };
+    for schedule in ["0 2 * *", "0 25 * * *", "@daily", "every night"] {
+        let out = run(&[("BACKUP_SCHEDULE", schedule)]);
+        assert_eq!(out.code, Some(2), "{schedule}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("entrypoint: BACKUP_SCHEDULE")
+                && out.stderr.contains("is not a cron schedule crond can run"),
+            "{}",
+            out.stderr
+        );
+    }
+    let tab = dir.path().join("my-crontab");
+    fs::write(
+        &tab,
+        "# mine\nSHELL=/bin/sh\n0 2 * * * backup.sh\n0 3 * * 8 backup.sh --weekly\n",
+    )
+    .unwrap();
+    let out = run(&[("BACKUP_CRONTAB", tab.to_str().unwrap())]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("BACKUP_CRONTAB line '0 3 * * 8 backup.sh --weekly'"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&[("BACKUP_USER", "no-such-user-here")]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("user no-such-user-here does not exist"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("crontabs").exists(), "nothing was written");
+    assert!(!Path::new(&dir.path().join("backups")).exists());
+}
+
+/// Runs the entrypoint, which must stop by itself: one that got past a bad
+/// configuration would start crond, so it is killed after 20 s and the test fails.
+fn run_briefly(t: &Tool) -> test_harness::Output {
+    let mut child = t
+        .command(&[])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) of the process group this test started.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            let out = test_harness::finish(child);
+            panic!("the entrypoint went on to start crond:\n{}", out.stderr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    test_harness::finish(child)
+}
+
+#[test]
+fn the_example_crontab_passes_the_entrypoints_checks() {
+    let tab = test_harness::script::repo_root().join("scripts/crontab.example");
+    let text = fs::read_to_string(&tab).unwrap();
+    let mut jobs = 0;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let out = Tool::new(bin_dir().join("backup-report")).run(&[
+            "--check-schedule",
+            "--schedule",
+            &fields[..5].join(" "),
+        ]);
+        assert_eq!(out.code, Some(0), "{line}: {}", out.stderr);
+        assert_eq!(fields[5], "/usr/local/bin/backup.sh", "{line}");
+        let components: Vec<&&str> = fields
+            .iter()
+            .skip_while(|f| **f != "--component")
+            .skip(1)
+            .take(1)
+            .collect();
+        assert_eq!(components.len(), 1, "one component per line: {line}");
+        jobs += 1;
+    }
+    assert_eq!(jobs, 5);
+}
