@@ -1,7 +1,10 @@
 #!/bin/sh
-# The quickstart: builds the tools, starts throwaway local services, runs a real
-# backup, verifies it, restores it into a scratch target and says where the
-# files are. Nothing outside $DEMO_DIR (default /tmp/backup-kit-demo) is touched;
+# The quickstart: the whole cycle on throwaway local services. Builds the tools,
+# starts PostgreSQL, an S3 server, a Qdrant stand-in and n8n with sample data,
+# then runs backup.sh full, incremental (after changes) and --weekly, verifies
+# the tree, restores every component from the weekly snapshot into fresh
+# targets and compares them with the originals, and finally runs once with
+# MinIO unreachable. Files stay in $DEMO_DIR (default /tmp/backup-kit-demo);
 # the services are stopped when the script ends.
 set -eu
 cd "$(dirname "$0")/.."
@@ -10,84 +13,113 @@ DEMO_DIR=${DEMO_DIR:-/tmp/backup-kit-demo}
 
 say() { printf '\n==> %s\n' "$*"; }
 
-say "building the tools (release)"
-cargo build --release --locked --quiet
-bin="$repo/target/release"
-
-pg_bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -n 1)}
-if [ ! -x "$pg_bindir/initdb" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing PostgreSQL (server binaries for the throwaway cluster)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    pg_bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5 -n | tail -n 1)
-fi
-if [ ! -x "$pg_bindir/initdb" ]; then
-    echo "PostgreSQL server binaries not found (set PG_BINDIR, or apt-get install postgresql)" >&2
-    exit 1
-fi
+say "installing what the services need, if missing (scripts/test.sh --install-only)"
+scripts/test.sh --install-only
+say "building the tools and the demo services (release)"
+cargo build --release --locked --quiet --workspace --bins
+bin=$repo/target/release
 
 rm -rf "$DEMO_DIR"
-mkdir -p "$DEMO_DIR/services"
+mkdir -p "$DEMO_DIR"
 chmod 0755 "$DEMO_DIR"
+stack=$DEMO_DIR/stack
 
-# initdb refuses to run as root: under root the demo server runs as nobody.
-as_service() {
-    if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+say "starting throwaway services (demo-stack)"
+mkfifo "$DEMO_DIR/stack.ctl"
+"$bin/demo-stack" "$stack" <"$DEMO_DIR/stack.ctl" &
+stack_pid=$!
+# The services live while this end of the pipe is open.
+exec 7>"$DEMO_DIR/stack.ctl"
+stop_services() {
+    exec 7>&-
+    wait "$stack_pid" 2>/dev/null || true
 }
-pgdata="$DEMO_DIR/services/pg"
-mkdir -p "$pgdata"
-password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-printf '%s' "$password" > "$DEMO_DIR/services/pg.password"
-chmod 0600 "$DEMO_DIR/services/pg.password"
-if [ "$(id -u)" = 0 ]; then chown -R nobody "$DEMO_DIR/services"; fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+trap stop_services EXIT
+trap 'exit 130' INT TERM
+while [ ! -f "$stack/stack.env" ]; do
+    kill -0 "$stack_pid" 2>/dev/null || { echo "demo-stack failed to start the services" >&2; exit 1; }
+    sleep 1
+done
+. "$stack/stack.env"
+export BACKUP_DIR="$DEMO_DIR/backups" TZ="${TZ:-Europe/Berlin}" PATH="$bin:$PATH"
 
-say "starting a throwaway PostgreSQL on 127.0.0.1:$port"
-as_service "$pg_bindir/initdb" -D "$pgdata/data" -U arasul --auth=scram-sha-256 \
-    --pwfile="$DEMO_DIR/services/pg.password" -E UTF8 --locale=C.UTF-8 >/dev/null
-as_service "$pg_bindir/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -w \
-    -o "-p $port -c listen_addresses=127.0.0.1 -k $pgdata" start >/dev/null
-stop_services() { as_service "$pg_bindir/pg_ctl" -D "$pgdata/data" -m fast -w stop >/dev/null 2>&1 || true; }
-trap stop_services EXIT INT TERM
+# Helpers that read the services directly; secrets travel in env and files, not argv.
+pg() { PGPASSWORD=$(cat "$POSTGRES_PASSWORD_FILE") psql -X -q -At -v ON_ERROR_STOP=1 \
+    -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" "$@"; }
+pg_digest() { pg -d "$1" -c "SELECT count(*), md5(string_agg(title || meta::text || encode(body, 'hex'), ',' ORDER BY id)) FROM app.documents"; }
+export RCLONE_CONFIG_DEMO_TYPE=s3 RCLONE_CONFIG_DEMO_PROVIDER=Other RCLONE_CONFIG_DEMO_ENDPOINT="$MINIO_ENDPOINT" \
+    RCLONE_CONFIG_DEMO_ACCESS_KEY_ID="$MINIO_ROOT_USER"
+RCLONE_CONFIG_DEMO_SECRET_ACCESS_KEY=$(cat "$MINIO_ROOT_PASSWORD_FILE")
+export RCLONE_CONFIG_DEMO_SECRET_ACCESS_KEY
+# rclone's S3 client refuses a custom CA bundle with its own transport; plain http here.
+s3() { env -u AWS_CA_BUNDLE rclone "$@"; }
+printf 'api-key: %s\n' "$(cat "$QDRANT_API_KEY_FILE")" >"$stack/secrets/qdrant.header"
+printf 'X-N8N-API-KEY: %s\n' "$(cat "$N8N_API_KEY_FILE")" >"$stack/secrets/n8n.header"
+qdrant() { curl -fsS -H @"$stack/secrets/qdrant.header" "$@"; }
+points() { qdrant "$QDRANT_URL/collections/$1" | sed -n 's/.*"points_count":\([0-9]*\).*/\1/p'; }
+n8n_api() { curl -fsS -H @"$stack/secrets/n8n.header" "$@"; }
+workflows() { # "id<TAB>name" per workflow, sorted by name
+    n8n_api "$N8N_URL/api/v1/workflows?limit=250" |
+        python3 -c 'import json,sys; [print(w["id"]+"\t"+w["name"]) for w in sorted(json.load(sys.stdin)["data"], key=lambda w: w["name"])]'
+}
 
-export PATH="$pg_bindir:$PATH"
-export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT="$port" POSTGRES_USER=arasul POSTGRES_DB=arasul_db
-export POSTGRES_PASSWORD_FILE="$DEMO_DIR/services/pg.password"
-export BACKUP_DIR="$DEMO_DIR/backups"
-psql_demo() { PGPASSWORD="$password" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U arasul "$@"; }
+say "1. backup.sh --type full"
+scripts/backup.sh --type full
 
-say "creating demo data in arasul_db"
-psql_demo -d postgres -c "CREATE DATABASE arasul_db"
-psql_demo -d arasul_db <<'SQL'
-CREATE SCHEMA app;
-CREATE TABLE app.documents (id serial PRIMARY KEY, title text, meta jsonb, body bytea);
-INSERT INTO app.documents (title, meta, body)
-SELECT 'Dokument Nr. ' || g || ' – grüße', jsonb_build_object('n', g, 'tags', jsonb_build_array('a', 'ü')),
-       decode(md5(g::text), 'hex')
-FROM generate_series(1, 50000) g;
-CREATE VIEW app.recent AS SELECT * FROM app.documents WHERE id > 49000;
-SQL
+say "changes: 1,000 rows in PostgreSQL, two objects in the bucket, one deleted"
+pg -d arasul_db -c "INSERT INTO app.documents (title, meta) SELECT 'neu ' || g, '{}' FROM generate_series(1, 1000) g"
+printf 'added after the full backup\n' >"$DEMO_DIR/new.txt"
+s3 copyto "$DEMO_DIR/new.txt" demo:documents/new/added.txt
+s3 copyto "$DEMO_DIR/new.txt" demo:documents/reports/00/report-0000.txt
+s3 deletefile demo:documents/reports/01/report-0001.txt
 
-say "backup: pg-dumpwrap backup"
-"$bin/pg-dumpwrap" backup
+say "2. backup.sh --type incremental (MinIO archives only what changed)"
+scripts/backup.sh --type incremental
+ls -l "$BACKUP_DIR/minio"
 
-say "verify: gzip -t and sha256sum -c, as the product description does, then backup-verify"
-(cd "$BACKUP_DIR/postgres" && gzip -t arasul_db_latest.sql.gz && sha256sum -c ./*.sha256)
-"$bin/backup-verify"
+say "3. backup.sh --weekly"
+scripts/backup.sh --type incremental --weekly
+week=$(ls "$BACKUP_DIR/weekly" | tail -n 1)
+ls -lR "$BACKUP_DIR/weekly/$week"
 
-say "report: backup-report"
-"$bin/pg-dumpwrap" backup | "$bin/backup-report" --text
+say "4. backup-verify --all"
+backup-verify --all
 
-say "restore into a scratch database: pg-dumpwrap restore --create"
-POSTGRES_DB=arasul_db_restored "$bin/pg-dumpwrap" restore --create "$BACKUP_DIR/postgres/arasul_db_latest.sql.gz"
-original=$(psql_demo -d arasul_db -At -c "SELECT count(*), md5(string_agg(title || meta::text || encode(body, 'hex'), ',' ORDER BY id)) FROM app.documents")
-restored=$(psql_demo -d arasul_db_restored -At -c "SELECT count(*), md5(string_agg(title || meta::text || encode(body, 'hex'), ',' ORDER BY id)) FROM app.documents")
-if [ "$original" != "$restored" ]; then
-    echo "restored data differs: $original vs $restored" >&2
+say "5. restore every component from weekly/$week into fresh targets"
+w=$BACKUP_DIR/weekly/$week
+POSTGRES_DB=arasul_db_restored pg-dumpwrap restore --create "$(ls "$w"/postgres/*.sql.gz)"
+original=$(pg_digest arasul_db)
+restored=$(pg_digest arasul_db_restored)
+[ "$original" = "$restored" ] || { echo "PostgreSQL: restored data differs: $original vs $restored" >&2; exit 1; }
+echo "PostgreSQL: arasul_db_restored matches arasul_db (rows|md5: $restored)"
+
+MINIO_BUCKET=restored minio-snap restore "$(ls "$w"/minio/*.tar.gz | sort | tail -n 1)"
+s3 check --download demo:documents demo:restored
+echo "MinIO: bucket restored matches documents, byte for byte"
+
+before="$(points documents) $(points memory)"
+qdrant -X DELETE "$QDRANT_URL/collections/documents" >/dev/null
+qdrant -X DELETE "$QDRANT_URL/collections/memory" >/dev/null
+qdrant-snap restore "$(ls "$w"/qdrant/*.tar.gz)"
+after="$(points documents) $(points memory)"
+[ "$before" = "$after" ] || { echo "Qdrant: points differ: $before vs $after" >&2; exit 1; }
+echo "Qdrant: both collections back with their points ($after)"
+
+names_before=$(workflows | cut -f2)
+for id in $(workflows | cut -f1); do n8n_api -X DELETE "$N8N_URL/api/v1/workflows/$id" >/dev/null; done
+[ -z "$(workflows)" ] || { echo "n8n: workflows left after deleting them all" >&2; exit 1; }
+n8n-export restore "$(ls "$w"/n8n/*.json)"
+[ "$(workflows | cut -f2)" = "$names_before" ] || { echo "n8n: restored workflows differ" >&2; exit 1; }
+echo "n8n: all $(printf '%s\n' "$names_before" | wc -l) workflows back"
+
+say "6. backup.sh with MinIO unreachable: the others are published, the report says partial, exit 1"
+if MINIO_ENDPOINT=http://127.0.0.1:9 scripts/backup.sh; then
+    echo "backup.sh succeeded with MinIO unreachable" >&2
     exit 1
 fi
-echo "restored table matches the original (rows|md5: $restored)"
+grep '"status"' "$BACKUP_DIR/backup_report.json" | head -n 1
 
 say "the backup tree: $BACKUP_DIR"
-ls -la "$BACKUP_DIR"/*
+ls -la "$BACKUP_DIR" "$BACKUP_DIR"/*/
 echo
-echo "Demo done. Backups are in $BACKUP_DIR; the services were stopped."
+echo "Demo done: every component was backed up, verified and restored. Files are in $DEMO_DIR; the services were stopped."

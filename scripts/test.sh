@@ -79,6 +79,11 @@ if [ ! -x "$S3S_FS_HOME/bin/s3s-fs" ]; then
 fi
 export S3S_FS_BIN="$S3S_FS_HOME/bin/s3s-fs"
 
+# `scripts/test.sh --install-only` (scripts/demo.sh uses it) stops here.
+if [ "${1:-}" = --install-only ]; then
+    exit 0
+fi
+
 # Under root, the disk-full tests mount a small tmpfs; they must run, not skip.
 if [ "$(id -u)" = 0 ]; then
     export BACKUP_KIT_REQUIRE_ROOT_TESTS=1
@@ -90,4 +95,6 @@ say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "cargo test"
 cargo test --workspace --locked
+# The container's static binaries, and the system tests once more against them.
+scripts/build-static.sh --test
 say "all checks passed"
