@@ -43,12 +43,22 @@ pub fn root_or_skip(test: &str) -> bool {
 
 /// A small tmpfs mounted for one test, unmounted on drop.
 pub struct SmallDisk {
-    pub dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl SmallDisk {
+    /// On a fresh temporary folder.
     pub fn mount(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let temp = tempfile::tempdir().expect("tempdir");
+        let mut disk = SmallDisk::mount_on(temp.path(), size);
+        disk._temp = Some(temp);
+        disk
+    }
+
+    /// On `path` (created if missing), e.g. a folder inside a backup tree.
+    pub fn mount_on(path: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(path).expect("mount point");
         let status = std::process::Command::new("mount")
             .args([
                 "-t",
@@ -57,22 +67,25 @@ impl SmallDisk {
                 &format!("size={size},mode=0700"),
                 "tmpfs",
             ])
-            .arg(dir.path())
+            .arg(path)
             .status()
             .expect("run mount");
-        assert!(status.success(), "mount tmpfs at {}", dir.path().display());
-        SmallDisk { dir }
+        assert!(status.success(), "mount tmpfs at {}", path.display());
+        SmallDisk {
+            path: path.to_owned(),
+            _temp: None,
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
-        self.dir.path()
+        &self.path
     }
 }
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
+            .arg(&self.path)
             .status();
     }
 }

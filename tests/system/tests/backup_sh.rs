@@ -627,3 +627,88 @@ fn sigterm_stops_the_running_tool_and_still_writes_the_report() {
         "no temporary file left"
     );
 }
+
+/// backup.sh with only PostgreSQL selected, against a real cluster.
+fn postgres_run(pg: &PgCluster, dir: &Path) -> Tool {
+    script("backup.sh")
+        .env(
+            "PATH",
+            test_harness::script::path(&[pg.bin("pg_dump").parent().unwrap()]),
+        )
+        .env("BACKUP_DIR", dir)
+        .env("TZ", "Europe/Berlin")
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", pg.port.to_string())
+        .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
+        .env("POSTGRES_PASSWORD", &pg.password)
+        .env("BACKUP_COMPONENTS", "postgres")
+}
+
+#[test]
+fn weekly_on_another_filesystem_is_a_checked_copy_and_a_full_one_fails_cleanly() {
+    if !test_harness::root_or_skip(
+        "weekly_on_another_filesystem_is_a_checked_copy_and_a_full_one_fails_cleanly",
+    ) {
+        return;
+    }
+    let pg = PgCluster::start();
+    pg.create_db("arasul_db");
+    pg.sql(
+        "arasul_db",
+        "CREATE TABLE t AS SELECT g, md5(g::text) AS h FROM generate_series(1, 20000) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+
+    // weekly/ on its own filesystem: no hard link across, so a copy.
+    let weekly = test_harness::SmallDisk::mount_on(&dir.path().join("weekly"), "8m");
+    let out = postgres_run(&pg, dir.path()).run(&["--weekly"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    let daily = dir
+        .path()
+        .join("postgres")
+        .join(report["components"]["postgres"]["file"].as_str().unwrap());
+    let week = fs::read_dir(weekly.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let copy = week.join("postgres").join(name(&daily));
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(&daily).unwrap());
+    assert_ne!(
+        fs::metadata(&copy).unwrap().ino(),
+        fs::metadata(&daily).unwrap().ino()
+    );
+    assert_eq!(fs::metadata(&copy).unwrap().mode() & 0o777, 0o600);
+    assert!(Path::new(&format!("{}.sha256", copy.display())).is_file());
+    drop(weekly);
+
+    // A weekly filesystem too small for the dump: the promotion fails, the daily
+    // backup stays published, the report and exit status say so, no temp file.
+    let weekly = test_harness::SmallDisk::mount_on(&dir.path().join("weekly"), "16k");
+    let out = postgres_run(&pg, dir.path()).run(&["--weekly"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "failed", "{report}");
+    let error = report["components"]["postgres"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("but the weekly promotion to weekly/"),
+        "{error}"
+    );
+    assert!(
+        out.stderr.contains("weekly promotion to weekly/")
+            && out.stderr.contains("check free space"),
+        "{}",
+        out.stderr
+    );
+    let latest = fs::read_link(dir.path().join("postgres/arasul_db_latest.sql.gz")).unwrap();
+    assert!(dir.path().join("postgres").join(latest).is_file());
+    let left: Vec<String> = test_harness::tree(weekly.path())
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
