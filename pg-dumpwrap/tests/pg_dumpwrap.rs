@@ -10,17 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_pg-dumpwrap");
 
 fn tool(pg: &PgCluster, backup_dir: &Path, db: &str) -> Tool {
     // The cluster's own client programs first, so client and server versions match.
-    let path = format!(
-        "{}:{}",
-        pg.bin("pg_dump").parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Tool::new(BIN)
-        .env("PATH", path)
-        .env("POSTGRES_HOST", "127.0.0.1")
-        .env("POSTGRES_PORT", pg.port.to_string())
-        .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
-        .env("POSTGRES_PASSWORD", &pg.password)
+    pg.connect(Tool::new(BIN))
         .env("POSTGRES_DB", db)
         .env("BACKUP_DIR", backup_dir)
         .env("TZ", "Europe/Berlin")

@@ -143,6 +143,24 @@ impl PgCluster {
         }
     }
 
+    /// `t` with the POSTGRES_* variables that reach this cluster (database: `POSTGRES_DB`
+    /// is left to the caller), and the cluster's own client programs first on PATH.
+    pub fn connect(&self, t: crate::Tool) -> crate::Tool {
+        let path = format!(
+            "{}:{}",
+            self.bin("pg_dump").parent().unwrap().display(),
+            t.env
+                .get("PATH")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        t.env("PATH", path)
+            .env("POSTGRES_HOST", "127.0.0.1")
+            .env("POSTGRES_PORT", self.port.to_string())
+            .env("POSTGRES_USER", SUPERUSER)
+            .env("POSTGRES_PASSWORD", &self.password)
+    }
+
     pub fn bin(&self, program: &str) -> PathBuf {
         self.bindir.join(program)
     }

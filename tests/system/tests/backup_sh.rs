@@ -109,12 +109,10 @@ impl Stack {
 
     /// The environment of the container: every service's settings and the hooks.
     fn env(&self, tool: Tool) -> Tool {
-        tool.env("BACKUP_DIR", self.root())
+        self.pg
+            .connect(tool)
+            .env("BACKUP_DIR", self.root())
             .env("TZ", "Europe/Berlin")
-            .env("POSTGRES_HOST", "127.0.0.1")
-            .env("POSTGRES_PORT", self.pg.port.to_string())
-            .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
-            .env("POSTGRES_PASSWORD", &self.pg.password)
             .env("POSTGRES_DB", "arasul_db")
             .env("MINIO_ENDPOINT", &self.s3.endpoint)
             .env("MINIO_ROOT_USER", &self.s3.access_key)
@@ -136,20 +134,11 @@ impl Stack {
     }
 
     fn backup_sh(&self) -> Tool {
-        let t = self.env(script("backup.sh"));
-        // pg_dump from the cluster's own version, as the container's client matches the server.
-        let path = test_harness::script::path(&[self.pg.bin("pg_dump").parent().unwrap()]);
-        t.env("PATH", path)
+        self.env(script("backup.sh"))
     }
 
     fn tool(&self, name: &str) -> Tool {
-        self.env(Tool::new(bin_dir().join(name))).env(
-            "PATH",
-            format!(
-                "{}:/usr/bin:/bin",
-                self.pg.bin("psql").parent().unwrap().display()
-            ),
-        )
+        self.env(Tool::new(bin_dir().join(name)))
     }
 
     fn report(&self) -> Value {
@@ -200,6 +189,16 @@ fn published(stack: &Stack, report: &Value, component: &str) -> PathBuf {
     path
 }
 
+/// The component's `*_latest` link names `file`.
+fn assert_latest(stack: &Stack, component: &str, file: &Path) {
+    let latest = fs::read_dir(stack.root().join(component))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| name(p).contains("_latest."))
+        .unwrap();
+    assert_eq!(fs::read_link(&latest).unwrap(), Path::new(&name(file)));
+}
+
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -234,12 +233,7 @@ fn full_incremental_weekly_restore_and_a_run_with_one_service_down() {
     assert_eq!(report["backup_type"], "full");
     for c in ["postgres", "minio", "qdrant", "n8n"] {
         let file = published(&stack, &report, c);
-        let latest = fs::read_dir(stack.root().join(c))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| name(p).contains("_latest."))
-            .unwrap();
-        assert_eq!(fs::read_link(&latest).unwrap(), Path::new(&name(&file)));
+        assert_latest(&stack, c, &file);
     }
     let log = fs::read_to_string(stack.root().join("backup.log")).unwrap();
     for needle in [
@@ -453,12 +447,7 @@ fn full_incremental_weekly_restore_and_a_run_with_one_service_down() {
     assert!(!error.contains("X-Amz-Signature"), "{error}");
     for c in ["postgres", "qdrant", "n8n"] {
         let file = published(&stack, &report, c);
-        let latest = fs::read_dir(stack.root().join(c))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| name(p).contains("_latest."))
-            .unwrap();
-        assert_eq!(fs::read_link(&latest).unwrap(), Path::new(&name(&file)));
+        assert_latest(&stack, c, &file);
     }
     assert!(
         out.stderr.contains("with failures: minio"),
@@ -630,17 +619,9 @@ fn sigterm_stops_the_running_tool_and_still_writes_the_report() {
 
 /// backup.sh with only PostgreSQL selected, against a real cluster.
 fn postgres_run(pg: &PgCluster, dir: &Path) -> Tool {
-    script("backup.sh")
-        .env(
-            "PATH",
-            test_harness::script::path(&[pg.bin("pg_dump").parent().unwrap()]),
-        )
+    pg.connect(script("backup.sh"))
         .env("BACKUP_DIR", dir)
         .env("TZ", "Europe/Berlin")
-        .env("POSTGRES_HOST", "127.0.0.1")
-        .env("POSTGRES_PORT", pg.port.to_string())
-        .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
-        .env("POSTGRES_PASSWORD", &pg.password)
         .env("BACKUP_COMPONENTS", "postgres")
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use test_harness::script::{bin_dir, path, script};
+use test_harness::script::{bin_dir, script};
 use test_harness::{root_or_skip, PgCluster, Tool};
 
 const NOBODY: u32 = 65534;
@@ -34,28 +34,17 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
     // /nonexistent) is missing, and gives up on the job if it is missing too.
     fs::create_dir_all("/var/spool/cron").unwrap();
 
-    let entrypoint = script("entrypoint.sh")
-        .env("PATH", path(&[pg.bin("pg_dump").parent().unwrap()]))
+    let entrypoint = pg
+        .connect(script("entrypoint.sh"))
         .env("BACKUP_SCHEDULE", "* * * * *")
         .env("BACKUP_USER", "nobody")
         .env("BACKUP_DIR", &backups)
         .env("BACKUP_CRONTABS_DIR", &crontabs)
         .env("BACKUP_STARTED_FILE", &started)
         .env("BACKUP_COMPONENTS", "postgres")
-        .env("TZ", "Europe/Berlin")
-        .env("POSTGRES_HOST", "127.0.0.1")
-        .env("POSTGRES_PORT", pg.port.to_string())
-        .env("POSTGRES_USER", test_harness::pg::SUPERUSER)
-        .env("POSTGRES_PASSWORD", &pg.password);
+        .env("TZ", "Europe/Berlin");
     let launched = Instant::now();
-    let mut child = entrypoint
-        .command(&[])
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_in_own_group(&entrypoint);
     let group = child.id() as libc::pid_t;
     let report = backups.join("backup_report.json");
     while !report.exists() && launched.elapsed() < Duration::from_secs(70) {
@@ -179,14 +168,7 @@ fn a_bad_schedule_or_crontab_stops_the_container_at_start() {
 /// Runs the entrypoint, which must stop by itself: one that got past a bad
 /// configuration would start crond, so it is killed after 20 s and the test fails.
 fn run_briefly(t: &Tool) -> test_harness::Output {
-    let mut child = t
-        .command(&[])
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_in_own_group(t);
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -228,4 +210,16 @@ fn the_example_crontab_passes_the_entrypoints_checks() {
         jobs += 1;
     }
     assert_eq!(jobs, 5);
+}
+
+/// Starts `t` in a process group of its own, so that crond and the log tail
+/// the entrypoint starts can be stopped together.
+fn spawn_in_own_group(t: &Tool) -> std::process::Child {
+    t.command(&[])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
