@@ -18,6 +18,7 @@ backup_report.json (backup-report). Log lines go to stderr and backup.log.
   --type full|incremental  incremental: MinIO archives only what changed since
                            its last backup; the other components are always full
   --weekly                 promote this run's backups to weekly/YYYY_WNN/ today
+                           (runs on $BACKUP_WEEKLY_DAY, default 7 = Sunday, always do)
   --component NAME         postgres, minio, qdrant or n8n; repeatable
   -h, --help               this text
 
@@ -288,7 +289,9 @@ promote() { # component file week_dir
 
 week=
 default_ifs=$IFS
-if [ -z "$interrupted" ] && { [ -n "$weekly" ] || [ "$(date +%u)" = 7 ]; }; then
+# The day of the week (date +%u: 1 Monday … 7 Sunday) whose runs promote.
+weekly_day=${BACKUP_WEEKLY_DAY:-7}
+if [ -z "$interrupted" ] && { [ -n "$weekly" ] || [ "$(date +%u)" = "$weekly_day" ]; }; then
     week=$(date +%G_W%V)
     for c in $made; do
         promote "$c" "$(cat "$run_dir/$c.file")" "$BACKUP_DIR/weekly/$week"

@@ -113,6 +113,11 @@ impl Stack {
             .connect(tool)
             .env("BACKUP_DIR", self.root())
             .env("TZ", "Europe/Berlin")
+            // Only --weekly promotes, whatever day the test runs on.
+            .env(
+                "BACKUP_WEEKLY_DAY",
+                (weekday_in_berlin() % 7 + 1).to_string(),
+            )
             .env("POSTGRES_DB", "arasul_db")
             .env("MINIO_ENDPOINT", &self.s3.endpoint)
             .env("MINIO_ROOT_USER", &self.s3.access_key)
@@ -319,6 +324,10 @@ fn full_incremental_weekly_restore_and_a_run_with_one_service_down() {
         sum.replace(&name(&pg_file), &name(&old)),
     )
     .unwrap();
+    assert!(
+        !stack.root().join("weekly").exists(),
+        "no weekly before --weekly"
+    );
     let out = sh.run(&["--type", "incremental", "--weekly"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let report = stack.report();
@@ -692,4 +701,46 @@ fn weekly_on_another_filesystem_is_a_checked_copy_and_a_full_one_fails_cleanly()
         .filter(|p| p.contains(".tmp-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn runs_on_the_weekly_day_promote_without_the_flag() {
+    let pg = PgCluster::start();
+    pg.create_db("arasul_db");
+    pg.sql("arasul_db", "CREATE TABLE t AS SELECT 1 AS one;");
+    let dir = tempfile::tempdir().unwrap();
+    let today = weekday_in_berlin();
+    let other_day = today % 7 + 1;
+
+    let out = postgres_run(&pg, dir.path())
+        .env("BACKUP_WEEKLY_DAY", other_day.to_string())
+        .run(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!dir.path().join("weekly").exists(), "not the weekly day");
+
+    let out = postgres_run(&pg, dir.path())
+        .env("BACKUP_WEEKLY_DAY", today.to_string())
+        .run(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let weeks = file_names(&dir.path().join("weekly"));
+    assert_eq!(weeks.len(), 1);
+    assert_eq!(
+        file_names(&dir.path().join("weekly").join(&weeks[0]).join("postgres")).len(),
+        2
+    );
+    assert!(
+        out.stderr.contains("postgres: promoted to weekly/"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Today's ISO weekday (1 Monday … 7 Sunday) where the tests' backups run.
+fn weekday_in_berlin() -> u32 {
+    let out = std::process::Command::new("date")
+        .arg("+%u")
+        .env("TZ", "Europe/Berlin")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
