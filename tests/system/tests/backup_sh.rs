@@ -744,3 +744,57 @@ fn weekday_in_berlin() -> u32 {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+#[test]
+fn unreachable_hooks_warn_and_a_failed_offsite_sync_fails_the_run() {
+    let pg = PgCluster::start();
+    pg.create_db("arasul_db");
+    pg.sql("arasul_db", "CREATE TABLE t AS SELECT 1 AS one;");
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let out = postgres_run(&pg, dir.path())
+        .env(
+            "BACKUP_HEALTHCHECK_URL",
+            format!("http://127.0.0.1:{closed}/ping/{HEALTH_TOKEN}"),
+        )
+        .env(
+            "BACKUP_NOTIFY_URL",
+            format!("http://127.0.0.1:{closed}/notify?token={NOTIFY_TOKEN}"),
+        )
+        .run(&[]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "a ping is not the backup: {}",
+        out.stderr
+    );
+    for needle in [
+        "warning: the healthcheck ping (/start) failed",
+        "warning: POSTing the report failed",
+        "check BACKUP_NOTIFY_URL",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    for token in [HEALTH_TOKEN, NOTIFY_TOKEN] {
+        assert!(!out.all().contains(token), "{}", out.all());
+        let log = fs::read_to_string(dir.path().join("backup.log")).unwrap();
+        assert!(!log.contains(token), "{log}");
+    }
+
+    let out = postgres_run(&pg, dir.path())
+        .env("BACKUP_OFFSITE_REMOTE", "no-such-remote:bucket")
+        .run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("off-site sync failed (rclone status")
+            && out.stderr.contains("check BACKUP_OFFSITE_REMOTE"),
+        "{}",
+        out.stderr
+    );
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["status"], "completed",
+        "the backups themselves are good"
+    );
+}
