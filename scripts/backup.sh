@@ -106,6 +106,9 @@ if ! flock -n 9; then
     printf '%s\n' "$line" >>"$log_file"
     exit 75
 fi
+# For the container's entrypoint, which stops a running backup on `docker stop`.
+pid_file=$BACKUP_DIR/.backup.pid
+printf '%s\n' "$$" >"$pid_file"
 
 # backup.log: rotated when it has passed 10 MiB, five old ones kept.
 if [ -f "$log_file" ] && [ "$(wc -c <"$log_file")" -gt 10485760 ]; then
@@ -125,6 +128,7 @@ cleanup() {
     exec 8>&- 2>/dev/null
     [ -n "${tee_pid:-}" ] && wait "$tee_pid" 2>/dev/null
     rm -rf "$run_dir"
+    rm -f "$pid_file"
 }
 trap cleanup EXIT
 mkfifo "$run_dir/log" || exit 1

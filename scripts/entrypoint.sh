@@ -1,7 +1,8 @@
 #!/bin/sh
 # entrypoint.sh — the container's PID 1: checks the configuration, writes the
 # crontab from BACKUP_SCHEDULE (or takes BACKUP_CRONTAB), then runs busybox
-# crond in the foreground, with backup.log shown on stdout (docker logs).
+# crond, with backup.log shown on stdout (docker logs), and on SIGTERM stops a
+# running backup cleanly before it stops crond.
 #
 # crond itself runs as root because busybox crond must: it switches to the
 # crontab's user for every job and needs the privilege to do so (run as
@@ -88,5 +89,37 @@ touch "$started_file"
 touch "$BACKUP_DIR/backup.log"
 chown "$user" "$BACKUP_DIR/backup.log"
 tail -n 0 -F "$BACKUP_DIR/backup.log" &
+tail_pid=$!
 
-exec crond -f -l "${CROND_LOG_LEVEL:-8}" -L /dev/stderr -c "$crontabs"
+crond -f -l "${CROND_LOG_LEVEL:-8}" -L /dev/stderr -c "$crontabs" &
+crond_pid=$!
+
+# `docker stop` signals PID 1 only and kills the rest a few seconds later. A
+# running backup is stopped first, so its tool removes its temporary file and
+# the report says the run was interrupted.
+stop() {
+    kill -TERM "$crond_pid" 2>/dev/null || true
+    pid=$(cat "$BACKUP_DIR/.backup.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && grep -q backup.sh "/proc/$pid/cmdline" 2>/dev/null; then
+        say "stopping the running backup (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 40 ]; do
+            sleep 0.2
+            i=$((i + 1))
+        done
+        kill -0 "$pid" 2>/dev/null && say "the backup (pid $pid) did not stop within 8 s"
+    fi
+    # tail -F looks once a second: let it show the run's last lines.
+    sleep 1
+    kill "$tail_pid" 2>/dev/null || true
+    say "stopped"
+    exit 0
+}
+trap stop TERM INT
+set +e
+wait "$crond_pid"
+rc=$?
+say "crond exited with status $rc"
+kill "$tail_pid" 2>/dev/null
+exit "$rc"

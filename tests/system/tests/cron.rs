@@ -14,7 +14,7 @@ use test_harness::{root_or_skip, PgCluster, Tool};
 const NOBODY: u32 = 65534;
 
 #[test]
-fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
+fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user_and_sigterm_stops_it_cleanly() {
     if !root_or_skip("crond_runs_backup_sh_within_70_seconds_as_the_backup_user") {
         return;
     }
@@ -24,6 +24,9 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
         "arasul_db",
         "CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2);",
     );
+    // An "n8n" that accepts connections and never answers keeps the run going
+    // after PostgreSQL, until the container is stopped.
+    let silent_n8n = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     // Traversable by the backup user; the entrypoint creates the tree itself.
     let base = tempfile::tempdir().unwrap();
     fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -41,33 +44,56 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
         .env("BACKUP_DIR", &backups)
         .env("BACKUP_CRONTABS_DIR", &crontabs)
         .env("BACKUP_STARTED_FILE", &started)
-        .env("BACKUP_COMPONENTS", "postgres")
+        .env("BACKUP_COMPONENTS", "postgres n8n")
+        .env(
+            "N8N_URL",
+            format!("http://{}", silent_n8n.local_addr().unwrap()),
+        )
+        .env("N8N_API_KEY", "n8n-key-not-used")
         .env("TZ", "Europe/Berlin");
     let launched = Instant::now();
     let mut child = spawn_in_own_group(&entrypoint);
     let group = child.id() as libc::pid_t;
-    let report = backups.join("backup_report.json");
-    while !report.exists() && launched.elapsed() < Duration::from_secs(70) {
+    let dump = backups.join("postgres/arasul_db_latest.sql.gz");
+    while !(dump.exists() && backups.join(".backup.pid").exists())
+        && launched.elapsed() < Duration::from_secs(70)
+    {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the entrypoint exited: {status}");
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let ran_after = launched.elapsed();
-    // Let the run finish its report before stopping crond and the log tail.
-    std::thread::sleep(Duration::from_secs(1));
+
+    // `docker stop`: SIGTERM to the entrypoint alone.
+    // SAFETY: kill(2) of the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let stopping = Instant::now();
+    while child.try_wait().unwrap().is_none() && stopping.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped_after = stopping.elapsed();
+    // Whatever is left (nothing, if the entrypoint did its job).
     // SAFETY: kill(2) of the process group this test started.
-    unsafe { libc::kill(-group, libc::SIGTERM) };
+    unsafe { libc::kill(-group, libc::SIGKILL) };
     let out = test_harness::finish(child);
     assert!(
-        report.exists(),
+        dump.exists(),
         "no backup within 70 s:\nstdout: {}\nstderr: {}",
         out.stdout,
         out.stderr
     );
     eprintln!(
-        "backup.sh ran {:.1} s after the entrypoint started",
-        ran_after.as_secs_f64()
+        "backup.sh had published the dump {:.1} s after the entrypoint started; SIGTERM stopped it in {:.1} s",
+        ran_after.as_secs_f64(),
+        stopped_after.as_secs_f64()
+    );
+    assert_eq!(out.code, Some(0), "a clean stop: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("entrypoint: stopping the running backup (pid "),
+        "{}",
+        out.stderr
     );
 
     let tab = fs::read_to_string(crontabs.join("nobody")).unwrap();
@@ -86,12 +112,20 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
         out.stderr
     );
 
+    // The interrupted run still wrote its report; n8n's temp file is gone.
+    let report = backups.join("backup_report.json");
     let r: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
-    assert_eq!(r["status"], "completed", "{r}");
-    let dump = backups
-        .join("postgres")
-        .join(r["components"]["postgres"]["file"].as_str().unwrap());
-    let meta = fs::metadata(&dump).unwrap();
+    assert_eq!(r["status"], "partial", "{r}");
+    assert_eq!(r["components"]["postgres"]["status"], "success", "{r}");
+    let n8n_error = r["components"]["n8n"]["error"].as_str().unwrap();
+    assert!(n8n_error.contains("interrupted by SIGTERM"), "{n8n_error}");
+    let temps: Vec<String> = test_harness::tree(&backups)
+        .into_iter()
+        .filter(|p| p.contains(".tmp-") || p.ends_with(".backup.pid"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+
+    let meta = fs::metadata(dump.canonicalize().unwrap()).unwrap();
     assert_eq!(
         meta.uid(),
         NOBODY,
@@ -102,18 +136,18 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user() {
     // backup.log reaches the container's stdout.
     assert!(
         out.stdout
-            .contains(" backup: starting a backup (full) of: postgres"),
+            .contains(" backup: starting a backup (full) of: postgres n8n"),
         "{}",
         out.stdout
     );
     assert!(!out.all().contains(&pg.password));
 
-    // The HEALTHCHECK's command agrees.
+    // The HEALTHCHECK's command agrees: the last run did not complete.
     let health = Tool::new(bin_dir().join("backup-report"))
         .env("BACKUP_DIR", &backups)
         .env("BACKUP_SCHEDULE", "* * * * *")
         .run(&["--health", "--started-file", started.to_str().unwrap()]);
-    assert_eq!(health.code, Some(0), "{}", health.stderr);
+    health.assert_failed("health check", 1, "is partial: n8n: ", &pg.password);
 }
 
 #[test]
