@@ -37,9 +37,10 @@ ENV BACKUP_DIR=/data/backups \
     TZ=Europe/Berlin
 VOLUME /data/backups
 
-# PID 1 is busybox crond, which must be root to run each job as the backup user
-# (as any other user it fails every job with "can't set groups"). Every backup,
-# prune, verify and report runs as `backup`; nothing else runs as root.
+# PID 1 is entrypoint.sh with busybox crond under it; both root, because crond
+# must be to run each job as the backup user (as any other user it fails every
+# job with "can't set groups"). Every backup, prune, verify and report runs as
+# `backup`. On SIGTERM the entrypoint stops a running backup cleanly first.
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 
 # Unhealthy when the last report is not `completed`, or when a scheduled run is
