@@ -257,3 +257,18 @@ fn spawn_in_own_group(t: &Tool) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+#[test]
+fn the_scripts_the_container_runs_directly_are_executable() {
+    // The Dockerfile copies them as they are; ENTRYPOINT and the crontab exec them.
+    for name in ["entrypoint.sh", "backup.sh"] {
+        let path = test_harness::script::repo_root().join("scripts").join(name);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "{} is not executable", path.display());
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("#!/bin/sh\n"),
+            "{name}: #!/bin/sh (busybox on Alpine)"
+        );
+    }
+}
