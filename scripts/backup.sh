@@ -158,6 +158,8 @@ run_logged() {
     shift
     "$@" >"$out" 2>&8 </dev/null &
     child=$!
+    # A signal that came while the tool was being started found no $child.
+    [ -z "$interrupted" ] || kill -TERM "$child" 2>/dev/null
     wait "$child"
     rc=$?
     # wait returns early when a trapped signal arrives: wait for the tool itself.
@@ -245,9 +247,11 @@ for c in $selected; do
     else
         failed="$failed $c"
         if ! grep -q '"status":"failed"' "$run_dir/$c.json"; then
-            # No record of its own (a crash, a bad flag): say so for the report.
-            failed_record "$c" "$tool exited with status $rc without a result record; see backup.log" \
-                $(($(date +%s) - t0)) >"$run_dir/$c.json"
+            # No record of its own (a crash, a bad flag, a signal before it was
+            # ready): say so for the report.
+            why="exited with status $rc without a result record; see backup.log"
+            [ -z "$interrupted" ] || why="was interrupted by $interrupted before it reported"
+            failed_record "$c" "$tool $why" $(($(date +%s) - t0)) >"$run_dir/$c.json"
         fi
     fi
 done
