@@ -124,7 +124,10 @@ impl S3 {
             let url_encoded = page.encoding_type.as_deref() == Some("url");
             all.extend(page.contents.into_iter().map(|mut o| {
                 if url_encoded {
-                    o.key = url_decode(&o.key);
+                    // Percent escapes of `encoding-type=url`; a `+` is kept (see above).
+                    o.key = percent_encoding::percent_decode_str(&o.key)
+                        .decode_utf8_lossy()
+                        .into_owned();
                 }
                 o
             }));
@@ -366,27 +369,6 @@ pub struct Listed {
     pub last_modified: Option<String>,
     #[serde(rename = "Size")]
     pub size: u64,
-}
-
-/// Percent escapes of `encoding-type=url` (a `+` is kept: see `list_all`).
-fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An S3 error answer (status and XML body) as one line that says what to check.

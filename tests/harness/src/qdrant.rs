@@ -304,7 +304,11 @@ fn handle(mut request: Request, state: &Arc<Mutex<State>>, api_key: Option<&str>
     let decoded: Vec<String> = path
         .trim_matches('/')
         .split('/')
-        .map(percent_decode)
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let reply = route(
@@ -729,22 +733,4 @@ fn multipart_file<'a>(body: &'a [u8], content_type: &str) -> Option<&'a [u8]> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

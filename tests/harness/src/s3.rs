@@ -193,7 +193,9 @@ impl S3Server {
             let encoded = page.encoding_type.as_deref() == Some("url");
             keys.extend(page.contents.into_iter().map(|c| {
                 if encoded {
-                    url_decode(&c.key)
+                    percent_encoding::percent_decode_str(&c.key)
+                        .decode_utf8_lossy()
+                        .into_owned()
                 } else {
                     c.key
                 }
@@ -226,24 +228,6 @@ struct Page {
 struct Listed {
     #[serde(rename = "Key")]
     key: String,
-}
-
-fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Drop for S3Server {
