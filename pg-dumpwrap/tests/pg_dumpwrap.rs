@@ -24,22 +24,11 @@ fn rich_db(pg: &PgCluster, db: &str) {
     );
 }
 
-/// The one result record of a backup run.
-fn record(out: &Output) -> serde_json::Value {
-    out.record()
-}
-
 fn assert_success(out: &Output) -> serde_json::Value {
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
-    let r = record(out);
+    let r = out.record();
     assert_eq!(r["status"], "success", "{r}");
     r
-}
-
-/// A failed run: the exit code, a one-line message on stderr containing `needle`,
-/// a failed record, the password nowhere.
-fn assert_failed(out: &Output, code: i32, needle: &str, password: &str) {
-    out.assert_backup_failed(code, needle, password);
 }
 
 fn sh(script: &str, dir: &Path) -> std::process::Output {
@@ -59,6 +48,31 @@ fn first_backup(t: &Tool, backup_dir: &Path) -> Vec<String> {
 
 fn assert_unchanged(backup_dir: &Path, before: &[String]) {
     assert_eq!(tree(backup_dir), before, "the backup tree changed");
+}
+
+/// An empty database `shop` with one good backup in the tree: the start of
+/// every failure test.
+struct ShopWithABackup {
+    pg: PgCluster,
+    backups: tempfile::TempDir,
+    t: Tool,
+    before: Vec<String>,
+}
+
+impl ShopWithABackup {
+    fn new() -> ShopWithABackup {
+        let pg = PgCluster::start();
+        pg.create_db("shop");
+        let backups = tempfile::tempdir().unwrap();
+        let t = tool(&pg, backups.path(), "shop");
+        let before = first_backup(&t, backups.path());
+        ShopWithABackup {
+            pg,
+            backups,
+            t,
+            before,
+        }
+    }
 }
 
 #[test]
@@ -209,14 +223,15 @@ fn a_second_backup_repoints_latest_and_keeps_the_first() {
 
 #[test]
 fn wrong_password_fails_cleanly() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
+    let ShopWithABackup {
+        pg,
+        backups,
+        t,
+        before,
+    } = ShopWithABackup::new();
     let wrong = "not-the-password-4711";
     let out = t.clone().env("POSTGRES_PASSWORD", wrong).run(&["backup"]);
-    assert_failed(&out, 1, "check POSTGRES_USER and POSTGRES_PASSWORD", wrong);
+    out.assert_backup_failed(1, "check POSTGRES_USER and POSTGRES_PASSWORD", wrong);
     assert!(!out.all().contains(&pg.password));
     assert_unchanged(backups.path(), &before);
 }
@@ -243,8 +258,7 @@ fn missing_password_is_a_configuration_error() {
     let out = tool(&pg, backups.path(), "shop")
         .without("POSTGRES_PASSWORD")
         .run(&["backup"]);
-    assert_failed(
-        &out,
+    out.assert_backup_failed(
         2,
         "POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE) is not set",
         &pg.password,
@@ -253,22 +267,18 @@ fn missing_password_is_a_configuration_error() {
 
 #[test]
 fn unreachable_server_fails_cleanly() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
+    let ShopWithABackup {
+        pg,
+        backups,
+        t,
+        before,
+    } = ShopWithABackup::new();
     let closed_port = test_harness::free_port();
     let out = t
         .clone()
         .env("POSTGRES_PORT", closed_port.to_string())
         .run(&["backup"]);
-    assert_failed(
-        &out,
-        1,
-        "check POSTGRES_HOST and POSTGRES_PORT",
-        &pg.password,
-    );
+    out.assert_backup_failed(1, "check POSTGRES_HOST and POSTGRES_PORT", &pg.password);
     assert_unchanged(backups.path(), &before);
 }
 
@@ -277,7 +287,7 @@ fn missing_database_fails_cleanly() {
     let pg = PgCluster::start();
     let backups = tempfile::tempdir().unwrap();
     let out = tool(&pg, backups.path(), "nope").run(&["backup"]);
-    assert_failed(&out, 1, "database \"nope\" does not exist", &pg.password);
+    out.assert_backup_failed(1, "database \"nope\" does not exist", &pg.password);
     assert!(out.stderr.contains("check POSTGRES_DB"));
     assert_eq!(
         tree(backups.path()),
@@ -287,15 +297,16 @@ fn missing_database_fails_cleanly() {
 
 #[test]
 fn missing_pg_dump_fails_cleanly() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
+    let ShopWithABackup {
+        pg,
+        backups,
+        t,
+        before,
+    } = ShopWithABackup::new();
     let out = t.run(&["backup", "--pg-dump", "/nonexistent/bin/pg_dump"]);
-    assert_failed(&out, 1, "/nonexistent/bin/pg_dump not found", &pg.password);
+    out.assert_backup_failed(1, "/nonexistent/bin/pg_dump not found", &pg.password);
     let out = t.clone().env("PATH", "/nonexistent").run(&["backup"]);
-    assert_failed(&out, 1, "pg_dump not found", &pg.password);
+    out.assert_backup_failed(1, "pg_dump not found", &pg.password);
     assert_unchanged(backups.path(), &before);
 }
 
@@ -310,23 +321,19 @@ fn fake_pg_dump(dir: &Path, script: &str) -> std::path::PathBuf {
 
 #[test]
 fn output_without_the_trailer_is_not_published_even_if_pg_dump_exits_0() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
+    let ShopWithABackup {
+        pg,
+        backups,
+        t,
+        before,
+    } = ShopWithABackup::new();
     let bin = tempfile::tempdir().unwrap();
     let fake = fake_pg_dump(
         bin.path(),
         "printf -- '--\\n-- PostgreSQL database dump\\n--\\nCREATE TABLE t (x int);\\n'; exit 0",
     );
     let out = t.run(&["backup", "--pg-dump", fake.to_str().unwrap()]);
-    assert_failed(
-        &out,
-        1,
-        "without the \"dump complete\" trailer",
-        &pg.password,
-    );
+    out.assert_backup_failed(1, "without the \"dump complete\" trailer", &pg.password);
     assert_unchanged(backups.path(), &before);
 }
 
@@ -344,8 +351,7 @@ fn a_newer_server_gets_an_error_naming_both_versions() {
     );
     let out =
         tool(&pg, backups.path(), "shop").run(&["backup", "--pg-dump", fake.to_str().unwrap()]);
-    assert_failed(
-        &out,
+    out.assert_backup_failed(
         1,
         "server version 16.4 is newer than pg_dump version 15.18",
         &pg.password,
@@ -467,7 +473,7 @@ fn pg_dump_killed_mid_run_publishes_nothing() {
     unsafe { libc::kill(pg_dump as i32, libc::SIGKILL) };
     let out = finish(run);
     drop(lock);
-    assert_failed(&out, 1, "pg_dump was killed by signal 9", &pg.password);
+    out.assert_backup_failed(1, "pg_dump was killed by signal 9", &pg.password);
     assert_unchanged(backups.path(), &before);
 }
 
@@ -491,7 +497,7 @@ fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
     });
     let out = terminate(run);
     drop(lock);
-    assert_eq!(record(&out)["status"], "failed");
+    assert_eq!(out.record()["status"], "failed");
     assert_unchanged(backups.path(), &before);
     wait_for("pg_dump to be gone", || {
         let alive = fs::read_to_string(format!("/proc/{pg_dump}/stat"))
@@ -503,15 +509,16 @@ fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
 
 #[test]
 fn a_second_run_while_one_holds_the_lock_exits_75() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    let backups = tempfile::tempdir().unwrap();
-    let t = tool(&pg, backups.path(), "shop");
-    let before = first_backup(&t, backups.path());
+    let ShopWithABackup {
+        pg,
+        backups,
+        t,
+        before,
+    } = ShopWithABackup::new();
     let held = fs::File::open(backups.path().join("postgres/.lock")).unwrap();
     held.lock().unwrap();
     let out = t.run(&["backup"]);
-    assert_failed(&out, 75, "another run holds the lock", &pg.password);
+    out.assert_backup_failed(75, "another run holds the lock", &pg.password);
     assert_unchanged(backups.path(), &before);
 }
 
@@ -533,7 +540,7 @@ fn disk_full_publishes_nothing_and_keeps_latest() {
         "INSERT INTO t SELECT md5(g::text) || md5((g * 7)::text) || md5(random()::text) FROM generate_series(1, 20000) g",
     );
     let out = t.run(&["backup"]);
-    assert_failed(&out, 1, "disk full", &pg.password);
+    out.assert_backup_failed(1, "disk full", &pg.password);
     assert!(
         out.stderr.contains("No space left on device"),
         "{}",
