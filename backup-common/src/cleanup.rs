@@ -2,36 +2,74 @@
 //!
 //! A SIGINT, SIGTERM or SIGHUP kills the registered children (a `psql` left
 //! alive would commit a half-restored database when its stdin closes), removes
-//! the registered temp files, lets the tool say what happened, and exits 1.
-//! The publish sequence runs inside `critical`, so a signal never lands between
-//! "renamed into place" and "latest link repointed".
+//! the registered temp files, lets the tool say what happened, and exits with
+//! the status the tool's hook returns.
+//!
+//! Everything that must happen as one unit with respect to a signal runs inside
+//! `critical`: creating a temp file and registering it, spawning a child and
+//! registering it, and the whole publish sequence (artifact renamed, sidecar,
+//! `*_latest`, result record printed). The signal watcher needs the same lock, so
+//! a signal that arrives during a unit is acted on right after it — never in the
+//! middle, where the record would no longer describe what is on disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-type InterruptHook = Box<dyn Fn(&str) + Send>;
+/// Called with the signal's name once children are killed and temps removed;
+/// returns the exit status.
+pub type InterruptHook = Box<dyn Fn(&str) -> i32 + Send>;
 
-struct State {
+/// What the watcher cleans up; handed to `critical` sections.
+pub struct Registry {
     temps: Vec<PathBuf>,
     children: Vec<u32>,
     on_interrupt: Option<InterruptHook>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
+impl Registry {
+    pub fn add_temp(&mut self, path: &Path) {
+        self.temps.push(path.to_owned());
+    }
+
+    pub fn forget_temp(&mut self, path: &Path) {
+        self.temps.retain(|p| p != path);
+    }
+
+    pub fn add_child(&mut self, pid: u32) {
+        self.children.push(pid);
+    }
+
+    /// Replaces what a signal does from now on (e.g. once a success record is out).
+    pub fn on_interrupt(&mut self, hook: impl Fn(&str) -> i32 + Send + 'static) {
+        self.on_interrupt = Some(Box::new(hook));
+    }
+
+    pub fn has_temp(&self, path: &Path) -> bool {
+        self.temps.iter().any(|p| p == path)
+    }
+}
+
+static STATE: Mutex<Registry> = Mutex::new(Registry {
     temps: Vec::new(),
     children: Vec::new(),
     on_interrupt: None,
 });
 
-fn state() -> std::sync::MutexGuard<'static, State> {
+fn state() -> std::sync::MutexGuard<'static, Registry> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts the signal watcher. `on_interrupt` gets the signal's name after the
-/// cleanup is done and before the process exits with status 1.
-pub fn install(on_interrupt: impl Fn(&str) + Send + 'static) -> std::io::Result<()> {
+/// Starts the signal watcher (once per process; later calls only replace the
+/// hook). Call it first thing in `main`: until it runs, a signal kills the
+/// process with no word at all.
+pub fn install(on_interrupt: impl Fn(&str) -> i32 + Send + 'static) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    state().on_interrupt = Some(Box::new(on_interrupt));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WATCHING: AtomicBool = AtomicBool::new(false);
+    state().on_interrupt(on_interrupt);
+    if WATCHING.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
@@ -49,6 +87,7 @@ pub fn install(on_interrupt: impl Fn(&str) + Send + 'static) -> std::io::Result<
 }
 
 fn interrupt(signal: &str) -> ! {
+    // Waits for a critical section in progress to end: it is never cut in half.
     let mut st = state();
     for pid in st.children.drain(..) {
         // SIGKILL, not SIGTERM: a child must not get to finish (or commit) anything.
@@ -60,33 +99,82 @@ fn interrupt(signal: &str) -> ! {
     for path in st.temps.drain(..) {
         let _ = std::fs::remove_file(&path);
     }
-    if let Some(hook) = st.on_interrupt.take() {
-        hook(signal);
-    }
-    std::process::exit(crate::ExitStatus::Failed as i32);
+    let code = match st.on_interrupt.take() {
+        Some(hook) => hook(signal),
+        None => crate::ExitStatus::Failed as i32,
+    };
+    // The lock is held on purpose: nothing may start another unit now.
+    std::process::exit(code);
 }
 
 pub fn register_temp(path: &Path) {
-    state().temps.push(path.to_owned());
+    state().add_temp(path);
 }
 
 pub fn forget_temp(path: &Path) {
-    state().temps.retain(|p| p != path);
-}
-
-pub fn register_child(pid: u32) {
-    state().children.push(pid);
+    state().forget_temp(path);
 }
 
 pub fn forget_child(pid: u32) {
     state().children.retain(|p| *p != pid);
 }
 
+/// Spawns `cmd` and registers the child in one unit: a signal cannot land
+/// between the two and leave the child running unseen.
+pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    critical(|registry| {
+        let child = cmd.spawn()?;
+        registry.add_child(child.id());
+        Ok(child)
+    })
+}
+
+/// Creates a private temp file (unpredictable name, `O_EXCL`, 0600; see
+/// `tempfile`) in `dir` and registers it in one unit. The name starts with
+/// `prefix`.
+pub fn temp_file_in(dir: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    critical(|registry| {
+        let file = tempfile::Builder::new()
+            .prefix(prefix)
+            .rand_bytes(10)
+            .tempfile_in(dir)?;
+        registry.add_temp(file.path());
+        Ok(file)
+    })
+}
+
 /// Runs `f` with signal handling held off; a signal arriving meanwhile is acted
-/// on when `f` returns. `f` gets the temp list to update without re-locking.
-pub fn critical<T>(f: impl FnOnce(&mut Vec<PathBuf>) -> T) -> T {
+/// on when `f` returns. `f` gets the registry to update without re-locking.
+pub fn critical<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     let mut st = state();
-    f(&mut st.temps)
+    f(&mut st)
+}
+
+/// Test-only fault injection at named steps (the `fail` crate; compiled in only
+/// with the `failpoints` feature, which the test builds turn on). `FAILPOINTS`
+/// set to `publish::renamed=return(SIGTERM)` sends the process that signal at
+/// that exact point: a deterministic stand-in for an unlucky `docker stop`.
+pub fn failpoint(name: &str) {
+    #[cfg(feature = "failpoints")]
+    {
+        // The scenario lives as long as the process: read FAILPOINTS once.
+        static SETUP: std::sync::Once = std::sync::Once::new();
+        SETUP.call_once(|| std::mem::forget(fail::FailScenario::setup()));
+        fail::fail_point!(name, |arg: Option<String>| {
+            let signal = match arg.as_deref() {
+                Some("SIGTERM") => libc::SIGTERM,
+                Some("SIGINT") => libc::SIGINT,
+                Some("SIGKILL") => libc::SIGKILL,
+                _ => return,
+            };
+            // SAFETY: raise(3) sends a signal to this process; the watcher handles it.
+            unsafe {
+                libc::raise(signal);
+            }
+        });
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
 }
 
 #[cfg(test)]
@@ -97,8 +185,22 @@ mod tests {
     fn registry_adds_and_forgets() {
         let p = Path::new("/tmp/.bk-test-registry");
         register_temp(p);
-        assert!(critical(|temps| temps.iter().any(|t| t == p)));
+        assert!(critical(|r| r.has_temp(p)));
         forget_temp(p);
-        assert!(!critical(|temps| temps.iter().any(|t| t == p)));
+        assert!(!critical(|r| r.has_temp(p)));
+    }
+
+    #[test]
+    fn temp_files_are_private_unpredictable_and_registered() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = temp_file_in(dir.path(), ".x.tmp-").unwrap();
+        let b = temp_file_in(dir.path(), ".x.tmp-").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(critical(|r| r.has_temp(a.path()) && r.has_temp(b.path())));
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        forget_temp(a.path());
+        forget_temp(b.path());
     }
 }

@@ -1,22 +1,26 @@
 //! The atomic publish sequence.
 //!
-//! An artifact is written under a dot-prefixed temp name in its final folder,
-//! fsynced, moved to its real name without ever replacing an existing file,
-//! the folder fsynced, then its `.sha256` sidecar is written the same way and the
-//! relative `*_latest` link is repointed by renaming a new link over it. A reader
-//! therefore sees either no artifact or a complete one, and `*_latest` only ever
-//! names complete artifacts. Until `publish` succeeds, dropping the value (error,
-//! panic) or a signal (see `cleanup`) removes the temp file.
+//! An artifact is written under a dot-prefixed temp name in its final folder
+//! (unpredictable, `O_EXCL`, 0600: the `tempfile` crate) and fsynced; its
+//! `.sha256` sidecar and the new `*_latest` link are prepared under temp names
+//! too. Then, as one unit that a signal cannot cut (`cleanup::critical`), the
+//! artifact takes its real name without ever replacing an existing file, the
+//! sidecar and the link are renamed into place, the folder is fsynced and the
+//! caller announces the result (prints its record). A failure inside the unit
+//! undoes what it had done. A reader therefore sees no artifact or a complete
+//! one with its sidecar, `*_latest` only ever names such artifacts, and the
+//! record printed always describes what is on disk.
 
-use crate::cleanup;
+use crate::cleanup::{self, Registry};
 use crate::hashing::HashingWriter;
 use crate::naming::ArtifactName;
 use anyhow::{bail, Context, Result};
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tempfile::TempPath;
 
 /// A published artifact, as the result record describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +35,10 @@ pub struct Published {
 pub struct PendingArtifact {
     dir: PathBuf,
     name: ArtifactName,
+    /// `None` once handed over to be published.
+    temp: Option<TempPath>,
     temp_path: PathBuf,
     writer: Option<HashingWriter<BufWriter<File>>>,
-    published: bool,
 }
 
 /// Creates `dir` (and missing parents) with mode 0700.
@@ -53,7 +58,7 @@ impl PendingArtifact {
         ensure_dir(dir)?;
         for _ in 0..30 {
             let name = ArtifactName::now(prefix, ext);
-            if !dir.join(name.file_name()).exists() {
+            if dir.join(name.file_name()).symlink_metadata().is_err() {
                 return Self::create(dir, name);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -66,16 +71,16 @@ impl PendingArtifact {
 
     pub fn create(dir: &Path, name: ArtifactName) -> Result<Self> {
         ensure_dir(dir)?;
-        let temp_path = dir.join(temp_name(&name.file_name()));
-        let file = create_private(&temp_path)?;
-        cleanup::register_temp(&temp_path);
+        let file = cleanup::temp_file_in(dir, &temp_prefix(&name.file_name()))
+            .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+        let (file, temp) = file.into_parts();
         Ok(PendingArtifact {
             dir: dir.to_owned(),
             name,
-            temp_path,
+            temp_path: temp.to_path_buf(),
+            temp: Some(temp),
             // Compressors hand over a few KiB at a time; one syscall per MiB instead.
             writer: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
-            published: false,
         })
     }
 
@@ -96,10 +101,15 @@ impl PendingArtifact {
         self.writer.as_ref().map_or(0, |w| w.bytes())
     }
 
-    /// Flushes the artifact to disk, gives it its real name, writes the sidecar
-    /// and repoints `*_latest`. Call only once the content has been checked.
-    pub fn publish(mut self) -> Result<Published> {
-        let writer = self.writer.take().expect("publish is called once");
+    /// Publishes this artifact alone, announcing nothing (see `publish_all`).
+    pub fn publish(self) -> Result<Published> {
+        let mut published = publish_all(vec![self], |_, _| {})?;
+        Ok(published.remove(0))
+    }
+
+    /// Flushes the content to disk and prepares the sidecar and link beside it.
+    fn prepare(mut self) -> Result<Prepared> {
+        let writer = self.writer.take().expect("prepared once");
         let (file, sha256, size_bytes) = writer.finish();
         let file = file
             .into_inner()
@@ -108,32 +118,30 @@ impl PendingArtifact {
         file.sync_all()
             .with_context(|| format!("cannot flush {} to disk", self.temp_path.display()))?;
         drop(file);
-
         let file_name = self.name.file_name();
-        let final_path = self.final_path();
-        cleanup::critical(|temps| -> Result<()> {
-            move_into_place(&self.temp_path, &final_path)?;
-            temps.retain(|p| p != &self.temp_path);
-            self.published = true;
-            Ok(())
-        })?;
-        sync_dir(&self.dir)?;
-
-        let sidecar = format!("{sha256}  {file_name}\n");
-        write_atomically(
+        let sidecar = prepare_small_file(
             &self.dir,
             &format!("{file_name}.sha256"),
-            sidecar.as_bytes(),
+            format!("{sha256}  {file_name}\n").as_bytes(),
         )?;
-        if let Some(link) = self.name.latest_link_name() {
-            repoint_link(&self.dir, &link, &file_name)?;
-        }
-        sync_dir(&self.dir)?;
-        Ok(Published {
-            path: final_path,
-            file_name,
-            size_bytes,
-            sha256,
+        let link = match self.name.latest_link_name() {
+            Some(link) => Some((prepare_link(&self.dir, &link, &file_name)?, link)),
+            None => None,
+        };
+        let mut temps = vec![self.temp_path.clone(), sidecar.to_path_buf()];
+        temps.extend(link.as_ref().map(|(t, _)| t.to_path_buf()));
+        Ok(Prepared {
+            published: Published {
+                path: self.final_path(),
+                file_name,
+                size_bytes,
+                sha256,
+            },
+            dir: self.dir.clone(),
+            artifact: self.temp.take(),
+            sidecar: Some(sidecar),
+            link,
+            temps,
         })
     }
 }
@@ -150,95 +158,181 @@ impl Write for PendingArtifact {
 
 impl Drop for PendingArtifact {
     fn drop(&mut self) {
-        if !self.published {
-            // Not published: the temp file must not survive.
+        // Not handed over: the temp file must not survive (TempPath removes it).
+        if self.temp.is_some() {
             self.writer = None;
-            let _ = fs::remove_file(&self.temp_path);
+            self.temp = None;
             cleanup::forget_temp(&self.temp_path);
         }
     }
 }
 
-/// The dot-prefixed temp name of a file: invisible to `ls`, to globs such as
-/// `*.sql.gz` and to artifact-name parsing; the pid tells whose it is.
-pub fn temp_name(file_name: &str) -> String {
-    format!(".{file_name}.tmp-{}", std::process::id())
+/// An artifact ready to be renamed into place, with its sidecar and link.
+struct Prepared {
+    published: Published,
+    dir: PathBuf,
+    artifact: Option<TempPath>,
+    sidecar: Option<TempPath>,
+    /// The new link under its temp name, and the link's real name.
+    link: Option<(TempPath, String)>,
+    /// Every temp name above, to unregister once the unit is over.
+    temps: Vec<PathBuf>,
+}
+
+/// What the unit changed, so that a failure inside it can be undone.
+#[derive(Default)]
+struct Done {
+    artifacts: Vec<PathBuf>,
+    sidecars: Vec<PathBuf>,
+    /// A repointed link and what it pointed at before (None: there was none).
+    links: Vec<(PathBuf, Option<PathBuf>)>,
+}
+
+impl Done {
+    fn undo(self) {
+        for (link, before) in self.links.into_iter().rev() {
+            match before {
+                Some(target) => {
+                    let _ = fs::remove_file(&link);
+                    let _ = std::os::unix::fs::symlink(target, &link);
+                }
+                None => {
+                    let _ = fs::remove_file(&link);
+                }
+            }
+        }
+        for path in self.sidecars.into_iter().chain(self.artifacts) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Publishes every artifact of one run as one unit, then `announce` runs inside
+/// the same unit (it prints the result record and can change what a later
+/// signal does). Either all of them are published, with sidecars and links,
+/// and announced, or none is and the error says why.
+pub fn publish_all(
+    pending: Vec<PendingArtifact>,
+    announce: impl FnOnce(&[Published], &mut Registry),
+) -> Result<Vec<Published>> {
+    let mut prepared = pending
+        .into_iter()
+        .map(PendingArtifact::prepare)
+        .collect::<Result<Vec<_>>>()?;
+    cleanup::failpoint("publish::prepared");
+    cleanup::critical(|registry| {
+        let mut done = Done::default();
+        let moved = move_all_into_place(&mut prepared, &mut done);
+        for temp in prepared.iter().flat_map(|p| &p.temps) {
+            registry.forget_temp(temp);
+        }
+        if let Err(e) = moved {
+            done.undo();
+            // Whatever was not moved is removed as `prepared` drops.
+            return Err(e);
+        }
+        let published: Vec<Published> = prepared.iter().map(|p| p.published.clone()).collect();
+        announce(&published, registry);
+        cleanup::failpoint("publish::announced");
+        Ok(published)
+    })
+}
+
+fn move_all_into_place(prepared: &mut [Prepared], done: &mut Done) -> Result<()> {
+    for p in prepared.iter_mut() {
+        cleanup::failpoint("publish::before-rename");
+        let target = &p.published.path;
+        let artifact = p.artifact.take().expect("moved once");
+        artifact.persist_noclobber(target).map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!(
+                    "{} already exists; refusing to overwrite it",
+                    target.display()
+                )
+            } else {
+                anyhow::Error::new(e.error)
+                    .context(format!("cannot move the temp file to {}", target.display()))
+            }
+        })?;
+        done.artifacts.push(target.clone());
+        cleanup::failpoint("publish::renamed");
+
+        let sidecar_path = crate::sidecar::path_of(target);
+        let sidecar = p.sidecar.take().expect("moved once");
+        sidecar
+            .persist(&sidecar_path)
+            .map_err(|e| anyhow::Error::new(e.error))
+            .with_context(|| format!("cannot move {} into place", sidecar_path.display()))?;
+        done.sidecars.push(sidecar_path);
+        cleanup::failpoint("publish::sidecar-written");
+
+        if let Some((temp, name)) = p.link.take() {
+            let link = p.dir.join(&name);
+            let before = fs::read_link(&link).ok();
+            temp.persist(&link)
+                .map_err(|e| anyhow::Error::new(e.error))
+                .with_context(|| format!("cannot repoint {}", link.display()))?;
+            done.links.push((link, before));
+            cleanup::failpoint("publish::linked");
+        }
+        sync_dir(&p.dir)?;
+    }
+    Ok(())
+}
+
+/// The prefix of a temp name: hidden from `ls`, from globs such as `*.sql.gz`
+/// and from artifact-name parsing; the pid tells whose it is, the random part
+/// that `tempfile` appends makes it unpredictable.
+fn temp_prefix(file_name: &str) -> String {
+    format!(".{file_name}.tmp-{}.", std::process::id())
 }
 
 /// Is `file_name` one of our temp names (of any process)?
 pub fn is_temp_name(file_name: &str) -> bool {
-    file_name.starts_with('.')
-        && file_name
-            .rsplit_once(".tmp-")
-            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    let Some((_, tail)) = file_name
+        .strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once(".tmp-"))
+    else {
+        return false;
+    };
+    let (pid, random) = tail.split_once('.').unwrap_or((tail, ""));
+    !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !random.contains('.')
 }
 
-fn create_private(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))
+/// A small file written, fsynced and left under a temp name in `dir`.
+fn prepare_small_file(dir: &Path, file_name: &str, content: &[u8]) -> Result<TempPath> {
+    let mut file = cleanup::temp_file_in(dir, &temp_prefix(file_name))
+        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    file.write_all(content)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", file.path().display()))?;
+    Ok(file.into_temp_path())
 }
 
-/// Renames without ever replacing: a hard link fails if the target exists, which
-/// a rename would silently overwrite. Filesystems without hard links fall back to
-/// a checked rename.
-fn move_into_place(temp: &Path, target: &Path) -> Result<()> {
-    match fs::hard_link(temp, target) {
-        Ok(()) => fs::remove_file(temp)
-            .with_context(|| format!("cannot remove temp file {}", temp.display())),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            bail!(
-                "{} already exists; refusing to overwrite it",
-                target.display()
-            )
-        }
-        Err(_) => {
-            if target.symlink_metadata().is_ok() {
-                bail!(
-                    "{} already exists; refusing to overwrite it",
-                    target.display()
-                );
-            }
-            fs::rename(temp, target)
-                .with_context(|| format!("cannot move {} to {}", temp.display(), target.display()))
-        }
-    }
+/// A new relative link to `target` under a temp name in `dir` (relative, so it
+/// stays valid when the tree is copied or mounted elsewhere).
+fn prepare_link(dir: &Path, link: &str, target: &str) -> Result<TempPath> {
+    let made = cleanup::critical(|registry| {
+        let made = tempfile::Builder::new()
+            .prefix(&temp_prefix(link))
+            .rand_bytes(10)
+            .make_in(dir, |path| std::os::unix::fs::symlink(target, path))?;
+        registry.add_temp(made.path());
+        Ok::<_, io::Error>(made)
+    })
+    .with_context(|| format!("cannot create a link in {}", dir.display()))?;
+    Ok(made.into_temp_path())
 }
 
 /// Writes a small file under a temp name, fsyncs it and renames it into place.
 pub fn write_atomically(dir: &Path, file_name: &str, content: &[u8]) -> Result<()> {
-    let temp = dir.join(temp_name(file_name));
+    let temp = prepare_small_file(dir, file_name, content)?;
     let target = dir.join(file_name);
-    let result = (|| -> Result<()> {
-        cleanup::register_temp(&temp);
-        let mut file = create_private(&temp)?;
-        file.write_all(content)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", temp.display()))?;
-        fs::rename(&temp, &target)
+    cleanup::critical(|registry| {
+        registry.forget_temp(&temp);
+        temp.persist(&target)
+            .map_err(|e| anyhow::Error::new(e.error))
             .with_context(|| format!("cannot move {} into place", target.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    cleanup::forget_temp(&temp);
-    result
-}
-
-/// Points `dir/link` at `target` (a name in the same folder, so the link stays
-/// valid when the tree is copied or mounted elsewhere), replacing the old link
-/// in one rename.
-pub fn repoint_link(dir: &Path, link: &str, target: &str) -> Result<()> {
-    let temp = dir.join(temp_name(link));
-    let _ = fs::remove_file(&temp);
-    std::os::unix::fs::symlink(target, &temp)
-        .with_context(|| format!("cannot create link {}", temp.display()))?;
-    fs::rename(&temp, dir.join(link)).with_context(|| {
-        let _ = fs::remove_file(&temp);
-        format!("cannot repoint {}", dir.join(link).display())
     })
 }
 
@@ -286,7 +380,9 @@ mod tests {
         let dir = root.path().join("postgres");
         let mut a = PendingArtifact::create(&dir, name("20240124_020015")).unwrap();
         a.write_all(b"abc").unwrap();
-        assert_eq!(listing(&dir), vec![temp_name("db_20240124_020015.sql.gz")]);
+        let temps = listing(&dir);
+        assert_eq!(temps.len(), 1, "{temps:?}");
+        assert!(is_temp_name(&temps[0]), "{temps:?}");
         let p = a.publish().unwrap();
 
         assert_eq!(p.file_name, "db_20240124_020015.sql.gz");
@@ -377,8 +473,12 @@ mod tests {
 
     #[test]
     fn temp_names_are_recognised() {
-        assert!(is_temp_name(&temp_name("db_20240124_020015.sql.gz")));
+        assert!(is_temp_name(&format!(
+            "{}Ab3xYz09Qw",
+            temp_prefix("db_20240124_020015.sql.gz")
+        )));
         assert!(is_temp_name(".x.tmp-1"));
+        assert!(!is_temp_name(".x.tmp-1.a.b"));
         assert!(!is_temp_name(".lock"));
         assert!(!is_temp_name("x.tmp-1"));
         assert!(!is_temp_name(".x.tmp-"));

@@ -1,8 +1,10 @@
 //! The frame every component tool's `main` runs in: signal cleanup, the result
 //! record on stdout, the one-line error on stderr and the exit code.
 
+use crate::publish::{self, PendingArtifact, Published};
 use crate::record::ResultRecord;
-use crate::{cleanup, exit, log};
+use crate::{cleanup, exit, log, ExitStatus};
+use std::io::Write;
 use std::time::Instant;
 
 /// `-o -` sends the artifact to stdout; without `-o` it goes into the backup
@@ -17,45 +19,142 @@ pub fn to_stdout(output: Option<&str>) -> anyhow::Result<bool> {
     }
 }
 
-/// Runs a `backup`. `body` returns the success record, or `None` when the
-/// artifact went to stdout (`-o -`), in which case stdout carries no record.
+/// Starts watching for signals under the tool's name before anything else
+/// happens; `run_backup` and `run` then say what a signal means for their run.
+/// Call it first thing in `main`.
+pub fn watch_signals(component: &'static str) {
+    // The arguments are not parsed yet; a `backup` that writes to the tree owes
+    // a record even now (backup.sh reads it), one to stdout (`-o -`) must not.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let owes_record = args.first().is_some_and(|a| a == "backup")
+        && !args
+            .windows(2)
+            .any(|w| matches!(w[0].as_str(), "-o" | "--output") && w[1] == "-")
+        && !args.iter().any(|a| a == "-o-" || a == "--output=-");
+    if let Err(e) = cleanup::install(move |signal| {
+        let message = format!("interrupted by {signal} before it started; nothing was done");
+        log::log(component, &message);
+        if owes_record {
+            print_record(&ResultRecord::failed(component, message));
+        }
+        ExitStatus::Failed as i32
+    }) {
+        log::log(component, &format!("cannot watch for signals: {e}"));
+    }
+}
+
+/// One `backup` run: publishes its artifacts and prints its one record.
+pub struct BackupRun {
+    component: &'static str,
+    started: Instant,
+    to_stdout: bool,
+    reported: std::cell::Cell<bool>,
+}
+
+impl BackupRun {
+    pub fn component(&self) -> &'static str {
+        self.component
+    }
+
+    /// Publishes `pending` (every artifact of this run) as one unit with the
+    /// success record that `record` makes: once this returns `Ok`, the record is
+    /// on stdout and a signal no longer turns the run into a failure.
+    pub fn publish(
+        &self,
+        pending: Vec<PendingArtifact>,
+        record: impl FnOnce(&[Published]) -> ResultRecord,
+    ) -> anyhow::Result<Vec<Published>> {
+        assert!(!self.to_stdout, "-o - publishes nothing");
+        let component = self.component;
+        publish::publish_all(pending, |published, registry| {
+            let mut record = record(published);
+            record.duration_seconds = self.started.elapsed().as_secs();
+            print_record(&record);
+            self.reported.set(true);
+            registry.on_interrupt(move |signal| {
+                log::log(
+                    component,
+                    &format!("interrupted by {signal} after publishing; the backup is complete"),
+                );
+                ExitStatus::Success as i32
+            });
+        })
+    }
+}
+
+fn print_record(record: &ResultRecord) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout loses the record, which backup.sh turns into a failure.
+    let _ = writeln!(out, "{}", record.to_line()).and_then(|()| out.flush());
+}
+
+/// Runs a `backup`. `body` publishes through `BackupRun::publish` (which prints
+/// the success record), or streams to stdout (`-o -`), in which case stdout
+/// carries no record.
 pub fn run_backup(
     component: &'static str,
     to_stdout: bool,
-    body: impl FnOnce() -> anyhow::Result<Option<ResultRecord>>,
+    body: impl FnOnce(&BackupRun) -> anyhow::Result<()>,
 ) -> i32 {
-    let started = Instant::now();
+    let run = BackupRun {
+        component,
+        started: Instant::now(),
+        to_stdout,
+        reported: std::cell::Cell::new(false),
+    };
+    let started = run.started;
     let installed = cleanup::install(move |signal| {
         let message = format!("interrupted by {signal}; nothing was published");
         log::log(component, &message);
         if !to_stdout {
             let mut record = ResultRecord::failed(component, message);
             record.duration_seconds = started.elapsed().as_secs();
-            println!("{}", record.to_line());
+            print_record(&record);
         }
+        ExitStatus::Failed as i32
     });
     if let Err(e) = installed {
         log::log(component, &format!("cannot watch for signals: {e}"));
     }
-    match body() {
-        Ok(record) => {
-            if let Some(mut record) = record {
-                record.duration_seconds = started.elapsed().as_secs();
-                println!("{}", record.to_line());
+    let result = body(&run);
+    // Deciding and saying the outcome is one unit too: a signal now must not
+    // print a second record.
+    cleanup::critical(|registry| {
+        let code = match result {
+            Ok(()) if run.reported.get() || to_stdout => 0,
+            Ok(()) => {
+                let message = "the backup ended without publishing anything".to_owned();
+                log::log(component, &format!("backup failed: {message}"));
+                print_record(&failed_record(&run, message));
+                ExitStatus::Failed as i32
             }
-            0
-        }
-        Err(err) => {
-            let message = exit::one_line(&err);
-            log::log(component, &format!("backup failed: {message}"));
-            if !to_stdout {
-                let mut record = ResultRecord::failed(component, message);
-                record.duration_seconds = started.elapsed().as_secs();
-                println!("{}", record.to_line());
+            Err(err) if run.reported.get() => {
+                // The artifact is published and its record printed: what failed
+                // afterwards (tidying up on a server) is worth a warning only.
+                log::log(
+                    component,
+                    &format!("warning: after publishing: {}", exit::one_line(&err)),
+                );
+                0
             }
-            exit::code(&err)
-        }
-    }
+            Err(err) => {
+                let message = exit::one_line(&err);
+                log::log(component, &format!("backup failed: {message}"));
+                if !to_stdout {
+                    print_record(&failed_record(&run, message));
+                }
+                exit::code(&err)
+            }
+        };
+        registry.on_interrupt(move |_| code);
+        code
+    })
+}
+
+fn failed_record(run: &BackupRun, message: String) -> ResultRecord {
+    let mut record = ResultRecord::failed(run.component, message);
+    record.duration_seconds = run.started.elapsed().as_secs();
+    record
 }
 
 /// Runs any other subcommand (restore, list, ...): the same signal cleanup and
@@ -63,9 +162,10 @@ pub fn run_backup(
 pub fn run(component: &'static str, what: &str, body: impl FnOnce() -> anyhow::Result<()>) -> i32 {
     let what = what.to_owned();
     let message = format!("{what} interrupted");
-    if let Err(e) =
-        cleanup::install(move |signal| log::log(component, &format!("{message} by {signal}")))
-    {
+    if let Err(e) = cleanup::install(move |signal| {
+        log::log(component, &format!("{message} by {signal}"));
+        ExitStatus::Failed as i32
+    }) {
         log::log(component, &format!("cannot watch for signals: {e}"));
     }
     match body() {

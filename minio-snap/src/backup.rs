@@ -8,6 +8,7 @@ use crate::s3::{Prefetched, S3};
 use anyhow::{bail, Context, Result};
 use backup_common::hashing::HashingReader;
 use backup_common::parallel_gzip::ParallelGzWriter;
+use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, secret, ArtifactName, PendingArtifact, ResultRecord};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -28,7 +29,7 @@ pub fn connect(endpoint: &crate::cli::Endpoint, bucket: &str) -> Result<S3> {
     )
 }
 
-pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
+pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let bucket = &args.endpoint.bucket;
     let s3 = connect(&args.endpoint, bucket)?;
     let dir = args.backup_dir.join(COMPONENT);
@@ -105,10 +106,20 @@ pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
     };
     let manifest = write_archive(&s3, &selected, manifest, &mut pending)
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
-    let published = pending
-        .publish()
-        .map_err(|e| publish::disk_full_hint(e, &dir))?;
     let bytes: u64 = manifest.objects.iter().map(|o| o.size).sum();
+    let published = run
+        .publish(vec![pending], |published| {
+            let mut record = ResultRecord::success(COMPONENT, &published[0])
+                .with("type", manifest.kind.clone())
+                .with("objects", manifest.objects.len())
+                .with("object_bytes", bytes);
+            if let Some(b) = &manifest.base {
+                record = record.with("base", b.clone());
+            }
+            record
+        })
+        .map_err(|e| publish::disk_full_hint(e, &dir))?;
+    let published = &published[0];
     log::log(
         COMPONENT,
         &format!(
@@ -119,14 +130,7 @@ pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
             manifest.deleted.len()
         ),
     );
-    let mut record = ResultRecord::success(COMPONENT, &published)
-        .with("type", manifest.kind.clone())
-        .with("objects", manifest.objects.len())
-        .with("object_bytes", bytes);
-    if let Some(b) = &manifest.base {
-        record = record.with("base", b.clone());
-    }
-    Ok(Some(record))
+    Ok(())
 }
 
 fn write_archive<W: Write>(

@@ -12,7 +12,7 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
-            tool::run_backup(backup::COMPONENT, false, || backup::backup(&args))
+            tool::run_backup(backup::COMPONENT, false, |run| backup::backup(run, &args))
         }
         Command::Restore(args) => {
             tool::run(backup::COMPONENT, "restore", || restore::restore(&args))

@@ -5,7 +5,8 @@ pub mod source;
 pub mod workflows;
 
 use anyhow::{Context, Result};
-use backup_common::{lock, log, publish, secret, sidecar, tool, PendingArtifact, ResultRecord};
+use backup_common::tool::{self, BackupRun};
+use backup_common::{lock, log, publish, secret, sidecar, PendingArtifact, ResultRecord};
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 use source::{Api, N8nCli, TempFile};
@@ -75,7 +76,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Cmd::Backup(args) => {
             let to_stdout = args.output.as_deref() == Some("-");
-            tool::run_backup(COMPONENT, to_stdout, || backup(&args))
+            tool::run_backup(COMPONENT, to_stdout, |run| backup(run, &args))
         }
         Cmd::Restore(args) => tool::run(COMPONENT, "restore", || restore(&args)),
     }
@@ -123,7 +124,7 @@ fn workflows_json(mode: &Mode) -> Result<(Vec<u8>, usize)> {
     Ok((bytes, count))
 }
 
-fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
+fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let mode = mode(&args.source)?;
     if args.credentials && matches!(mode, Mode::Api(_)) {
         return Err(backup_common::usage(
@@ -134,7 +135,7 @@ fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
         std::io::stdout()
             .lock()
             .write_all(&workflows_json(&mode)?.0)?;
-        return Ok(None);
+        return Ok(());
     }
     let dir = args.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
@@ -144,14 +145,28 @@ fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
         (Mode::Cli(cli), true) => Some(credentials_json(cli)?),
         _ => None,
     };
-    let published = publish_bytes(&dir, "workflows", &bytes)?;
+    // Workflows and credentials are published as one unit: both or neither.
+    let mut pending = vec![write_pending(&dir, "workflows", &bytes)?];
+    if let Some((bytes, _)) = &credentials {
+        pending.push(write_pending(&dir, "credentials", bytes)?);
+    }
+    let published = run
+        .publish(pending, |published| {
+            let mut record =
+                ResultRecord::success(COMPONENT, &published[0]).with("workflows", count);
+            if let (Some(creds), Some((_, n))) = (published.get(1), &credentials) {
+                record = record
+                    .with("credentials_file", creds.file_name.clone())
+                    .with("credentials", *n);
+            }
+            record
+        })
+        .map_err(|e| publish::disk_full_hint(e, &dir))?;
     log::log(
         COMPONENT,
-        &format!("published {} ({count} workflows)", published.file_name),
+        &format!("published {} ({count} workflows)", published[0].file_name),
     );
-    let mut record = ResultRecord::success(COMPONENT, &published).with("workflows", count);
-    if let Some((bytes, n)) = credentials {
-        let creds = publish_bytes(&dir, "credentials", &bytes)?;
+    if let (Some(creds), Some((_, n))) = (published.get(1), &credentials) {
         log::log(
             COMPONENT,
             &format!(
@@ -159,11 +174,8 @@ fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
                 creds.file_name
             ),
         );
-        record = record
-            .with("credentials_file", creds.file_name)
-            .with("credentials", n);
     }
-    Ok(Some(record))
+    Ok(())
 }
 
 /// Credentials as n8n stores them: encrypted, never `--decrypted`.
@@ -186,15 +198,13 @@ fn credentials_json(cli: &N8nCli) -> Result<(Vec<u8>, usize)> {
     Ok((bytes, n))
 }
 
-fn publish_bytes(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<backup_common::Published> {
+fn write_pending(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PendingArtifact> {
     let mut pending = PendingArtifact::create_now(dir, prefix, "json")?;
     pending
         .write_all(bytes)
         .with_context(|| format!("cannot write {}", pending.temp_path().display()))
         .map_err(|e| publish::disk_full_hint(e, dir))?;
-    pending
-        .publish()
-        .map_err(|e| publish::disk_full_hint(e, dir))
+    Ok(pending)
 }
 
 fn restore(args: &RestoreArgs) -> Result<()> {

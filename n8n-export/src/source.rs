@@ -197,19 +197,19 @@ impl N8nCli {
     /// Runs a CLI command; returns whether it succeeded and what it printed
     /// (its stdout carries logs, never the data: the data goes to files).
     fn run(&self, args: &[String]) -> Result<(bool, String)> {
-        let child = Command::new(&self.argv[0])
-            .args(&self.argv[1..])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!("cannot run N8N_CLI ({}): {e} — check N8N_CLI", self.argv[0])
-            })?;
-        // Registered so that a signal stops the CLI with us.
+        // Registered as it starts, so that a signal stops the CLI with us.
+        let child = cleanup::spawn(
+            Command::new(&self.argv[0])
+                .args(&self.argv[1..])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run N8N_CLI ({}): {e} — check N8N_CLI", self.argv[0])
+        })?;
         let pid = child.id();
-        cleanup::register_child(pid);
         let out = child.wait_with_output();
         cleanup::forget_child(pid);
         let out = out.context("cannot wait for the n8n CLI")?;

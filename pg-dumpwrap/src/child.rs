@@ -20,11 +20,8 @@ pub struct Child {
 impl Child {
     /// Spawns `cmd` with stderr captured; stdin and stdout are as `cmd` sets them.
     pub fn spawn(cmd: &mut Command, program: &Path, flag: &str) -> Result<Self> {
-        let mut process = cmd
-            .stderr(Stdio::piped())
-            .spawn()
+        let mut process = cleanup::spawn(cmd.stderr(Stdio::piped()))
             .map_err(|e| crate::conn::spawn_error(program, &e, flag))?;
-        cleanup::register_child(process.id());
         let mut pipe = process.stderr.take().expect("stderr is piped");
         let stderr = std::thread::spawn(move || {
             let mut text = Vec::new();

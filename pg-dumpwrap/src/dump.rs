@@ -6,7 +6,8 @@ use crate::conn::Conn;
 use crate::pg_error;
 use anyhow::{bail, Context, Result};
 use backup_common::dump_trailer::DumpTail;
-use backup_common::{lock, log, publish, tool, PendingArtifact, ResultRecord};
+use backup_common::tool::{self, BackupRun};
+use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::{Read, Write};
@@ -20,11 +21,11 @@ pub const SEED_OPTIONS: [&str; 4] = ["--no-owner", "--no-acl", "--clean", "--if-
 
 const CHUNK: usize = 256 * 1024;
 
-pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
+pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let conn = Conn::from_args(&args.connection)?;
     if tool::to_stdout(args.output.as_deref())? {
         dump_into(&conn, args, std::io::stdout().lock())?;
-        return Ok(None);
+        return Ok(());
     }
 
     let dir = args.backup_dir.join(COMPONENT);
@@ -43,21 +44,21 @@ pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
     );
     let sql_bytes =
         dump_into(&conn, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
-    let published = pending
-        .publish()
+    let published = run
+        .publish(vec![pending], |published| {
+            ResultRecord::success(COMPONENT, &published[0])
+                .with("database", conn.db.clone())
+                .with("sql_bytes", sql_bytes)
+        })
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
     log::log(
         COMPONENT,
         &format!(
             "published {} ({} bytes, {} bytes of SQL)",
-            published.file_name, published.size_bytes, sql_bytes
+            published[0].file_name, published[0].size_bytes, sql_bytes
         ),
     );
-    Ok(Some(
-        ResultRecord::success(COMPONENT, &published)
-            .with("database", conn.db.clone())
-            .with("sql_bytes", sql_bytes),
-    ))
+    Ok(())
 }
 
 /// Runs pg_dump and writes its gzip-compressed output to `out`. Succeeds only if

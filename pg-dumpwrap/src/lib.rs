@@ -15,7 +15,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
             let to_stdout = args.output.as_deref() == Some("-");
-            tool::run_backup(dump::COMPONENT, to_stdout, || dump::backup(&args))
+            tool::run_backup(dump::COMPONENT, to_stdout, |run| dump::backup(run, &args))
         }
         Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || restore::restore(&args)),
     }

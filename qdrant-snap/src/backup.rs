@@ -6,7 +6,8 @@ use crate::cli::BackupArgs;
 use crate::manifest::{self, CollectionEntry, Kind, Manifest, SnapshotFile};
 use anyhow::{bail, Context, Result};
 use backup_common::hashing::HashingReader;
-use backup_common::{lock, log, publish, tool, PendingArtifact, ResultRecord};
+use backup_common::tool::{self, BackupRun};
+use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::{Read, Write};
@@ -19,12 +20,12 @@ pub fn connect(url: &str, timeout: u64) -> Result<Qdrant> {
     Qdrant::new(url, key, Duration::from_secs(timeout), COMPONENT)
 }
 
-pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
+pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let qdrant = connect(&args.server.url, args.server.timeout)?;
     if tool::to_stdout(args.output.as_deref())? {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         write_archive(&qdrant, args, stdout)?;
-        return Ok(None);
+        return Ok(());
     }
     let dir = args.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
@@ -32,14 +33,19 @@ pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
     let mut pending = PendingArtifact::create_now(&dir, "qdrant", "tar.gz")?;
     let manifest =
         write_archive(&qdrant, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
-    let published = pending
-        .publish()
-        .map_err(|e| publish::disk_full_hint(e, &dir))?;
     let names: Vec<&str> = manifest
         .collections
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    let published = run
+        .publish(vec![pending], |published| {
+            ResultRecord::success(COMPONENT, &published[0])
+                .with("kind", if args.full { "full" } else { "collections" })
+                .with("collections", names.clone())
+        })
+        .map_err(|e| publish::disk_full_hint(e, &dir))?;
+    let published = &published[0];
     log::log(
         COMPONENT,
         &format!(
@@ -50,11 +56,7 @@ pub fn backup(args: &BackupArgs) -> Result<Option<ResultRecord>> {
             names.join(", ")
         ),
     );
-    Ok(Some(
-        ResultRecord::success(COMPONENT, &published)
-            .with("kind", if args.full { "full" } else { "collections" })
-            .with("collections", names),
-    ))
+    Ok(())
 }
 
 /// Snapshots are created first, so that the manifest (with Qdrant's checksums)

@@ -13,7 +13,9 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
             let to_stdout = args.output.as_deref() == Some("-");
-            tool::run_backup(backup::COMPONENT, to_stdout, || backup::backup(&args))
+            tool::run_backup(backup::COMPONENT, to_stdout, |run| {
+                backup::backup(run, &args)
+            })
         }
         Command::Restore(args) => {
             tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
