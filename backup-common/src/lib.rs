@@ -8,6 +8,7 @@
 pub mod cleanup;
 pub mod dump_trailer;
 pub mod exit;
+pub mod folder;
 pub mod hashing;
 pub mod lock;
 pub mod log;

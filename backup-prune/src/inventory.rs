@@ -4,77 +4,53 @@
 //! largest folder, not the whole tree.
 
 use crate::policy::{Artifact, Inventory};
-use backup_common::{lock::LOCK_FILE, publish::is_temp_name, ArtifactName, Component, IsoWeek};
+use backup_common::{folder, Component, IsoWeek};
 use std::fs;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// The artifacts, latest links and temp files of one component folder. An
-/// `Err` is a problem the operator must fix; nothing in that folder is pruned.
+/// The backups, latest links and temp files of one component folder, and the
+/// warnings about it (artifacts without a sidecar: never counted, never
+/// deleted). An `Err` is a problem the operator must fix; nothing in that
+/// folder is pruned.
 pub fn scan_component(
     root: &Path,
     component: Component,
     now: SystemTime,
-) -> Result<Inventory, String> {
-    let mut inv = Inventory::default();
+) -> Result<(Inventory, Vec<String>), String> {
     let dir = root.join(component.name());
-    if dir.is_dir() {
-        read_component(&dir, component, now, &mut inv)?;
+    let found =
+        folder::scan(&dir, component).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut inv = Inventory::default();
+    for (name, target) in &found.latest {
+        inv.latest_targets
+            .insert((component, latest_target(&dir, &dir.join(name), target)?));
     }
-    Ok(inv)
-}
-
-fn read_component(
-    dir: &Path,
-    component: Component,
-    now: SystemTime,
-    inv: &mut Inventory,
-) -> Result<(), String> {
-    let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if name == LOCK_FILE {
-            continue;
-        }
-        // The type comes from the directory entry itself: no stat per file, which
-        // is most of the cost in a folder of 100,000 backups.
-        let file_type = entry
-            .file_type()
-            .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
-        if file_type.is_symlink() {
-            if name.contains("_latest.") {
-                let target = latest_target(dir, &path)?;
-                inv.latest_targets.insert((component, target));
-            }
-        } else if is_temp_name(&name) && file_type.is_file() {
-            let age = fs::symlink_metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-            inv.temps.push((component, name, age));
-        } else if file_type.is_file() {
-            let parsed = ArtifactName::parse(&name)
-                .filter(|n| component.artifact_exts().contains(&n.ext.as_str()));
-            if let Some(parsed) = parsed {
-                inv.artifacts.push(Artifact {
-                    component,
-                    name: parsed,
-                });
-            }
-        }
+    for name in found.temps {
+        let age = fs::symlink_metadata(dir.join(&name))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        inv.temps.push((component, name, age));
     }
-    Ok(())
+    inv.artifacts = found
+        .backups
+        .into_iter()
+        .map(|name| Artifact { component, name })
+        .collect();
+    let warnings = found
+        .orphans
+        .iter()
+        .map(|o| folder::orphan_warning(&dir, o))
+        .collect();
+    Ok((inv, warnings))
 }
 
 /// The file a `*_latest` link names, which must exist.
-fn latest_target(dir: &Path, link: &Path) -> Result<String, String> {
-    let target =
-        fs::read_link(link).map_err(|e| format!("cannot read link {}: {e}", link.display()))?;
-    let resolved = dir.join(&target);
+fn latest_target(dir: &Path, link: &Path, target: &Path) -> Result<String, String> {
+    let resolved = dir.join(target);
     if !resolved.is_file() {
         return Err(format!(
             "{} points at {}, which does not exist — fix or remove the link; nothing in {} is pruned until then",
@@ -90,18 +66,17 @@ fn latest_target(dir: &Path, link: &Path) -> Result<String, String> {
         .unwrap_or_default())
 }
 
-/// The week folders under `weekly/`, and the problems (malformed names) found there.
-pub fn scan_weekly(root: &Path) -> (Vec<IsoWeek>, Vec<String>) {
+/// The week folders under `weekly/`, and warnings about anything else found
+/// there (a foreign folder is left alone and does not fail the prune). `Err`:
+/// `weekly/` cannot be read.
+pub fn scan_weekly(root: &Path) -> Result<(Vec<IsoWeek>, Vec<String>), String> {
     let weekly = root.join("weekly");
     let mut weeks = Vec::new();
-    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let entries = match fs::read_dir(&weekly) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (weeks, problems),
-        Err(e) => {
-            problems.push(format!("cannot read {}: {e}", weekly.display()));
-            return (weeks, problems);
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((weeks, warnings)),
+        Err(e) => return Err(format!("cannot read {}: {e}", weekly.display())),
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -110,11 +85,11 @@ pub fn scan_weekly(root: &Path) -> (Vec<IsoWeek>, Vec<String>) {
         }
         match IsoWeek::parse(&name) {
             Some(week) => weeks.push(week),
-            None => problems.push(format!(
-                "{} is not a YYYY_WNN week folder; left alone — rename or remove it",
+            None => warnings.push(format!(
+                "warning: {} is not a YYYY_WNN week folder; left alone — rename or remove it",
                 entry.path().display()
             )),
         }
     }
-    (weeks, problems)
+    Ok((weeks, warnings))
 }

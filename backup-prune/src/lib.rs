@@ -55,19 +55,35 @@ fn prune(cli: &cli::Cli) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for component in Component::ALL {
         match inventory::scan_component(root, component, std::time::SystemTime::now()) {
-            Ok(inv) => carry_out(
-                root,
-                &policy::plan(&inv, &now, &policy),
-                cli.dry_run,
-                &mut outcome,
-                &mut out,
-            ),
+            Ok((inv, warnings)) => {
+                for warning in &warnings {
+                    log::log(COMPONENT, warning);
+                }
+                carry_out(
+                    root,
+                    &policy::plan(&inv, &now, &policy),
+                    cli.dry_run,
+                    &mut outcome,
+                    &mut out,
+                )
+            }
             Err(problem) => problems.push(problem),
         }
     }
-    if problems.is_empty() {
-        let (weekly, weekly_problems) = inventory::scan_weekly(root);
-        problems.extend(weekly_problems);
+    let weekly = if problems.is_empty() {
+        inventory::scan_weekly(root)
+            .map_err(|problem| problems.push(problem))
+            .ok()
+    } else {
+        // A weekly snapshot may be the only good copy of a component whose folder is broken.
+        problems
+            .push("weekly snapshots are not pruned while a component folder has a problem".into());
+        None
+    };
+    if let Some((weekly, warnings)) = weekly {
+        for warning in &warnings {
+            log::log(COMPONENT, warning);
+        }
         let inv = policy::Inventory {
             weekly,
             ..Default::default()
@@ -79,10 +95,6 @@ fn prune(cli: &cli::Cli) -> Result<()> {
             &mut outcome,
             &mut out,
         );
-    } else {
-        // A weekly snapshot may be the only good copy of a component whose folder is broken.
-        problems
-            .push("weekly snapshots are not pruned while a component folder has a problem".into());
     }
     let _ = out.flush();
     drop(out);

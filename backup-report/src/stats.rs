@@ -3,7 +3,7 @@
 
 use crate::report::TreeStats;
 use anyhow::{Context, Result};
-use backup_common::{ArtifactName, Component, IsoWeek};
+use backup_common::{folder, Component, IsoWeek};
 use chrono::{Local, Utc};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -36,7 +36,8 @@ pub fn scan(root: &Path) -> Result<TreeStats> {
     Ok(stats)
 }
 
-/// Adds a folder's artifacts to the total; returns how many there are.
+/// Adds a folder's backups (artifacts with their sidecar; see `folder`) to the
+/// total; returns how many there are.
 fn add_artifacts(
     dir: &Path,
     c: Component,
@@ -44,25 +45,12 @@ fn add_artifacts(
     seen: &mut HashSet<(u64, u64)>,
     daily: bool,
 ) -> Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    };
+    let found = folder::scan(dir, c).with_context(|| format!("cannot read {}", dir.display()))?;
     let mut count = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(parsed) =
-            ArtifactName::parse(&name).filter(|n| c.artifact_exts().contains(&n.ext.as_str()))
-        else {
+    for parsed in found.backups {
+        let Ok(meta) = std::fs::symlink_metadata(dir.join(parsed.file_name())) else {
             continue;
         };
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
         count += 1;
         if seen.insert((meta.dev(), meta.ino())) {
             stats.total_size_bytes += meta.len();

@@ -1,7 +1,7 @@
 //! Which artifacts to check when no paths are given.
 
 use anyhow::{Context, Result};
-use backup_common::{ArtifactName, Component, IsoWeek};
+use backup_common::{folder, log, Component, IsoWeek};
 use std::path::{Path, PathBuf};
 
 /// Every `*_latest*` link of every component, and the artifacts of the newest weekly folder.
@@ -42,22 +42,18 @@ pub fn all(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The artifacts in the component folders under `base` (the tree, or a week folder).
+/// The backups in the component folders under `base` (the tree, or a week
+/// folder). Artifacts without a sidecar are not backups: a warning each.
 fn artifacts_under(base: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for c in Component::ALL {
-        for path in entries(&base.join(c.name()))? {
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let ours = ArtifactName::parse(&name)
-                .is_some_and(|n| c.artifact_exts().contains(&n.ext.as_str()));
-            if ours && path.is_file() {
-                out.push(path);
-            }
+        let dir = base.join(c.name());
+        let found =
+            folder::scan(&dir, c).with_context(|| format!("cannot read {}", dir.display()))?;
+        for orphan in &found.orphans {
+            log::log(crate::COMPONENT, &folder::orphan_warning(&dir, orphan));
         }
+        out.extend(found.backups.iter().map(|n| dir.join(n.file_name())));
     }
     Ok(out)
 }

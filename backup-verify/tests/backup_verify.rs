@@ -496,3 +496,30 @@ fn corrupt_minio_archives_fail_intact_ones_pass_and_chains_must_be_complete() {
     let reason = verify_file(&incr).failure.unwrap();
     assert!(reason.contains("the chain is incomplete"), "{reason}");
 }
+
+#[test]
+fn an_artifact_without_its_sidecar_is_a_warning_not_a_backup() {
+    let root = tempfile::tempdir().unwrap();
+    let dump = gzip(&pg_dump_sql(10));
+    let dir = root.path().join("postgres");
+    place(&dir, "db_20240101_000000.sql.gz", &dump, &dump);
+    // What a crash between rename and sidecar leaves (or an operator's copy).
+    fs::write(dir.join("db_20240102_000000.sql.gz"), &dump).unwrap();
+    let out = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .run(&["--all", "--json"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let results = out.json_lines();
+    assert_eq!(
+        results.len(),
+        1,
+        "only the backup is verified: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("db_20240102_000000.sql.gz has no .sha256 sidecar, so it is not a backup"),
+        "{}",
+        out.stderr
+    );
+}

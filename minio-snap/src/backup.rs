@@ -276,16 +276,23 @@ impl Progress {
     }
 }
 
-/// The newest archive of `bucket` in `dir` (full or incremental), if there is a
-/// full one at all for an incremental to build on.
+/// The newest backup of `bucket` in `dir` (full or incremental), if there is a
+/// full one at all for an incremental to build on. Only backups count: an
+/// archive without its sidecar is never a base.
 pub fn newest_in_chain(dir: &Path, bucket: &str) -> Result<Option<PathBuf>> {
-    let mut ours: Vec<ArtifactName> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .flatten()
-        .filter_map(|e| ArtifactName::parse(&e.file_name().to_string_lossy()))
-        .filter(|n| n.prefix == bucket && (n.ext == "tar.gz" || n.ext == "incr.tar.gz"))
+    let found = backup_common::folder::scan(dir, backup_common::Component::Minio)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    for orphan in &found.orphans {
+        log::log(
+            COMPONENT,
+            &backup_common::folder::orphan_warning(dir, orphan),
+        );
+    }
+    let ours: Vec<ArtifactName> = found
+        .backups
+        .into_iter()
+        .filter(|n| n.prefix == bucket)
         .collect();
-    ours.sort_by_key(|n| n.timestamp);
     if !ours.iter().any(|n| n.ext == "tar.gz") {
         return Ok(None);
     }

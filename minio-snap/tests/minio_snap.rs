@@ -426,3 +426,44 @@ fn disk_full_publishes_nothing() {
     out.assert_backup_failed(1, "disk full", &s3.secret_key);
     assert_eq!(tree(disk.path()), before);
 }
+
+#[test]
+fn an_archive_left_without_its_sidecar_is_never_the_base_of_an_incremental() {
+    let s3 = S3Server::start();
+    fill(&s3, "documents", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let full = published(&t.run(&["backup"]), dir.path());
+
+    // A crash (SIGKILL: no cleanup at all) right after the rename, before the
+    // sidecar: the residue of a power cut mid-publish.
+    s3.put("documents", "new.txt", b"after the full", "text/plain", &[]);
+    let crashed = t
+        .clone()
+        .env("FAILPOINTS", "publish::renamed=return(SIGKILL)")
+        .run(&["backup", "--type", "incremental"]);
+    assert_eq!(crashed.code, None, "killed: {}", crashed.stderr);
+    let orphans: Vec<String> = tree(&dir.path().join("minio"))
+        .into_iter()
+        .filter(|e| e.ends_with(".incr.tar.gz") || e.contains(".incr.tar.gz ("))
+        .collect();
+    assert_eq!(orphans.len(), 1, "one orphan incremental: {orphans:?}");
+
+    let out = t.run(&["backup", "--type", "incremental"]);
+    let incr = published(&out, dir.path());
+    assert_eq!(
+        out.record()["base"],
+        full.file_name().unwrap().to_string_lossy().as_ref(),
+        "the incremental builds on the last backup, not on the orphan"
+    );
+    assert!(
+        out.stderr
+            .contains("has no .sha256 sidecar, so it is not a backup"),
+        "{}",
+        out.stderr
+    );
+    // And its chain restores: the full, then this incremental.
+    let chain = t.run(&["chain", incr.to_str().unwrap()]);
+    assert_eq!(chain.code, Some(0), "{}", chain.stderr);
+    assert_eq!(chain.stdout.lines().count(), 2, "{}", chain.stdout);
+}
