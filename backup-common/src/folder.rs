@@ -64,7 +64,7 @@ pub fn scan(dir: &Path, component: Component) -> io::Result<Folder> {
             artifacts.push(parsed);
         }
     }
-    artifacts.sort_by(|a, b| (a.timestamp, a.file_name()).cmp(&(b.timestamp, b.file_name())));
+    artifacts.sort_by_key(|a| (a.timestamp, a.file_name()));
     for a in artifacts {
         if sidecars.contains(&a.file_name()) {
             folder.backups.push(a);
