@@ -10,6 +10,8 @@ pub mod dump_trailer;
 pub mod exit;
 pub mod folder;
 pub mod hashing;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod lock;
 pub mod log;
 pub mod naming;

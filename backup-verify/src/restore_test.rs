@@ -150,14 +150,14 @@ fn psql(conn: &pg_dumpwrap::conn::Conn, db: &str, sql: &str) -> Result<String> {
 
 fn qdrant(cli: &Cli, archive: &Path) -> Result<()> {
     let manifest = qdrant_snap::restore::manifest_of(&std::fs::canonicalize(archive)?)?;
-    let api = qdrant_snap::backup::connect(&cli.qdrant.url, cli.qdrant.timeout)?;
+    let api = qdrant_snap::backup::connect(&cli.qdrant.url, &cli.qdrant.timeouts)?;
     for c in &manifest.collections {
         let scratch = format!("{}_verify_{}", c.name, std::process::id());
         let args = qdrant_snap::cli::RestoreArgs {
             file: archive.to_owned(),
             server: qdrant_snap::cli::Server {
                 url: cli.qdrant.url.clone(),
-                timeout: cli.qdrant.timeout,
+                timeouts: cli.qdrant.timeouts.clone(),
             },
             collections: vec![c.name.clone()],
             rename: Some(scratch.clone()),

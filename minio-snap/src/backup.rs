@@ -26,6 +26,7 @@ pub fn connect(endpoint: &crate::cli::Endpoint, bucket: &str) -> Result<S3> {
         bucket,
         user.expose(),
         &password,
+        &endpoint.timeouts,
     )
 }
 

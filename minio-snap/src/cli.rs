@@ -37,6 +37,8 @@ pub struct Endpoint {
     /// The bucket
     #[arg(long, env = "MINIO_BUCKET", default_value = "documents")]
     pub bucket: String,
+    #[command(flatten)]
+    pub timeouts: backup_common::http::TimeoutArgs,
 }
 
 impl Endpoint {

@@ -1,9 +1,10 @@
-//! S3 through rusty-s3 (SigV4 presigning and the XML of the answers) over
-//! reqwest's async client on a runtime in the calling thread.
+//! S3 through rusty-s3 (SigV4 presigning and the XML of the answers) over the
+//! shared HTTP plumbing (`backup_common::http`: bounded requests, retries).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use backup_common::http::{Body, Http, TimeoutArgs};
 use backup_common::{log, Secret};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde::Deserialize;
@@ -19,8 +20,7 @@ pub const PART_SIZE: u64 = 16 * 1024 * 1024;
 pub struct S3 {
     bucket: Bucket,
     creds: Credentials,
-    http: Client,
-    rt: tokio::runtime::Runtime,
+    http: Http,
     pub endpoint: String,
 }
 
@@ -38,25 +38,17 @@ impl S3 {
         bucket: &str,
         user: &str,
         secret: &Secret,
+        timeouts: &TimeoutArgs,
     ) -> Result<S3> {
         let url = endpoint.parse().map_err(|e| {
             backup_common::usage(format!("MINIO_ENDPOINT {endpoint:?} is not a URL: {e}"))
         })?;
         let bucket = Bucket::new(url, UrlStyle::Path, bucket.to_owned(), region.to_owned())
             .map_err(|e| backup_common::usage(format!("MINIO_ENDPOINT {endpoint:?}: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the HTTP runtime")?;
-        let http = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot set up the HTTP client")?;
         Ok(S3 {
             bucket,
             creds: Credentials::new(user, secret.expose()),
-            http,
-            rt,
+            http: Http::new(timeouts)?,
             endpoint: endpoint.to_owned(),
         })
     }
@@ -68,33 +60,30 @@ impl S3 {
     /// Sends a request; transport errors on requests that may be repeated
     /// (GET, HEAD, DELETE, PUT of a whole body) are retried with backoff.
     fn send(&self, what: &str, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Response> {
-        let mut delay = Duration::from_millis(500);
-        for attempt in 1.. {
-            let req = make();
-            match self.rt.block_on(async { req.send().await }) {
-                Ok(resp) => return Ok(resp),
-                Err(e) if attempt < 4 && !e.is_timeout() => {
-                    log::log(
-                        "minio",
-                        &format!("{what}: {} — retrying in {delay:?}", transport_error(e)),
-                    );
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                }
-                Err(e) => bail!(
-                    "{what}: cannot reach {}: {} — check MINIO_ENDPOINT and that the server is running",
-                    self.endpoint,
-                    transport_error(e)
-                ),
-            }
-        }
-        unreachable!()
+        self.http
+            .send_idempotent(make, |e, delay| {
+                log::log(
+                    "minio",
+                    &format!(
+                        "{what}: {} — retrying in {delay:?}",
+                        backup_common::http::describe(e)
+                    ),
+                )
+            })
+            .map_err(|e| transport(&self.http, &self.endpoint, what, &e))
+    }
+
+    /// An answer's whole body as text (a stall ends it like any other).
+    fn text(&self, resp: Response, what: &str) -> Result<String> {
+        self.http
+            .block_on(resp.text())
+            .map_err(|e| transport(&self.http, &self.endpoint, what, &e))
     }
 
     /// An S3 error answer as one line that says what to check.
     fn fail(&self, resp: Response, what: &str) -> anyhow::Error {
         let status = resp.status();
-        let body = self.rt.block_on(resp.text()).unwrap_or_default();
+        let body = self.http.block_on(resp.text()).unwrap_or_default();
         failure(status, &body, what)
     }
 
@@ -114,11 +103,11 @@ impl S3 {
                 action.sign(SIGNED_FOR)
             };
             let what = format!("listing bucket {}", self.name());
-            let resp = self.send(&what, || self.http.get(url.clone()))?;
+            let resp = self.send(&what, || self.http.client().get(url.clone()))?;
             if !resp.status().is_success() {
                 return Err(self.fail(resp, &what));
             }
-            let text = self.rt.block_on(resp.text())?;
+            let text = self.text(resp, &what)?;
             let page: ListPage = quick_xml::de::from_str(&text)
                 .with_context(|| format!("{what}: malformed answer"))?;
             let url_encoded = page.encoding_type.as_deref() == Some("url");
@@ -144,7 +133,7 @@ impl S3 {
             .get_object(Some(&self.creds), key)
             .sign(SIGNED_FOR);
         let what = format!("GET {key}");
-        let resp = self.send(&what, || self.http.get(url.clone()))?;
+        let resp = self.send(&what, || self.http.client().get(url.clone()))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }
@@ -152,11 +141,7 @@ impl S3 {
         Ok(Object {
             content_type,
             metadata,
-            body: Body {
-                rt: &self.rt,
-                response: resp,
-                chunk: bytes::Bytes::new(),
-            },
+            body: self.http.body(resp),
         })
     }
 
@@ -167,26 +152,14 @@ impl S3 {
             .bucket
             .get_object(Some(&self.creds), key)
             .sign(SIGNED_FOR);
-        let http = self.http.clone();
+        let client = self.http.client().clone();
         let what = format!("GET {key}");
         let endpoint = self.endpoint.clone();
-        self.rt.spawn(async move {
-            let mut delay = Duration::from_millis(500);
-            let mut attempt = 1;
-            let resp = loop {
-                match http.get(url.clone()).send().await {
-                    Ok(r) => break r,
-                    Err(e) if attempt < 4 && !e.is_timeout() => {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                        attempt += 1;
-                    }
-                    Err(e) => bail!(
-                        "{what}: cannot reach {endpoint}: {} — check MINIO_ENDPOINT and that the server is running",
-                        transport_error(e)
-                    ),
-                }
-            };
+        let explain = Explainer::of(&self.http);
+        self.http.spawn(async move {
+            let resp = backup_common::http::retrying(|| client.get(url.clone()), |_, _| {})
+                .await
+                .map_err(|e| explain.transport(&endpoint, &what, &e))?;
             let status = resp.status();
             if !status.is_success() {
                 let body = resp.text().await.unwrap_or_default();
@@ -199,7 +172,7 @@ impl S3 {
             while let Some(chunk) = resp
                 .chunk()
                 .await
-                .map_err(|e| anyhow::anyhow!("{what} broke off: {}", transport_error(e)))?
+                .map_err(|e| explain.transport(&endpoint, &format!("{what} broke off"), &e))?
             {
                 data.extend_from_slice(&chunk);
             }
@@ -216,12 +189,16 @@ impl S3 {
         &self,
         handle: tokio::task::JoinHandle<Result<Prefetched>>,
     ) -> Result<Prefetched> {
-        self.rt.block_on(handle).context("a download task failed")?
+        self.http
+            .block_on(handle)
+            .context("a download task failed")?
     }
 
     pub fn bucket_exists(&self) -> Result<bool> {
         let url = self.bucket.head_bucket(Some(&self.creds)).sign(SIGNED_FOR);
-        let resp = self.send("checking the bucket", || self.http.head(url.clone()))?;
+        let resp = self.send("checking the bucket", || {
+            self.http.client().head(url.clone())
+        })?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -231,7 +208,9 @@ impl S3 {
 
     pub fn create_bucket(&self) -> Result<()> {
         let url = self.bucket.create_bucket(&self.creds).sign(SIGNED_FOR);
-        let resp = self.send("creating the bucket", || self.http.put(url.clone()))?;
+        let resp = self.send("creating the bucket", || {
+            self.http.client().put(url.clone())
+        })?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, "creating the bucket"));
         }
@@ -243,7 +222,9 @@ impl S3 {
             .bucket
             .delete_object(Some(&self.creds), key)
             .sign(SIGNED_FOR);
-        let resp = self.send(&format!("DELETE {key}"), || self.http.delete(url.clone()))?;
+        let resp = self.send(&format!("DELETE {key}"), || {
+            self.http.client().delete(url.clone())
+        })?;
         if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
             return Err(self.fail(resp, &format!("DELETE {key}")));
         }
@@ -285,7 +266,7 @@ impl S3 {
             let data = std::fs::read(file)?;
             let what = format!("PUT {key}");
             let resp = self.send(&what, || {
-                with_headers(self.http.put(url.clone()).body(data.clone()))
+                with_headers(self.http.client().put(url.clone()).body(data.clone()))
             })?;
             if !resp.status().is_success() {
                 return Err(self.fail(resp, &what));
@@ -296,11 +277,11 @@ impl S3 {
         let mut create = self.bucket.create_multipart_upload(Some(&self.creds), key);
         headers(create.headers_mut());
         let url = create.sign(SIGNED_FOR);
-        let resp = self.send(&what, || with_headers(self.http.post(url.clone())))?;
+        let resp = self.send(&what, || with_headers(self.http.client().post(url.clone())))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }
-        let text = self.rt.block_on(resp.text())?;
+        let text = self.text(resp, &what)?;
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .with_context(|| format!("{what}: malformed answer"))?;
         let upload_id = created.upload_id().to_owned();
@@ -317,7 +298,9 @@ impl S3 {
                 .bucket
                 .upload_part(Some(&self.creds), key, part_number, &upload_id)
                 .sign(SIGNED_FOR);
-            let resp = self.send(&what, || self.http.put(url.clone()).body(buf.clone()))?;
+            let resp = self.send(&what, || {
+                self.http.client().put(url.clone()).body(buf.clone())
+            })?;
             if !resp.status().is_success() {
                 return Err(self.fail(resp, &what));
             }
@@ -338,7 +321,9 @@ impl S3 {
         );
         let url = complete.sign(SIGNED_FOR);
         let body = complete.body();
-        let resp = self.send(&what, || self.http.post(url.clone()).body(body.clone()))?;
+        let resp = self.send(&what, || {
+            self.http.client().post(url.clone()).body(body.clone())
+        })?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }
@@ -416,30 +401,38 @@ fn between(text: &str, open: &str, close: &str) -> Option<String> {
     Some(text[start..end].to_owned())
 }
 
-/// A response body read chunk by chunk as it arrives.
-pub struct Body<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    response: Response,
-    chunk: bytes::Bytes,
+/// A transport failure as one line that says what to check: a stall is the
+/// server's doing, anything else the endpoint's. Never with the URL: a presigned
+/// S3 URL carries a signature that works as a credential until it expires.
+fn transport(http: &Http, endpoint: &str, what: &str, e: &reqwest::Error) -> anyhow::Error {
+    Explainer::of(http).transport(endpoint, what, e)
 }
 
-impl Read for Body<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.chunk.is_empty() {
-            match self.rt.block_on(self.response.chunk()) {
-                Ok(Some(c)) => self.chunk = c,
-                Ok(None) => return Ok(0),
-                Err(e) => return Err(std::io::Error::other(transport_error(e))),
-            }
+/// What `transport` needs, detached from the client for use in spawned tasks.
+#[derive(Clone, Copy)]
+struct Explainer {
+    stall: u64,
+}
+
+impl Explainer {
+    fn of(http: &Http) -> Explainer {
+        Explainer {
+            stall: http.timeouts().stall_timeout,
         }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
     }
-}
 
-/// A transport error as one line, without its URL: a presigned S3 URL carries a
-/// signature that works as a credential until it expires.
-fn transport_error(e: reqwest::Error) -> String {
-    backup_common::exit::error_chain(&e.without_url())
+    fn transport(self, endpoint: &str, what: &str, e: &reqwest::Error) -> anyhow::Error {
+        let text = backup_common::http::describe(e);
+        if e.is_timeout() {
+            anyhow::anyhow!(
+                "{what}: {endpoint} stopped answering (no data for {} s): {text} — check the \
+                 S3 server, or raise --stall-timeout / BACKUP_STALL_TIMEOUT",
+                self.stall
+            )
+        } else {
+            anyhow::anyhow!(
+                "{what}: cannot reach {endpoint}: {text} — check MINIO_ENDPOINT and that the server is running"
+            )
+        }
+    }
 }

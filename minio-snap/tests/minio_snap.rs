@@ -467,3 +467,19 @@ fn an_archive_left_without_its_sidecar_is_never_the_base_of_an_incremental() {
     assert_eq!(chain.code, Some(0), "{}", chain.stderr);
     assert_eq!(chain.stdout.lines().count(), 2, "{}", chain.stdout);
 }
+
+#[test]
+fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    test_harness::stall::assert_backup_survives_stalls(
+        |server| {
+            Tool::new(BIN)
+                .env("MINIO_ENDPOINT", &server.url)
+                .env("MINIO_ROOT_USER", "stall-user")
+                .env("MINIO_ROOT_PASSWORD", "stall-password-7")
+                .env("BACKUP_DIR", dir.path())
+        },
+        &dir.path().join("minio"),
+        &["backup"],
+    );
+}

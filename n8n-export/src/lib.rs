@@ -44,6 +44,8 @@ pub struct Source {
     /// The n8n CLI as a command prefix; when set, the CLI is used instead of the API
     #[arg(long, env = "N8N_CLI")]
     pub cli: Option<String>,
+    #[command(flatten)]
+    pub timeouts: backup_common::http::TimeoutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +95,7 @@ fn mode(source: &Source) -> Result<Mode> {
         None => Ok(Mode::Api(Api::new(
             &source.url,
             secret::required("N8N_API_KEY")?,
+            &source.timeouts,
         )?)),
     }
 }

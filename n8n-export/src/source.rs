@@ -2,57 +2,70 @@
 //! `docker exec n8n n8n`).
 
 use anyhow::{bail, Context, Result};
+use backup_common::http::{Http, TimeoutArgs};
 use backup_common::{cleanup, Secret};
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 pub struct Api {
     base: String,
     key: Secret,
-    http: Client,
+    http: Http,
 }
 
 /// Workflows per page; the API's maximum.
 const PAGE: usize = 250;
 
 impl Api {
-    pub fn new(url: &str, key: Secret) -> Result<Api> {
-        let http = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .context("cannot set up the HTTP client")?;
+    pub fn new(url: &str, key: Secret, timeouts: &TimeoutArgs) -> Result<Api> {
         Ok(Api {
             base: url.trim_end_matches('/').to_owned(),
             key,
-            http,
+            http: Http::new(timeouts)?,
         })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
+            .client()
             .request(method, format!("{}/api/v1{path}", self.base))
             .header("X-N8N-API-KEY", self.key.expose())
             .header("accept", "application/json")
     }
 
+    /// Sends a write once: creating a workflow is not safe to repeat.
     fn send(&self, req: RequestBuilder, what: &str) -> Result<Response> {
-        let resp = req.send().map_err(|e| {
-            anyhow::anyhow!(
-                "{what}: cannot reach n8n at {}: {} — check N8N_URL and that n8n is running",
-                self.base,
-                backup_common::exit::error_chain(&e)
-            )
-        })?;
+        let resp = self.http.send(req).map_err(|e| self.transport(&e, what))?;
+        self.check(resp, what)
+    }
+
+    /// Sends a read, retried with the shared backoff while no answer came back.
+    fn get(&self, make: impl Fn() -> RequestBuilder, what: &str) -> Result<Response> {
+        let resp = self
+            .http
+            .send_idempotent(make, |e, delay| {
+                backup_common::log::log(
+                    crate::COMPONENT,
+                    &format!(
+                        "{what}: {} — retrying in {delay:?}",
+                        backup_common::http::describe(e)
+                    ),
+                )
+            })
+            .map_err(|e| self.transport(&e, what))?;
+        self.check(resp, what)
+    }
+
+    /// Passes a success or a 404 (the callers decide what it means); any other
+    /// answer is an error that says what to check.
+    fn check(&self, resp: Response, what: &str) -> Result<Response> {
         let status = resp.status();
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(resp);
         }
-        let body = resp.text().unwrap_or_default();
+        let body = self.http.block_on(resp.text()).unwrap_or_default();
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_owned))
@@ -66,7 +79,24 @@ impl Api {
         bail!("{what}: n8n answered {status}: {message} — {hint}")
     }
 
-    fn json(resp: Response, what: &str) -> Result<Value> {
+    fn transport(&self, e: &reqwest::Error, what: &str) -> anyhow::Error {
+        let text = backup_common::http::describe(e);
+        if e.is_timeout() {
+            anyhow::anyhow!(
+                "{what}: n8n at {} stopped answering (no data for {} s): {text} — check n8n, or \
+                 raise --stall-timeout / BACKUP_STALL_TIMEOUT",
+                self.base,
+                self.http.timeouts().stall_timeout
+            )
+        } else {
+            anyhow::anyhow!(
+                "{what}: cannot reach n8n at {}: {text} — check N8N_URL and that n8n is running",
+                self.base
+            )
+        }
+    }
+
+    fn json(&self, resp: Response, what: &str) -> Result<Value> {
         let content_type = resp
             .headers()
             .get("content-type")
@@ -80,8 +110,11 @@ impl Api {
                  (N8N_PUBLIC_API_DISABLED) or N8N_URL points elsewhere"
             );
         }
-        resp.json()
-            .with_context(|| format!("{what}: n8n's answer is not JSON"))
+        let text = self
+            .http
+            .block_on(resp.text())
+            .map_err(|e| self.transport(&e, what))?;
+        serde_json::from_str(&text).with_context(|| format!("{what}: n8n's answer is not JSON"))
     }
 
     /// Every workflow, through every page.
@@ -89,19 +122,22 @@ impl Api {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut req = self
-                .request(Method::GET, "/workflows")
-                .query(&[("limit", PAGE.to_string())]);
-            if let Some(c) = &cursor {
-                req = req.query(&[("cursor", c)]);
-            }
-            let resp = self.send(req, "listing workflows")?;
+            let page_request = || {
+                let req = self
+                    .request(Method::GET, "/workflows")
+                    .query(&[("limit", PAGE.to_string())]);
+                match &cursor {
+                    Some(c) => req.query(&[("cursor", c)]),
+                    None => req,
+                }
+            };
+            let resp = self.get(page_request, "listing workflows")?;
             if resp.status() == StatusCode::NOT_FOUND {
                 bail!(
                     "listing workflows: n8n's public API answered 404 — it is disabled (N8N_PUBLIC_API_DISABLED) or N8N_URL is wrong"
                 );
             }
-            let page = Self::json(resp, "listing workflows")?;
+            let page = self.json(resp, "listing workflows")?;
             let data = page["data"]
                 .as_array()
                 .context("listing workflows: no data array in n8n's answer")?;
@@ -114,8 +150,8 @@ impl Api {
     }
 
     pub fn exists(&self, id: &str) -> Result<bool> {
-        let resp = self.send(
-            self.request(Method::GET, &format!("/workflows/{id}")),
+        let resp = self.get(
+            || self.request(Method::GET, &format!("/workflows/{id}")),
             "reading a workflow",
         )?;
         Ok(resp.status().is_success())
@@ -137,7 +173,7 @@ impl Api {
     pub fn create(&self, body: &Value) -> Result<String> {
         let what = format!("creating workflow {}", body["name"].as_str().unwrap_or("?"));
         let resp = self.send(self.request(Method::POST, "/workflows").json(body), &what)?;
-        let created = Self::json(resp, &what)?;
+        let created = self.json(resp, &what)?;
         created["id"]
             .as_str()
             .map(str::to_owned)

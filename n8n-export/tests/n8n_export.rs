@@ -223,3 +223,18 @@ fn disk_full_and_sigterm_publish_nothing() {
     terminate(child);
     assert_eq!(tree(dir.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
 }
+
+#[test]
+fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    test_harness::stall::assert_backup_survives_stalls(
+        |server| {
+            Tool::new(BIN)
+                .env("N8N_URL", &server.url)
+                .env("N8N_API_KEY", "stall-key-7")
+                .env("BACKUP_DIR", dir.path())
+        },
+        &dir.path().join("n8n"),
+        &["backup"],
+    );
+}

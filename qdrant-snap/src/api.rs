@@ -3,22 +3,21 @@
 //! `{"status":{"error":…}}` (404, 403, 500), or as plain text (401, a missing
 //! snapshot download).
 //!
-//! The async client runs on a runtime in the calling thread: reqwest's blocking
-//! client hands every 8 KiB of a download across threads and manages 160 MB/s
-//! here, the async one on our own thread about ten times that.
+//! Requests go through `backup_common::http`: reading and downloading are
+//! bounded by the stall timeout; creating and uploading a snapshot, where Qdrant
+//! legitimately says nothing until it is done, by the overall `--timeout`.
 
 use anyhow::{bail, Context, Result};
+use backup_common::http::{Body, Http, TimeoutArgs};
 use backup_common::{log, Secret};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::path::Path;
-use std::time::Duration;
 
 pub struct Qdrant {
     base: String,
     key: Option<Secret>,
-    http: Client,
-    rt: tokio::runtime::Runtime,
+    http: Http,
     component: &'static str,
 }
 
@@ -30,84 +29,83 @@ pub struct SnapshotInfo {
     pub checksum: String,
 }
 
-/// Attempts for requests that may be repeated safely (GET, DELETE).
-const ATTEMPTS: u32 = 4;
-
 impl Qdrant {
     pub fn new(
         url: &str,
         key: Option<Secret>,
-        timeout: Duration,
+        timeouts: &TimeoutArgs,
         component: &'static str,
     ) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the HTTP runtime")?;
-        let http = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(timeout)
-            .build()
-            .context("cannot set up the HTTP client")?;
         Ok(Qdrant {
             base: url.trim_end_matches('/').to_owned(),
             key,
-            http,
-            rt,
+            http: Http::new(timeouts)?,
             component,
         })
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let req = self.http.request(method, format!("{}{path}", self.base));
+    fn request_with(&self, client: &Client, method: Method, path: &str) -> RequestBuilder {
+        let req = client.request(method, format!("{}{path}", self.base));
         match &self.key {
             Some(k) => req.header("api-key", k.expose()),
             None => req,
         }
     }
 
+    /// A request bounded by the stall timeout.
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_with(self.http.client(), method, path)
+    }
+
+    /// A request that waits on Qdrant's work, bounded by the overall timeout.
+    fn waiting_request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_with(self.http.waiting(), method, path)
+    }
+
     /// Sends an idempotent request, retrying with backoff while no answer came back
     /// (refused, reset, dropped connections).
     fn send_idempotent(&self, method: Method, path: &str) -> Result<Response> {
-        let mut delay = Duration::from_millis(500);
-        let mut attempt = 1;
-        loop {
-            // `send()` arms the timeout timer, so it must run inside the runtime.
-            let req = self.request(method.clone(), path);
-            match self.rt.block_on(async { req.send().await }) {
-                Ok(resp) => return self.check(resp, &method, path),
-                Err(e) if attempt < ATTEMPTS && !e.is_timeout() => {
+        let resp = self
+            .http
+            .send_idempotent(
+                || self.request(method.clone(), path),
+                |e, delay| {
                     log::log(
                         self.component,
-                        &format!("{method} {path}: {} — retrying in {delay:?}", describe(&e)),
-                    );
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(self.transport_error(e, &method, path)),
-            }
-        }
+                        &format!("{method} {path}: {} — retrying in {delay:?}", describe(e)),
+                    )
+                },
+            )
+            .map_err(|e| {
+                self.transport_error(&e, &format!("{method} {}{path}", self.base), false)
+            })?;
+        self.check(resp, &method, path)
     }
 
-    fn send_once(&self, req: RequestBuilder, method: Method, path: &str) -> Result<Response> {
-        match self.rt.block_on(async { req.send().await }) {
+    /// Sends a request that waits on Qdrant's work, once.
+    fn send_waiting(&self, req: RequestBuilder, method: Method, path: &str) -> Result<Response> {
+        match self.http.send(req) {
             Ok(resp) => self.check(resp, &method, path),
-            Err(e) => Err(self.transport_error(e, &method, path)),
+            Err(e) => Err(self.transport_error(&e, &format!("{method} {}{path}", self.base), true)),
         }
     }
 
-    fn transport_error(&self, e: reqwest::Error, method: &Method, path: &str) -> anyhow::Error {
-        let hint = if e.is_timeout() {
-            "raise --timeout if the snapshot is that large"
-        } else {
-            "check QDRANT_URL and that Qdrant is running"
+    /// One line that says what to check; the "raise --timeout" hint only where
+    /// the overall timeout is what ran out.
+    fn transport_error(&self, e: &reqwest::Error, what: &str, waiting: bool) -> anyhow::Error {
+        let t = self.http.timeouts();
+        let hint = match (e.is_timeout(), waiting) {
+            (true, true) => format!(
+                "Qdrant did not finish within --timeout {} s; raise --timeout if the snapshot is that large",
+                t.timeout
+            ),
+            (true, false) => format!(
+                "Qdrant stopped answering (no data for {} s); check Qdrant, or raise --stall-timeout / BACKUP_STALL_TIMEOUT",
+                t.stall_timeout
+            ),
+            _ => "check QDRANT_URL and that Qdrant is running".to_owned(),
         };
-        anyhow::anyhow!(
-            "{method} {}{path} failed: {} — {hint}",
-            self.base,
-            describe(&e)
-        )
+        anyhow::anyhow!("{what} failed: {} — {hint}", describe(e))
     }
 
     /// Maps a non-success answer to an error naming what to check.
@@ -116,7 +114,7 @@ impl Qdrant {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = self.rt.block_on(resp.text()).unwrap_or_default();
+        let body = self.http.block_on(resp.text()).unwrap_or_default();
         let message = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["status"]["error"].as_str().map(str::to_owned))
@@ -133,17 +131,23 @@ impl Qdrant {
         bail!("{method} {path}: Qdrant answered {status}: {message} — {hint}")
     }
 
+    /// The `result` of an answer; a body that stalls or breaks off says so
+    /// rather than "not JSON".
     fn json(&self, resp: Response, what: &str) -> Result<Value> {
-        let v: Value = self
-            .rt
-            .block_on(resp.json())
+        // Only creating a snapshot waits on Qdrant; its client has no stall bound.
+        let waiting = what == "creating a snapshot";
+        let text = self
+            .http
+            .block_on(resp.text())
+            .map_err(|e| self.transport_error(&e, &format!("{what} at {}", self.base), waiting))?;
+        let v: Value = serde_json::from_str(&text)
             .with_context(|| format!("{what}: Qdrant's answer is not JSON"))?;
         Ok(v["result"].clone())
     }
 
     pub fn version(&self) -> Option<String> {
         let resp = self.send_idempotent(Method::GET, "/").ok()?;
-        let v: Value = self.rt.block_on(resp.json()).ok()?;
+        let v: Value = self.http.block_on(resp.json()).ok()?;
         v["version"].as_str().map(str::to_owned)
     }
 
@@ -175,7 +179,11 @@ impl Qdrant {
             Some(c) => format!("/collections/{}/snapshots?wait=true", enc(c)),
             None => "/snapshots?wait=true".to_owned(),
         };
-        let resp = self.send_once(self.request(Method::POST, &path), Method::POST, &path)?;
+        let resp = self.send_waiting(
+            self.waiting_request(Method::POST, &path),
+            Method::POST,
+            &path,
+        )?;
         let r = self.json(resp, "creating a snapshot")?;
         let field = |k: &str| r[k].clone();
         Ok(SnapshotInfo {
@@ -192,13 +200,9 @@ impl Qdrant {
     }
 
     /// The streaming download of a snapshot, as a `Read`.
-    pub fn download(&self, collection: Option<&str>, snapshot: &str) -> Result<Download<'_>> {
+    pub fn download(&self, collection: Option<&str>, snapshot: &str) -> Result<Body<'_>> {
         let response = self.send_idempotent(Method::GET, &snapshot_path(collection, snapshot))?;
-        Ok(Download {
-            rt: &self.rt,
-            response,
-            chunk: bytes::Bytes::new(),
-        })
+        Ok(self.http.body(response))
     }
 
     /// Deletes a server-side snapshot. One that is already gone (Qdrant gives two
@@ -229,7 +233,7 @@ impl Qdrant {
             enc(collection)
         );
         let opened = self
-            .rt
+            .http
             .block_on(tokio::fs::File::open(file))
             .with_context(|| format!("cannot open {}", file.display()))?;
         let len = std::fs::metadata(file)?.len();
@@ -237,34 +241,12 @@ impl Qdrant {
             .file_name("snapshot")
             .mime_str("application/octet-stream")?;
         let form = reqwest::multipart::Form::new().part("snapshot", part);
-        self.send_once(
-            self.request(Method::POST, &path).multipart(form),
+        self.send_waiting(
+            self.waiting_request(Method::POST, &path).multipart(form),
             Method::POST,
             &path,
         )?;
         Ok(())
-    }
-}
-
-/// A response body read chunk by chunk as it arrives.
-pub struct Download<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    response: Response,
-    chunk: bytes::Bytes,
-}
-
-impl std::io::Read for Download<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.chunk.is_empty() {
-            match self.rt.block_on(self.response.chunk()) {
-                Ok(Some(c)) => self.chunk = c,
-                Ok(None) => return Ok(0),
-                Err(e) => return Err(std::io::Error::other(describe(&e))),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
     }
 }
 
@@ -276,22 +258,17 @@ fn snapshot_path(collection: Option<&str>, snapshot: &str) -> String {
 }
 
 /// Percent-encodes a path segment (collection and snapshot names may hold
-/// spaces or unicode).
+/// spaces or unicode): everything but RFC 3986's unreserved characters.
 fn enc(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    backup_common::exit::error_chain(e)
-}
+use backup_common::http::describe;
 
 #[cfg(test)]
 mod tests {

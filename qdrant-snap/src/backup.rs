@@ -11,17 +11,16 @@ use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::{Read, Write};
-use std::time::Duration;
 
 pub const COMPONENT: &str = "qdrant";
 
-pub fn connect(url: &str, timeout: u64) -> Result<Qdrant> {
+pub fn connect(url: &str, timeouts: &backup_common::http::TimeoutArgs) -> Result<Qdrant> {
     let key = backup_common::secret::from_env("QDRANT_API_KEY")?;
-    Qdrant::new(url, key, Duration::from_secs(timeout), COMPONENT)
+    Qdrant::new(url, key, timeouts, COMPONENT)
 }
 
 pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
-    let qdrant = connect(&args.server.url, args.server.timeout)?;
+    let qdrant = connect(&args.server.url, &args.server.timeouts)?;
     if tool::to_stdout(args.output.as_deref())? {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         write_archive(&qdrant, args, stdout)?;

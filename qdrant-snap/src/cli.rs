@@ -26,9 +26,8 @@ pub struct Server {
     /// Qdrant's REST endpoint
     #[arg(long, env = "QDRANT_URL", default_value = "http://qdrant:6333")]
     pub url: String,
-    /// Seconds one request (a whole snapshot download or upload) may take
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub timeouts: backup_common::http::TimeoutArgs,
 }
 
 #[derive(Debug, Args)]

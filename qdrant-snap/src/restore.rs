@@ -31,7 +31,7 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
             &format!("{} has no .sha256 sidecar; not checked", file.display()),
         );
     }
-    let qdrant = connect(&args.server.url, args.server.timeout)?;
+    let qdrant = connect(&args.server.url, &args.server.timeouts)?;
     let input =
         std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));

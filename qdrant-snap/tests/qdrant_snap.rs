@@ -265,7 +265,7 @@ fn a_server_that_comes_up_late_is_retried() {
     assert!(stderr.contains("retrying"), "{stderr}");
 }
 
-fn failing_backup(faults: Faults, needle: &str, args: &[&str]) {
+fn failing_backup(faults: Faults, needle: &str, args: &[&str]) -> Output {
     let server = standin();
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&server, dir.path());
@@ -282,6 +282,7 @@ fn failing_backup(faults: Faults, needle: &str, args: &[&str]) {
         server.remote_snapshots(Some("documents")).is_empty(),
         "server snapshots cleaned up"
     );
+    out
 }
 
 #[test]
@@ -316,12 +317,39 @@ fn server_error_on_create_publishes_nothing() {
 }
 
 #[test]
-fn a_slow_download_times_out() {
+fn a_download_that_stalls_ends_at_the_stall_timeout() {
     let faults = Faults {
         slow_download: Some(Duration::from_millis(1500)),
         ..Default::default()
     };
-    failing_backup(faults, "raise --timeout", &["backup", "--timeout", "1"]);
+    let out = failing_backup(
+        faults,
+        "Qdrant stopped answering (no data for 1 s)",
+        &["backup", "--stall-timeout", "1"],
+    );
+    assert!(!out.stderr.contains("raise --timeout"), "{}", out.stderr);
+}
+
+#[test]
+fn snapshot_creation_may_outlast_the_stall_timeout_but_not_the_timeout() {
+    let slow = Faults {
+        slow_create: Some(Duration::from_millis(1500)),
+        ..Default::default()
+    };
+    // Qdrant says nothing while it writes a snapshot: that is work, not a stall.
+    let server = standin();
+    server.set_faults(slow.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let out = t.run(&["backup", "--stall-timeout", "1"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // The overall --timeout still bounds it, and only then is raising it the
+    // hint. (Qdrant finishes the abandoned snapshot anyway; its name never came
+    // back, so it stays on the server.)
+    let before = tree(dir.path());
+    let out = t.run(&["backup", "--timeout", "1"]);
+    assert_failed(&out, "did not finish within --timeout 1 s; raise --timeout");
+    assert_eq!(tree(dir.path()), before, "nothing published");
 }
 
 /// A collection whose snapshot is `size` bytes of incompressible data.
@@ -495,4 +523,18 @@ mod restore {
             .stderr
             .contains("collection nope is not in the archive (it holds: documents, memory)"));
     }
+}
+
+#[test]
+fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    test_harness::stall::assert_backup_survives_stalls(
+        |server| {
+            Tool::new(BIN)
+                .env("QDRANT_URL", &server.url)
+                .env("BACKUP_DIR", dir.path())
+        },
+        &dir.path().join("qdrant"),
+        &["backup"],
+    );
 }

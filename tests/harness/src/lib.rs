@@ -8,6 +8,7 @@ pub mod pg;
 pub mod qdrant;
 pub mod s3;
 pub mod script;
+pub mod stall;
 pub mod tool;
 
 pub use pg::PgCluster;

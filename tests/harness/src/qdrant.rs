@@ -41,6 +41,8 @@ pub struct Faults {
     pub slow_download: Option<Duration>,
     /// Answer snapshot creation with a 500.
     pub fail_create: bool,
+    /// Work this long, silently, before answering a snapshot creation.
+    pub slow_create: Option<Duration>,
     /// Answer snapshot uploads with a 500.
     pub fail_upload: bool,
     /// Forget every snapshot once it has been downloaded, as when a second snapshot
@@ -412,6 +414,9 @@ fn route(
             None => missing(name),
         },
         (Method::Post, ["collections", name, "snapshots"]) => {
+            if let Some(d) = st.faults.slow_create {
+                std::thread::sleep(d);
+            }
             if st.faults.fail_create {
                 return error(
                     500,

@@ -37,6 +37,44 @@ pub fn finish(child: std::process::Child) -> Output {
     child.wait_with_output().expect("wait for the tool").into()
 }
 
+/// Collects a spawned tool's output if it ends within `limit`; otherwise kills
+/// it and returns `None` (a hang detector, not a speed check).
+pub fn finish_within(mut child: std::process::Child, limit: std::time::Duration) -> Option<Output> {
+    let deadline = std::time::Instant::now() + limit;
+    // stdout and stderr are drained meanwhile, so a chatty child cannot block.
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the tool") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Some(
+        std::process::Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+        .into(),
+    )
+}
+
 /// Sends SIGTERM to a spawned tool and collects its output; the tool must exit
 /// 1 and say that it was interrupted.
 pub fn terminate(child: std::process::Child) -> Output {
