@@ -13,7 +13,10 @@
 //! middle, where the record would no longer describe what is on disk.
 
 use std::path::{Path, PathBuf};
+
 use std::sync::Mutex;
+/// What `temp_file_in` returns: removed when dropped.
+pub use tempfile::NamedTempFile;
 
 /// Called with the signal's name once children are killed and temps removed;
 /// returns the exit status.
@@ -97,7 +100,10 @@ fn interrupt(signal: &str) -> ! {
         }
     }
     for path in st.temps.drain(..) {
-        let _ = std::fs::remove_file(&path);
+        // A private temp folder goes whole (remove_dir_all never follows links).
+        if std::fs::remove_file(&path).is_err() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
     let code = match st.on_interrupt.take() {
         Some(hook) => hook(signal),
@@ -165,11 +171,22 @@ pub fn failpoint(name: &str) {
                 Some("SIGTERM") => libc::SIGTERM,
                 Some("SIGINT") => libc::SIGINT,
                 Some("SIGKILL") => libc::SIGKILL,
+                // Stops the process there, for a test to act and then SIGCONT it.
+                Some("SIGSTOP") => libc::SIGSTOP,
                 _ => return,
             };
             // SAFETY: raise(3) sends a signal to this process; the watcher handles it.
             unsafe {
                 libc::raise(signal);
+            }
+            // Outside a unit the signal is acted on now, not whenever the watcher
+            // thread happens to be scheduled: wait here for it to end the process.
+            // Inside a unit (this thread holds the lock) the unit goes on first.
+            let outside_a_unit = STATE.try_lock().is_ok();
+            if outside_a_unit && signal != libc::SIGSTOP {
+                loop {
+                    std::thread::park();
+                }
             }
         });
     }

@@ -14,6 +14,7 @@ pub mod hashing;
 pub mod http;
 pub mod lock;
 pub mod log;
+pub mod names;
 pub mod naming;
 pub mod parallel_gzip;
 pub mod publish;

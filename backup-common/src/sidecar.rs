@@ -35,23 +35,50 @@ pub fn sha256_of_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Compares `artifact` (a `*_latest` link is resolved first: its sidecar sits
-/// beside its target) with its sidecar when there is one; refuses on mismatch.
-/// Returns the resolved path and the checked hash.
-pub fn check(artifact: &Path) -> Result<(PathBuf, Option<String>)> {
-    let file = std::fs::canonicalize(artifact)
+/// An artifact opened for a restore: the handle its hash was taken through,
+/// rewound, so what is restored is what was checked (never reopened by path).
+#[derive(Debug)]
+pub struct Checked {
+    pub path: PathBuf,
+    pub file: std::fs::File,
+    /// The hash the sidecar records, which the content matched; `None` when
+    /// there is no sidecar.
+    pub sha256: Option<String>,
+}
+
+/// Opens `artifact` (a `*_latest` link is resolved first: its sidecar sits
+/// beside its target) and compares it with its sidecar when there is one;
+/// refuses on mismatch.
+pub fn check(artifact: &Path) -> Result<Checked> {
+    use std::io::{Seek, SeekFrom};
+    let path = std::fs::canonicalize(artifact)
         .with_context(|| format!("cannot open {}", artifact.display()))?;
-    let Some(expected) = read(&file)? else {
-        return Ok((file, None));
+    let mut file =
+        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let Some(expected) = read(&path)? else {
+        return Ok(Checked {
+            path,
+            file,
+            sha256: None,
+        });
     };
-    let actual = sha256_of_file(&file)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let actual = hex::encode(hasher.finalize());
     if actual != expected {
         bail!(
             "{} does not match its sidecar (sha256 {actual}, expected {expected}); the file is damaged — refusing to restore it",
-            file.display()
+            path.display()
         );
     }
-    Ok((file, Some(actual)))
+    file.seek(SeekFrom::Start(0))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Checked {
+        path,
+        file,
+        sha256: Some(actual),
+    })
 }
 
 #[cfg(test)]
@@ -70,9 +97,9 @@ mod tests {
         .unwrap();
         let link = dir.path().join("db_latest.sql.gz");
         std::os::unix::fs::symlink("db_20240101_000000.sql.gz", &link).unwrap();
-        let (resolved, sha) = check(&link).unwrap();
-        assert_eq!(resolved, std::fs::canonicalize(&file).unwrap());
-        assert!(sha.is_some());
+        let checked = check(&link).unwrap();
+        assert_eq!(checked.path, std::fs::canonicalize(&file).unwrap());
+        assert!(checked.sha256.is_some());
 
         std::fs::write(&file, b"abd").unwrap();
         let err = check(&link).unwrap_err().to_string();
@@ -84,7 +111,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("x.json");
         std::fs::write(&file, b"[]").unwrap();
-        assert_eq!(check(&file).unwrap().1, None);
+        assert_eq!(check(&file).unwrap().sha256, None);
         std::fs::write(path_of(&file), "not a hash\n").unwrap();
         assert!(check(&file)
             .unwrap_err()

@@ -41,6 +41,7 @@ pub fn watch_signals(component: &'static str) {
     }) {
         log::log(component, &format!("cannot watch for signals: {e}"));
     }
+    cleanup::failpoint("tool::started");
 }
 
 /// One `backup` run: publishes its artifacts and prints its one record.

@@ -61,8 +61,8 @@ pub struct Checked {
     pub builds_on: Option<String>,
 }
 
-/// Checks `content` as `kind`.
-pub fn check(kind: Kind, content: impl Read) -> Result<Checked> {
+/// Checks `content` as `kind`; `name` is the artifact's file name.
+pub fn check(kind: Kind, name: &str, content: impl Read) -> Result<Checked> {
     let mut tee = HashingReader::new(io::BufReader::with_capacity(256 * 1024, content));
     let mut builds_on = None;
     match kind {
@@ -70,7 +70,7 @@ pub fn check(kind: Kind, content: impl Read) -> Result<Checked> {
         Kind::QdrantArchive => check_qdrant_archive(&mut tee)?,
         Kind::N8nJson => check_n8n(&mut tee)?,
         Kind::N8nCredentials => check_n8n_credentials(&mut tee)?,
-        Kind::MinioArchive => builds_on = check_minio_archive(&mut tee)?,
+        Kind::MinioArchive => builds_on = check_minio_archive(&mut tee, name)?,
     }
     // Whatever a decoder left unread still counts for the hash.
     io::copy(&mut tee, &mut io::sink()).context("read error")?;
@@ -80,33 +80,22 @@ pub fn check(kind: Kind, content: impl Read) -> Result<Checked> {
     })
 }
 
-/// Every object entry's sha256 and size match the manifest (the last entry),
-/// nothing is missing or extra, no entry escapes; returns the base of an incremental.
-fn check_minio_archive(input: impl Read) -> Result<Option<String>> {
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(input));
+/// The archive is well-formed (minio-snap's own rules: `read_archive`), and
+/// every object entry's sha256 and size match the manifest, none missing;
+/// returns the base of an incremental.
+fn check_minio_archive(input: impl Read, name: &str) -> Result<Option<String>> {
+    let mut counted = io::BufReader::new(input);
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut manifest: Option<minio_snap::manifest::Manifest> = None;
-    for entry in archive.entries().map_err(gzip_error)? {
-        let mut entry = entry.map_err(gzip_error)?;
-        let path = entry.path().map_err(gzip_error)?.into_owned();
-        let shown = path.to_string_lossy().into_owned();
-        if manifest.is_some() {
-            bail!("entry {shown} follows the manifest, which must be last");
-        }
-        if !is_safe(&path) {
-            bail!("entry {shown:?} escapes the archive's folder");
-        }
-        if shown == minio_snap::manifest::FILE_NAME {
-            let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(gzip_error)?;
-            manifest = Some(serde_json::from_str(&text).context("manifest.json is malformed")?);
-            continue;
-        }
+    let manifest = minio_snap::manifest::read_archive(&mut counted, name, |path, entry| {
         let mut tee = HashingReader::new(entry);
         let size = io::copy(&mut tee, &mut io::sink()).map_err(gzip_error)?;
-        seen.insert(shown, (size, tee.sha256()));
-    }
-    let manifest = manifest.ok_or_else(|| anyhow!("no manifest.json at the end of the archive"))?;
+        seen.insert(path.to_owned(), (size, tee.sha256()));
+        Ok(())
+    })
+    .map_err(|e| match e.downcast::<io::Error>() {
+        Ok(io) => gzip_error(io),
+        Err(e) => e,
+    })?;
     for o in &manifest.objects {
         match seen.remove(&o.path) {
             None => bail!("object {} listed in the manifest is missing", o.key),
@@ -121,10 +110,7 @@ fn check_minio_archive(input: impl Read) -> Result<Option<String>> {
             Some(_) => {}
         }
     }
-    if let Some(extra) = seen.keys().next() {
-        bail!("entry {extra} is not in the manifest");
-    }
-    drain_gzip(archive)?;
+    io::copy(&mut counted, &mut io::sink()).map_err(gzip_error)?;
     Ok(manifest.base)
 }
 
@@ -306,25 +292,37 @@ mod tests {
     #[test]
     fn n8n_workflows_need_their_fields() {
         let good = br#"[{"id":"1","name":"a","nodes":[],"connections":{}}]"#;
-        assert!(check(Kind::N8nJson, &good[..]).is_ok());
+        assert!(check(Kind::N8nJson, "workflows_20240101_000000.json", &good[..]).is_ok());
         assert!(
-            check(Kind::N8nJson, &b"[]"[..]).is_ok(),
+            check(Kind::N8nJson, "workflows_20240101_000000.json", &b"[]"[..]).is_ok(),
             "an empty instance is a valid backup"
         );
         let bad = br#"[{"id":"1","name":"a","nodes":[]}]"#;
-        assert!(check(Kind::N8nJson, &bad[..])
-            .unwrap_err()
-            .to_string()
-            .contains("workflow #0"));
-        assert!(check(Kind::N8nJson, &b"{}"[..]).is_err());
+        assert!(
+            check(Kind::N8nJson, "workflows_20240101_000000.json", &bad[..])
+                .unwrap_err()
+                .to_string()
+                .contains("workflow #0")
+        );
+        assert!(check(Kind::N8nJson, "workflows_20240101_000000.json", &b"{}"[..]).is_err());
     }
 
     #[test]
     fn n8n_credentials_must_stay_encrypted_records() {
         let good = br#"[{"id":"1","name":"pg","type":"postgres","data":"U2FsdGVkX1+abc"}]"#;
-        assert!(check(Kind::N8nCredentials, &good[..]).is_ok());
+        assert!(check(
+            Kind::N8nCredentials,
+            "credentials_20240101_000000.json",
+            &good[..]
+        )
+        .is_ok());
         let decrypted = br#"[{"id":"1","name":"pg","type":"postgres","data":{"password":"x"}}]"#;
-        assert!(check(Kind::N8nCredentials, &decrypted[..]).is_err());
+        assert!(check(
+            Kind::N8nCredentials,
+            "credentials_20240101_000000.json",
+            &decrypted[..]
+        )
+        .is_err());
     }
 
     #[test]

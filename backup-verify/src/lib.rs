@@ -96,7 +96,8 @@ fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
     let resolved = std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let expected = sidecar::read(&resolved)?;
     let file = std::fs::File::open(&resolved).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
-    let checked = check::check(kind, file)?;
+    let name = resolved.file_name().unwrap_or_default().to_string_lossy();
+    let checked = check::check(kind, &name, file)?;
     let actual = checked.sha256;
     match expected {
         None => anyhow::bail!("no .sha256 sidecar"),

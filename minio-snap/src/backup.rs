@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub const COMPONENT: &str = "minio";
 
 pub fn connect(endpoint: &crate::cli::Endpoint, bucket: &str) -> Result<S3> {
+    backup_common::names::check_bucket(bucket)
+        .map_err(|e| backup_common::usage(format!("MINIO_BUCKET: {e}")))?;
     let user = secret::required("MINIO_ROOT_USER")?;
     let password = secret::required("MINIO_ROOT_PASSWORD")?;
     S3::new(
@@ -300,32 +302,23 @@ pub fn newest_in_chain(dir: &Path, bucket: &str) -> Result<Option<PathBuf>> {
     Ok(ours.last().map(|n| dir.join(n.file_name())))
 }
 
-/// The manifest of an archive (its last entry; the archive is read to the end).
+/// The manifest of an archive (its last entry; the archive is read to the end
+/// and must be well-formed: `manifest::read_archive`).
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-        std::io::BufReader::new(file),
-    ));
-    let mut found = None;
-    for entry in archive
-        .entries()
-        .with_context(|| format!("{} is not a tar.gz", path.display()))?
-    {
-        let mut entry = entry.with_context(|| format!("{} is damaged", path.display()))?;
-        if entry.path()?.to_string_lossy() == manifest::FILE_NAME {
-            let mut text = String::new();
-            entry.read_to_string(&mut text)?;
-            found = Some(
-                serde_json::from_str::<Manifest>(&text)
-                    .with_context(|| format!("{}: malformed manifest", path.display()))?,
-            );
-        }
-    }
-    found.with_context(|| {
-        format!(
-            "{} has no manifest.json; it is not a minio-snap archive",
-            path.display()
-        )
+    manifest_of(&file, path)
+}
+
+/// The same, through an open handle (read from its start).
+pub fn manifest_of(file: &std::fs::File, path: &Path) -> Result<Manifest> {
+    use std::io::Seek;
+    let mut file = file.try_clone()?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    manifest::read_archive(std::io::BufReader::new(file), &name, |_, entry| {
+        std::io::copy(entry, &mut std::io::sink())?;
+        Ok(())
     })
+    .with_context(|| format!("{} is not a valid minio-snap archive", path.display()))
 }

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod cli;
+pub mod extract;
 pub mod manifest;
 pub mod restore;
 pub mod s3;
@@ -18,7 +19,7 @@ pub fn run(cli: Cli) -> i32 {
             tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
         }
         Command::Chain(args) => tool::run(backup::COMPONENT, "chain", || {
-            for (path, _) in restore::resolve_chain(&args.file)? {
+            for (path, _, _) in restore::resolve_chain(&args.file)? {
                 println!("{}", path.file_name().unwrap_or_default().to_string_lossy());
             }
             Ok(())

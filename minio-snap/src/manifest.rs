@@ -74,6 +74,127 @@ pub fn archive_path(bucket: &str, key: &str) -> String {
     }
 }
 
+/// What a well-formed archive is, decided in one place for backup (reading a
+/// base), verify and restore: every entry a regular file at a plain relative
+/// path, the manifest last, valid (see `Manifest::validate`) and naming every
+/// object entry exactly once. `on_object` gets each object entry's path and
+/// content (it may read it or not); `name` is the archive's file name.
+pub fn read_archive(
+    input: impl std::io::Read,
+    name: &str,
+    mut on_object: impl FnMut(&str, &mut dyn std::io::Read) -> anyhow::Result<()>,
+) -> anyhow::Result<Manifest> {
+    use anyhow::{bail, Context};
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(input));
+    let mut manifest: Option<Manifest> = None;
+    let mut paths = std::collections::BTreeSet::new();
+    for entry in archive.entries().context("not a tar.gz")? {
+        let mut entry = entry.context("the archive is damaged")?;
+        let path = check_entry(&entry)?;
+        if manifest.is_some() {
+            bail!("entry {path} follows the manifest, which must be last");
+        }
+        if path == FILE_NAME {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text)
+                .context("the archive is damaged")?;
+            manifest = Some(serde_json::from_str(&text).context("manifest.json is malformed")?);
+            continue;
+        }
+        if !paths.insert(path.clone()) {
+            bail!("entry {path} appears twice");
+        }
+        on_object(&path, &mut entry)?;
+    }
+    // What follows tar's end still belongs to the gzip stream: its trailer
+    // (CRC and length) is checked only when the decoder reads to the end.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
+    let manifest = manifest.context("no manifest.json at the end; not a minio-snap archive")?;
+    manifest.validate(name)?;
+    let listed: std::collections::BTreeSet<&str> =
+        manifest.objects.iter().map(|o| o.path.as_str()).collect();
+    if let Some(extra) = paths.iter().find(|p| !listed.contains(p.as_str())) {
+        bail!("entry {extra} is not in the manifest");
+    }
+    Ok(manifest)
+}
+
+/// An entry must be a regular file at a plain relative path: links, devices
+/// and folders have no place in an archive of objects, and a path with `..` or
+/// a leading `/` would lead out of wherever it is extracted.
+pub fn check_entry<R: std::io::Read>(entry: &tar::Entry<'_, R>) -> anyhow::Result<String> {
+    let path = entry
+        .path()
+        .map_err(|e| anyhow::anyhow!("an entry has a bad name: {e}"))?;
+    let shown = path.to_string_lossy().into_owned();
+    let plain = path
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain {
+        anyhow::bail!("entry {shown:?} escapes the archive's folder");
+    }
+    let kind = entry.header().entry_type();
+    if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+        anyhow::bail!("entry {shown:?} is a {kind:?}, not a regular file; refusing the archive");
+    }
+    Ok(shown)
+}
+
+impl Manifest {
+    /// The manifest of the archive named `name`: its format, kind, bucket and
+    /// base make sense, and each object sits where `archive_path` puts it. A
+    /// base is a full or incremental backup of the same bucket, named as we name
+    /// them, earlier than this one, in the same folder: never a path.
+    pub fn validate(&self, name: &str) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if self.format != FORMAT {
+            bail!("manifest format {:?} is not {FORMAT}", self.format);
+        }
+        backup_common::names::check_bucket(&self.bucket)
+            .map_err(|e| anyhow::anyhow!("the manifest's bucket: {e}"))?;
+        let this = backup_common::ArtifactName::parse(name);
+        match (self.kind.as_str(), &self.base) {
+            ("full", None) => {}
+            ("incremental", Some(base)) => {
+                let parsed = backup_common::ArtifactName::parse(base).filter(|b| {
+                    !base.contains('/')
+                        && b.prefix == self.bucket
+                        && (b.ext == "tar.gz" || b.ext == "incr.tar.gz")
+                });
+                let Some(parsed) = parsed else {
+                    bail!(
+                        "the manifest's base {base:?} is not a backup of bucket {} in the same folder",
+                        self.bucket
+                    );
+                };
+                if this
+                    .as_ref()
+                    .is_some_and(|t| parsed.timestamp >= t.timestamp)
+                {
+                    bail!("the manifest's base {base} is not older than the archive itself");
+                }
+            }
+            ("full", Some(_)) => bail!("a full archive's manifest names a base"),
+            ("incremental", None) => bail!("an incremental archive's manifest names no base"),
+            (other, _) => bail!("manifest kind {other:?} is neither full nor incremental"),
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for o in &self.objects {
+            if o.path != archive_path(&self.bucket, &o.key) {
+                bail!(
+                    "object {:?} is at {:?}, not where its key puts it",
+                    o.key,
+                    o.path
+                );
+            }
+            if !keys.insert(o.key.as_str()) {
+                bail!("object {:?} is listed twice", o.key);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::archive_path;

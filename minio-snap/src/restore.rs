@@ -4,7 +4,7 @@
 //! `--to-dir`), deletions applied; `--delete-extra` removes what the backup does
 //! not hold.
 
-use crate::backup::{connect, read_manifest, COMPONENT};
+use crate::backup::{connect, manifest_of, COMPONENT};
 use crate::cli::RestoreArgs;
 use crate::manifest::{archive_path, Manifest, ObjectEntry};
 use anyhow::{bail, Context, Result};
@@ -12,7 +12,6 @@ use backup_common::{cleanup, log, sidecar};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
@@ -30,9 +29,13 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
             Some(s3)
         }
     };
+    let target_dir = match &args.to_dir {
+        Some(dir) => Some(crate::extract::TargetDir::open(dir)?),
+        None => None,
+    };
     let mut uploaded = 0usize;
     let mut deleted = 0usize;
-    for (path, manifest) in &chain {
+    for (path, file, manifest) in &chain {
         log::log(
             COMPONENT,
             &format!(
@@ -41,19 +44,17 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
                 manifest.objects.len()
             ),
         );
-        uploaded += apply(path, manifest, s3.as_ref(), args.to_dir.as_deref())?;
+        uploaded += apply(path, file, manifest, s3.as_ref(), target_dir.as_ref())?;
         for key in &manifest.deleted {
-            match (&s3, &args.to_dir) {
+            match (&s3, &target_dir) {
                 (Some(s3), _) => s3.delete(key)?,
-                (None, Some(dir)) => {
-                    let _ = std::fs::remove_file(dir.join(local_path(&manifest.bucket, key)));
-                }
+                (None, Some(dir)) => dir.remove(&local_path(&manifest.bucket, key))?,
                 _ => {}
             }
             deleted += 1;
         }
     }
-    let last = &chain.last().expect("a chain has at least one archive").1;
+    let last = &chain.last().expect("a chain has at least one archive").2;
     if args.delete_extra {
         let wanted: BTreeSet<&str> = last.keys.iter().map(|k| k.key.as_str()).collect();
         if let Some(s3) = &s3 {
@@ -70,7 +71,7 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
         serde_json::json!({
             "component": COMPONENT, "action": "restore", "status": "success",
             "file": args.file.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "chain": chain.iter().map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
+            "chain": chain.iter().map(|(p, _, _)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
             "target": args.to_dir.as_ref().map(|d| d.display().to_string()).unwrap_or(target_bucket),
             "objects_written": uploaded, "objects_deleted": deleted,
             "duration_seconds": started.elapsed().as_secs(),
@@ -79,23 +80,27 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
     Ok(())
 }
 
-/// The archives to apply, oldest (the full) first; each one's sidecar checked.
-pub fn resolve_chain(file: &Path) -> Result<Vec<(PathBuf, Manifest)>> {
+/// The archives to apply, oldest (the full) first: each one opened once, its
+/// sidecar checked and its manifest validated through that handle, which the
+/// restore then reads. A base is only ever a name in the same folder
+/// (`Manifest::validate`).
+pub fn resolve_chain(file: &Path) -> Result<Vec<(PathBuf, std::fs::File, Manifest)>> {
     let mut chain = Vec::new();
-    let (mut path, _) = sidecar::check(file)?;
+    let mut next = sidecar::check(file)?;
     loop {
-        let manifest = read_manifest(&path)?;
+        let path = next.path.clone();
+        let manifest = manifest_of(&next.file, &path)?;
         let base = manifest.base.clone();
-        chain.push((path.clone(), manifest));
+        chain.push((path.clone(), next.file, manifest));
         let Some(base) = base else { break };
         let base_path = path.with_file_name(&base);
-        if !base_path.exists() {
+        if base_path.symlink_metadata().is_err() {
             bail!(
                 "{} builds on {base}, which is missing — the chain is broken; restore an earlier full backup",
                 path.display()
             );
         }
-        path = sidecar::check(&base_path)?.0;
+        next = sidecar::check(&base_path)?;
         if chain.len() > 10_000 {
             bail!(
                 "the chain of {} does not end in a full backup",
@@ -116,51 +121,56 @@ fn local_path(bucket: &str, key: &str) -> PathBuf {
 
 fn apply(
     path: &Path,
+    file: &std::fs::File,
     manifest: &Manifest,
     s3: Option<&crate::s3::S3>,
-    to_dir: Option<&Path>,
+    to_dir: Option<&crate::extract::TargetDir>,
 ) -> Result<usize> {
     let by_path: BTreeMap<&str, &ObjectEntry> = manifest
         .objects
         .iter()
         .map(|o| (o.path.as_str(), o))
         .collect();
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file = file.try_clone()?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
         std::io::BufReader::new(file),
     ));
     let mut written = 0;
     for entry in archive.entries()? {
         let mut entry = entry.with_context(|| format!("{} is damaged", path.display()))?;
-        let entry_path = entry.path()?.to_string_lossy().into_owned();
+        // The same rules the manifest was read under (`read_archive`).
+        let entry_path = crate::manifest::check_entry(&entry)
+            .with_context(|| format!("{} is not a valid minio-snap archive", path.display()))?;
         let Some(object) = by_path.get(entry_path.as_str()) else {
-            continue;
-        };
-        let staged = match to_dir {
-            Some(dir) => dir.join(local_path(&manifest.bucket, &object.key)),
-            None => {
-                std::env::temp_dir().join(format!(".minio-snap-restore-{}", std::process::id()))
+            if entry_path == crate::manifest::FILE_NAME {
+                continue;
             }
+            bail!(
+                "{}: entry {entry_path} is not in the manifest",
+                path.display()
+            );
         };
-        if let Some(parent) = staged.parent() {
-            std::fs::create_dir_all(parent)?;
+        match (s3, to_dir) {
+            (_, Some(dir)) => dir.write(&local_path(&manifest.bucket, &object.key), |file| {
+                stage(&mut entry, file, object)
+            })?,
+            (Some(s3), None) => {
+                // Staged in a private temp file (unpredictable name, O_EXCL, 0600)
+                // and uploaded from the very handle that was hashed.
+                let mut staged =
+                    cleanup::temp_file_in(&std::env::temp_dir(), ".minio-snap-restore-")
+                        .context("cannot create a temp file to stage an object")?;
+                let result = stage(&mut entry, staged.as_file_mut(), object).and_then(|()| {
+                    cleanup::failpoint("minio::restore::staged");
+                    s3.put_file(&object.key, staged.as_file_mut(), object)
+                });
+                cleanup::forget_temp(staged.path());
+                drop(staged);
+                result?;
+            }
+            (None, None) => unreachable!("restore has a bucket or a folder"),
         }
-        cleanup::register_temp(&staged);
-        let result = stage(&mut entry, &staged, object).and_then(|()| match s3 {
-            Some(s3) => s3.put_file(
-                &object.key,
-                &staged,
-                object.content_type.as_deref(),
-                &object.metadata,
-            ),
-            None => Ok(()),
-        });
-        if s3.is_some() {
-            let _ = std::fs::remove_file(&staged);
-        }
-        cleanup::forget_temp(&staged);
-        result?;
         written += 1;
     }
     if written != manifest.objects.len() {
@@ -173,15 +183,8 @@ fn apply(
     Ok(written)
 }
 
-/// Writes one object to `to` while hashing it; refuses it unless it matches the manifest.
-fn stage(entry: &mut impl Read, to: &Path, object: &ObjectEntry) -> Result<()> {
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(to)
-        .with_context(|| format!("cannot create {}", to.display()))?;
+/// Writes one object to `out` while hashing it; refuses it unless it matches the manifest.
+fn stage(entry: &mut impl Read, out: &mut std::fs::File, object: &ObjectEntry) -> Result<()> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -193,11 +196,10 @@ fn stage(entry: &mut impl Read, to: &Path, object: &ObjectEntry) -> Result<()> {
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {}", to.display()))?;
+            .with_context(|| format!("cannot write object {}", object.key))?;
     }
     let actual = hex::encode(hasher.finalize());
     if actual != object.sha256 {
-        let _ = std::fs::remove_file(to);
         bail!(
             "object {} has sha256 {actual}, the manifest records {}; not restored",
             object.key,

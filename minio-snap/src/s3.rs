@@ -1,6 +1,7 @@
 //! S3 through rusty-s3 (SigV4 presigning and the XML of the answers) over the
 //! shared HTTP plumbing (`backup_common::http`: bounded requests, retries).
 
+use crate::manifest::ObjectEntry;
 use anyhow::{Context, Result};
 use backup_common::http::{Body, Http, TimeoutArgs};
 use backup_common::{log, Secret};
@@ -8,9 +9,9 @@ use reqwest::{Response, StatusCode};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek};
 use std::time::Duration;
 
 const SIGNED_FOR: Duration = Duration::from_secs(3600);
@@ -231,16 +232,26 @@ impl S3 {
         Ok(())
     }
 
-    /// Uploads a file as `key` with its content type and user metadata; in parts
-    /// when it is larger than `PART_SIZE`.
+    /// Uploads a staged object (read from `file`'s start) as `key` with its
+    /// content type and user metadata; in parts when it is larger than
+    /// `PART_SIZE`. What is read is hashed again: content that no longer matches
+    /// the manifest (changed after it was checked) is never stored — a whole
+    /// PUT is not sent, a multipart upload is aborted before it completes.
     pub fn put_file(
         &self,
         key: &str,
-        file: &Path,
-        content_type: Option<&str>,
-        meta: &BTreeMap<String, String>,
+        file: &mut std::fs::File,
+        object: &ObjectEntry,
     ) -> Result<()> {
-        let size = std::fs::metadata(file)?.len();
+        let content_type = object.content_type.as_deref();
+        let meta = &object.metadata;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let size = file.metadata()?.len();
+        let changed = || {
+            anyhow::anyhow!(
+                "object {key} changed after it was checked against the manifest; not restored"
+            )
+        };
         let headers = |h: &mut rusty_s3::Map<'_>| {
             if let Some(ct) = content_type {
                 h.insert("content-type", ct.to_owned());
@@ -263,7 +274,11 @@ impl S3 {
             let mut action = self.bucket.put_object(Some(&self.creds), key);
             headers(action.headers_mut());
             let url = action.sign(SIGNED_FOR);
-            let data = std::fs::read(file)?;
+            let mut data = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut data)?;
+            if hex::encode(Sha256::digest(&data)) != object.sha256 {
+                return Err(changed());
+            }
             let what = format!("PUT {key}");
             let resp = self.send(&what, || {
                 with_headers(self.http.client().put(url.clone()).body(data.clone()))
@@ -286,14 +301,15 @@ impl S3 {
             .with_context(|| format!("{what}: malformed answer"))?;
         let upload_id = created.upload_id().to_owned();
         let mut etags = Vec::new();
-        let mut input = std::fs::File::open(file)?;
+        let mut hasher = Sha256::new();
         let mut part_number: u16 = 1;
         loop {
             let mut buf = Vec::with_capacity(PART_SIZE as usize);
-            (&mut input).take(PART_SIZE).read_to_end(&mut buf)?;
+            (&mut *file).take(PART_SIZE).read_to_end(&mut buf)?;
             if buf.is_empty() {
                 break;
             }
+            hasher.update(&buf);
             let url = self
                 .bucket
                 .upload_part(Some(&self.creds), key, part_number, &upload_id)
@@ -312,6 +328,14 @@ impl S3 {
                 .to_owned();
             etags.push(etag);
             part_number += 1;
+        }
+        if hex::encode(hasher.finalize()) != object.sha256 {
+            let abort = self
+                .bucket
+                .abort_multipart_upload(Some(&self.creds), key, &upload_id)
+                .sign(SIGNED_FOR);
+            let _ = self.send(&what, || self.http.client().delete(abort.clone()));
+            return Err(changed());
         }
         let complete = self.bucket.complete_multipart_upload(
             Some(&self.creds),

@@ -483,3 +483,361 @@ fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
         &["backup"],
     );
 }
+
+/// A file outside every folder the tool may write, and what it must still hold.
+struct Victim {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+impl Victim {
+    fn new() -> Victim {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("precious");
+        fs::write(&file, b"untouched").unwrap();
+        Victim { _dir: dir, file }
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(
+            fs::read(&self.file).unwrap(),
+            b"untouched",
+            "written through a link"
+        );
+    }
+}
+
+#[test]
+fn planted_links_at_the_old_staging_name_change_nothing() {
+    let s3 = S3Server::start();
+    fill(&s3, "documents", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let archive = published(&t.run(&["backup"]), dir.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = Victim::new();
+    // Frozen as it starts, so the old predictable name (…-PID) can be planted.
+    let child = t
+        .clone()
+        .env("TMPDIR", tmp.path())
+        .env("MINIO_BUCKET", "check")
+        .env("FAILPOINTS", "tool::started=return(SIGSTOP)")
+        .spawn(&["restore", archive.to_str().unwrap()]);
+    test_harness::wait_stopped(&child);
+    std::os::unix::fs::symlink(
+        &victim.file,
+        tmp.path()
+            .join(format!(".minio-snap-restore-{}", child.id())),
+    )
+    .unwrap();
+    test_harness::resume(&child);
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    victim.assert_untouched();
+    assert_eq!(s3.keys("check"), s3.keys("documents"));
+    let left: Vec<String> = tree(tmp.path())
+        .into_iter()
+        .filter(|e| !e.starts_with(".minio-snap-restore-") || !e.contains(" -> "))
+        .collect();
+    assert!(left.is_empty(), "staging files left: {left:?}");
+}
+
+#[test]
+fn to_dir_never_writes_through_links_planted_in_the_target() {
+    let s3 = S3Server::start();
+    fill(&s3, "documents", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let archive = published(&t.run(&["backup"]), dir.path());
+    let victim = Victim::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let target = out_dir.path();
+    // A link where a file goes, and a hard link to someone else's file.
+    std::os::unix::fs::symlink(&victim.file, target.join("empty.bin")).unwrap();
+    fs::hard_link(&victim.file, target.join(".hidden")).unwrap();
+    let restore = |t: &Tool| {
+        t.run(&[
+            "restore",
+            archive.to_str().unwrap(),
+            "--to-dir",
+            target.to_str().unwrap(),
+        ])
+    };
+    let out = restore(&t);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    victim.assert_untouched();
+    assert_eq!(fs::read(target.join(".hidden")).unwrap(), b"dot file");
+    let meta = fs::symlink_metadata(target.join("empty.bin")).unwrap();
+    assert!(meta.is_file(), "the link was replaced by the object");
+
+    // A link where a folder goes: refused, nothing written through it.
+    let victim_dir = tempfile::tempdir().unwrap();
+    fs::remove_dir_all(target.join("reports")).unwrap();
+    std::os::unix::fs::symlink(victim_dir.path(), target.join("reports")).unwrap();
+    let out = restore(&t);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("reports is a symbolic link; refusing to write through it"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        tree(victim_dir.path()).is_empty(),
+        "written through the link"
+    );
+}
+
+#[test]
+fn staged_content_changed_after_its_check_is_never_uploaded() {
+    let s3 = S3Server::start();
+    s3.create_bucket("documents");
+    s3.put(
+        "documents",
+        "only.txt",
+        b"the real content",
+        "text/plain",
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let archive = published(&t.run(&["backup"]), dir.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let staged_file = || {
+        fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".minio-snap-restore-")
+            })
+            .expect("the staged object")
+    };
+    let frozen = |bucket: &str| {
+        let child = t
+            .clone()
+            .env("TMPDIR", tmp.path())
+            .env("MINIO_BUCKET", bucket)
+            .env("FAILPOINTS", "minio::restore::staged=1*return(SIGSTOP)")
+            .spawn(&["restore", archive.to_str().unwrap()]);
+        test_harness::wait_stopped(&child);
+        child
+    };
+
+    // Replaced by another file under the same name: the handle still reads
+    // what was checked.
+    let child = frozen("swapped");
+    let foreign = tmp.path().join("foreign");
+    fs::write(&foreign, b"injected content").unwrap();
+    fs::rename(&foreign, staged_file()).unwrap();
+    test_harness::resume(&child);
+    let out = finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        s3.get("swapped", "only.txt").unwrap().0,
+        b"the real content"
+    );
+    let _ = fs::remove_file(tmp.path().join("foreign"));
+    for e in fs::read_dir(tmp.path()).unwrap().flatten() {
+        let _ = fs::remove_file(e.path());
+    }
+
+    // Changed in place: detected, and the object is not stored.
+    let child = frozen("changed");
+    fs::write(staged_file(), b"injected content").unwrap();
+    test_harness::resume(&child);
+    let out = finish(child);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("object only.txt changed after it was checked against the manifest"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        s3.get("changed", "only.txt").is_none(),
+        "the changed object was uploaded"
+    );
+}
+
+#[test]
+fn a_bucket_name_that_is_no_bucket_is_a_usage_error_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for bucket in ["", "..", "../../x", "Documents", "a_b"] {
+        let out = Tool::new(BIN)
+            .env("MINIO_ENDPOINT", "http://127.0.0.1:9")
+            .env("MINIO_ROOT_USER", "u")
+            .env("MINIO_ROOT_PASSWORD", "secret-password-1")
+            .env("MINIO_BUCKET", bucket)
+            .env("BACKUP_DIR", dir.path())
+            .run(&["backup"]);
+        out.assert_backup_failed(2, "MINIO_BUCKET: bucket name", "secret-password-1");
+        assert!(
+            tree(dir.path()).is_empty(),
+            "{bucket:?}: {:?}",
+            tree(dir.path())
+        );
+    }
+}
+
+/// Rewrites an archive: its entries pass through `edit` (which may change the
+/// header or the content, drop an entry or add some), and the sidecar is
+/// renewed so that only the crafted content is what is wrong.
+fn craft(
+    archive: &Path,
+    to: &Path,
+    mut edit: impl FnMut(&mut tar::Header, &mut Vec<u8>, &mut tar::Builder<Vec<u8>>) -> bool,
+) {
+    let data = fs::read(archive).unwrap();
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(&data[..]));
+    let mut out = tar::Builder::new(Vec::new());
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut body).unwrap();
+        if edit(&mut header, &mut body, &mut out) {
+            header.set_size(body.len() as u64);
+            header.set_cksum();
+            out.append(&header, &body[..]).unwrap();
+        }
+    }
+    let tar = out.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let bytes = gz.finish().unwrap();
+    fs::write(to, &bytes).unwrap();
+    let name = to.file_name().unwrap().to_string_lossy();
+    fs::write(
+        to.with_file_name(format!("{name}.sha256")),
+        format!("{}  {name}\n", test_harness::qdrant::sha256(&bytes)),
+    )
+    .unwrap();
+}
+
+fn edit_manifest(body: &mut Vec<u8>, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut m: serde_json::Value = serde_json::from_slice(body).unwrap();
+    f(&mut m);
+    *body = serde_json::to_vec(&m).unwrap();
+}
+
+#[test]
+fn crafted_archives_are_refused_by_verify_and_restore_alike() {
+    let s3 = S3Server::start();
+    fill(&s3, "documents", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let full = published(&t.run(&["backup"]), dir.path());
+    s3.put("documents", "later.txt", b"later", "text/plain", &[]);
+    let incr = published(&t.run(&["backup", "--type", "incremental"]), dir.path());
+    let minio = dir.path().join("minio");
+    let outside = tempfile::tempdir().unwrap();
+    fs::copy(
+        &full,
+        outside.path().join("documents_20000101_000000.tar.gz"),
+    )
+    .unwrap();
+
+    type Edit = Box<dyn FnMut(&mut tar::Header, &mut Vec<u8>, &mut tar::Builder<Vec<u8>>) -> bool>;
+    let symlink_entry: Edit = Box::new(|h, _, out| {
+        if h.path().unwrap().to_string_lossy().ends_with("q1.pdf") {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            out.append_link(&mut link, h.path().unwrap(), "/etc/passwd")
+                .unwrap();
+            return false;
+        }
+        true
+    });
+    let hardlink_entry: Edit = Box::new(|h, _, out| {
+        if h.path().unwrap().to_string_lossy().ends_with("q1.pdf") {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Link);
+            link.set_size(0);
+            out.append_link(&mut link, h.path().unwrap(), "/etc/passwd")
+                .unwrap();
+            return false;
+        }
+        true
+    });
+    let absolute_base: Edit = Box::new(move |h, body, _| {
+        if h.path().unwrap().to_string_lossy() == "manifest.json" {
+            edit_manifest(body, |m| {
+                m["base"] = "/tmp/evil/documents_20000101_000000.tar.gz".into()
+            });
+        }
+        true
+    });
+    let other_folder_base: Edit = Box::new(|h, body, _| {
+        if h.path().unwrap().to_string_lossy() == "manifest.json" {
+            edit_manifest(body, |m| {
+                m["base"] = "../../outside/documents_20000101_000000.tar.gz".into()
+            });
+        }
+        true
+    });
+    let cases: Vec<(&str, &Path, Edit, &str)> = vec![
+        ("symlink", &full, symlink_entry, "not a regular file"),
+        ("hard link", &full, hardlink_entry, "not a regular file"),
+        (
+            "absolute base",
+            &incr,
+            absolute_base,
+            "is not a backup of bucket documents in the same folder",
+        ),
+        (
+            "base elsewhere",
+            &incr,
+            other_folder_base,
+            "is not a backup of bucket documents in the same folder",
+        ),
+    ];
+    for (n, (what, source, edit, needle)) in cases.into_iter().enumerate() {
+        let ext = if source == incr {
+            "incr.tar.gz"
+        } else {
+            "tar.gz"
+        };
+        let crafted = minio.join(format!("documents_2099010{}_000000.{ext}", n + 1));
+        craft(source, &crafted, edit);
+        let verify = Tool::new(test_harness::script::bin_dir().join("backup-verify"))
+            .env("BACKUP_DIR", dir.path())
+            .run(&[crafted.to_str().unwrap()]);
+        assert_eq!(
+            verify.code,
+            Some(1),
+            "{what}: verify accepted it:\n{}",
+            verify.stdout
+        );
+        assert!(verify.stdout.contains(needle), "{what}: {}", verify.stdout);
+        let to_dir = tempfile::tempdir().unwrap();
+        let restore = t.run(&[
+            "restore",
+            crafted.to_str().unwrap(),
+            "--to-dir",
+            to_dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(
+            restore.code,
+            Some(1),
+            "{what}: restore accepted it:\n{}",
+            restore.stderr
+        );
+        assert!(
+            restore.stderr.contains(needle),
+            "{what}: {}",
+            restore.stderr
+        );
+        assert!(
+            tree(to_dir.path()).is_empty(),
+            "{what}: restore wrote {:?}",
+            tree(to_dir.path())
+        );
+        fs::remove_file(&crafted).unwrap();
+        fs::remove_file(format!("{}.sha256", crafted.display())).unwrap();
+    }
+}

@@ -106,8 +106,8 @@ fn workflows_json(mode: &Mode) -> Result<(Vec<u8>, usize)> {
     let list = match mode {
         Mode::Api(api) => api.list_all()?,
         Mode::Cli(cli) => {
-            let temp = TempFile::new("workflows");
-            match cli.export("workflow", "workflows", &temp.path)? {
+            let temp = TempFile::new("workflows")?;
+            match cli.export("workflow", "workflows", &temp)? {
                 Some(value) => workflows::validate(&value)?.clone(),
                 None => Vec::new(),
             }
@@ -183,8 +183,8 @@ fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
 
 /// Credentials as n8n stores them: encrypted, never `--decrypted`.
 fn credentials_json(cli: &N8nCli) -> Result<(Vec<u8>, usize)> {
-    let temp = TempFile::new("credentials");
-    let list = match cli.export("credentials", "credentials", &temp.path)? {
+    let temp = TempFile::new("credentials")?;
+    let list = match cli.export("credentials", "credentials", &temp)? {
         Some(Value::Array(list)) => list,
         Some(_) => anyhow::bail!("n8n CLI export:credentials did not write a JSON array"),
         None => Vec::new(),
@@ -212,8 +212,13 @@ fn write_pending(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PendingArtifa
 
 fn restore(args: &RestoreArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let (file, checked) = sidecar::check(&args.file)?;
-    let text = std::fs::read_to_string(&file)
+    let sidecar::Checked {
+        path: file,
+        file: mut input,
+        sha256: checked,
+    } = sidecar::check(&args.file)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut input, &mut text)
         .with_context(|| format!("cannot read {}", file.display()))?;
     let value: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
@@ -223,13 +228,12 @@ fn restore(args: &RestoreArgs) -> Result<()> {
     match mode(&args.source)? {
         Mode::Cli(cli) => {
             // The CLI keeps ids; a copy decides which workflows come back active.
-            let temp = TempFile::new("import");
-            std::fs::write(
-                &temp.path,
-                serde_json::to_vec(&workflows::with_active(list, args.activate))?,
-            )
-            .with_context(|| format!("cannot write {}", temp.path.display()))?;
-            cli.import_workflows(&temp.path)?;
+            let temp = TempFile::new("import")?;
+            temp.write(&serde_json::to_vec(&workflows::with_active(
+                list,
+                args.activate,
+            ))?)?;
+            cli.import_workflows(&temp)?;
             updated = list.len();
         }
         Mode::Api(api) => {

@@ -6,7 +6,7 @@ use backup_common::http::{Http, TimeoutArgs};
 use backup_common::{cleanup, Secret};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 pub struct Api {
@@ -194,28 +194,69 @@ pub struct N8nCli {
     argv: Vec<String>,
 }
 
-/// A file the CLI writes or reads, removed when dropped (and on a signal).
+/// A file the CLI writes or reads, in a private folder of its own (0700,
+/// unpredictable name: nobody else can plant, swap or read anything there),
+/// removed with the folder when dropped and on a signal.
 pub struct TempFile {
+    dir: Option<tempfile::TempDir>,
     pub path: PathBuf,
 }
 
 impl TempFile {
     /// In `N8N_CLI_TEMP_DIR` (a folder the n8n container shares with this one
-    /// when N8N_CLI is `docker exec …`), else the system temp folder.
-    pub fn new(what: &str) -> TempFile {
-        let dir = std::env::var_os("N8N_CLI_TEMP_DIR")
+    /// when N8N_CLI is `docker exec …`; the CLI must then run as this user),
+    /// else the system temp folder.
+    pub fn new(what: &str) -> Result<TempFile> {
+        let base = std::env::var_os("N8N_CLI_TEMP_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
-        let path = dir.join(format!(".n8n-export-{}-{what}.json", std::process::id()));
-        cleanup::register_temp(&path);
-        TempFile { path }
+        let dir = cleanup::critical(|registry| {
+            let dir = tempfile::Builder::new()
+                .prefix(".n8n-export-")
+                .tempdir_in(&base)?;
+            registry.add_temp(dir.path());
+            Ok::<_, std::io::Error>(dir)
+        })
+        .with_context(|| format!("cannot create a private folder in {}", base.display()))?;
+        let path = dir.path().join(format!("{what}.json"));
+        Ok(TempFile {
+            dir: Some(dir),
+            path,
+        })
+    }
+
+    /// Writes the file (it must not exist yet: `O_EXCL`, 0600).
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(bytes))
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// Reads what the CLI wrote, never through a link.
+    pub fn read(&self) -> std::io::Result<String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut text = String::new();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)?
+            .read_to_string(&mut text)?;
+        Ok(text)
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-        cleanup::forget_temp(&self.path);
+        if let Some(dir) = self.dir.take() {
+            cleanup::forget_temp(dir.path());
+        }
     }
 }
 
@@ -256,12 +297,12 @@ impl N8nCli {
 
     /// `export:<things> --all --output=FILE` (`workflow`, `credentials`);
     /// `None` when n8n has none (its CLI then exits 1 saying "No … found").
-    pub fn export(&self, command: &str, plural: &str, file: &Path) -> Result<Option<Value>> {
+    pub fn export(&self, command: &str, plural: &str, file: &TempFile) -> Result<Option<Value>> {
         let kind = command;
         let (ok, log) = self.run(&[
             format!("export:{command}"),
             "--all".into(),
-            format!("--output={}", file.display()),
+            format!("--output={}", file.path.display()),
         ])?;
         if !ok {
             if log.contains(&format!("No {plural} found")) {
@@ -269,10 +310,10 @@ impl N8nCli {
             }
             bail!("n8n CLI export:{kind} failed: {}", last_lines(&log));
         }
-        let text = std::fs::read_to_string(file).with_context(|| {
+        let text = file.read().with_context(|| {
             format!(
                 "n8n CLI export:{kind} wrote no file {} ({})",
-                file.display(),
+                file.path.display(),
                 last_lines(&log)
             )
         })?;
@@ -281,10 +322,10 @@ impl N8nCli {
         Ok(Some(value))
     }
 
-    pub fn import_workflows(&self, file: &Path) -> Result<()> {
+    pub fn import_workflows(&self, file: &TempFile) -> Result<()> {
         let (ok, log) = self.run(&[
             "import:workflow".into(),
-            format!("--input={}", file.display()),
+            format!("--input={}", file.path.display()),
         ])?;
         if !ok {
             bail!("n8n CLI import:workflow failed: {}", last_lines(&log));

@@ -121,6 +121,28 @@ fn api_and_cli_backups_agree_and_restores_bring_workflows_back() {
         .iter()
         .any(|w| w["id"] == "manual0000000001" && w["name"] == "Manual → Set"));
     assert!(after.iter().any(|w| w["id"] == "code000000000004"));
+
+    // Links planted at the old predictable temp names (…-PID-import.json)
+    // change nothing: the CLI's files live in a private folder of their own.
+    let tmp = tempfile::tempdir().unwrap();
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().join("precious");
+    fs::write(&victim, b"untouched").unwrap();
+    let child = cli
+        .clone()
+        .env("TMPDIR", tmp.path())
+        .env("FAILPOINTS", "tool::started=return(SIGSTOP)")
+        .spawn(&["restore", latest.to_str().unwrap()]);
+    test_harness::wait_stopped(&child);
+    for what in ["import", "workflows"] {
+        let old_name = format!(".n8n-export-{}-{what}.json", child.id());
+        std::os::unix::fs::symlink(&victim, tmp.path().join(old_name)).unwrap();
+    }
+    test_harness::resume(&child);
+    let out = test_harness::finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+    assert_eq!(tree(tmp.path()).len(), 2, "only the planted links are left");
 }
 
 #[test]

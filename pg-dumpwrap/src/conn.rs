@@ -18,12 +18,8 @@ pub struct Conn {
 
 impl Conn {
     pub fn from_args(args: &Connection) -> Result<Self> {
-        if args.db.is_empty() || args.db.contains('/') || args.db.starts_with('.') {
-            return Err(backup_common::usage(format!(
-                "POSTGRES_DB {:?} cannot name a backup file; use a plain database name",
-                args.db
-            )));
-        }
+        backup_common::names::check_database(&args.db)
+            .map_err(|e| backup_common::usage(format!("POSTGRES_DB: {e}")))?;
         Ok(Conn {
             host: args.host.clone(),
             port: args.port,

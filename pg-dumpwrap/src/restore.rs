@@ -8,7 +8,7 @@ use crate::cli::RestoreArgs;
 use crate::conn::Conn;
 use crate::dump::COMPONENT;
 use crate::pg_error;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use backup_common::dump_trailer::DumpTail;
 use backup_common::{log, sidecar};
 use flate2::read::MultiGzDecoder;
@@ -27,7 +27,11 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
 pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
     let started = Instant::now();
     let conn = Conn::from_args(&args.connection)?;
-    let (file, checked) = sidecar::check(&args.file)?;
+    let sidecar::Checked {
+        path: file,
+        file: input,
+        sha256: checked,
+    } = sidecar::check(&args.file)?;
     match &checked {
         Some(sha) => log::log(
             COMPONENT,
@@ -51,7 +55,7 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
             conn.port
         ),
     );
-    let sql_bytes = stream_into_psql(&conn, args, &file)?;
+    let sql_bytes = stream_into_psql(&conn, args, &file, input)?;
     let seconds = started.elapsed().as_secs();
     log::log(
         COMPONENT,
@@ -93,8 +97,7 @@ fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path) -> Result<u64> {
-    let input = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path, input: File) -> Result<u64> {
     let mut sql = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input));
 
     let mut cmd = conn.command(&args.psql, &conn.db);

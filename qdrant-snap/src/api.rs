@@ -12,7 +12,9 @@ use backup_common::http::{Body, Http, TimeoutArgs};
 use backup_common::{log, Secret};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
-use std::path::Path;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{Read, Seek};
 
 pub struct Qdrant {
     base: String,
@@ -226,18 +228,48 @@ impl Qdrant {
         Ok(())
     }
 
-    /// Uploads a snapshot file into `collection` (created or replaced), streamed from disk.
-    pub fn upload_snapshot(&self, collection: &str, file: &Path) -> Result<()> {
+    /// Uploads a staged snapshot into `collection` (created or replaced),
+    /// streamed from `file`'s start. What is sent is hashed again on the way:
+    /// content that no longer has `sha256` (changed after it was checked) ends
+    /// the upload with an error before its last byte, so Qdrant never gets a
+    /// complete snapshot to load.
+    pub fn upload_snapshot(&self, collection: &str, mut file: File, sha256: &str) -> Result<()> {
         let path = format!(
             "/collections/{}/snapshots/upload?priority=snapshot&wait=true",
             enc(collection)
         );
-        let opened = self
-            .http
-            .block_on(tokio::fs::File::open(file))
-            .with_context(|| format!("cannot open {}", file.display()))?;
-        let len = std::fs::metadata(file)?.len();
-        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(opened), len)
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let len = file.metadata()?.len();
+        let checked = Checked {
+            file,
+            hasher: Sha256::new(),
+            expected: sha256.to_owned(),
+        };
+        let stream = futures_util::stream::unfold(Some(checked), |state| async move {
+            let mut st = state?;
+            let mut buf = vec![0u8; 256 * 1024];
+            match st.file.read(&mut buf) {
+                Ok(0) => {
+                    let actual = hex::encode(std::mem::take(&mut st.hasher).finalize());
+                    (actual != st.expected).then(|| {
+                        let e = std::io::Error::other(format!(
+                            "the staged snapshot changed after it was checked (sha256 {actual}, \
+                             the manifest records {}); upload abandoned",
+                            st.expected
+                        ));
+                        (Err(e), None)
+                    })
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    st.hasher.update(&buf);
+                    Some((Ok(bytes::Bytes::from(buf)), Some(st)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        let body = reqwest::Body::wrap_stream(stream);
+        let part = reqwest::multipart::Part::stream_with_length(body, len)
             .file_name("snapshot")
             .mime_str("application/octet-stream")?;
         let form = reqwest::multipart::Form::new().part("snapshot", part);
@@ -248,6 +280,13 @@ impl Qdrant {
         )?;
         Ok(())
     }
+}
+
+/// A staged snapshot being uploaded, and the hash it must still have.
+struct Checked {
+    file: File,
+    hasher: Sha256,
+    expected: String,
 }
 
 fn snapshot_path(collection: Option<&str>, snapshot: &str) -> String {

@@ -20,6 +20,10 @@ pub fn connect(url: &str, timeouts: &backup_common::http::TimeoutArgs) -> Result
 }
 
 pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
+    for name in &args.collections {
+        backup_common::names::check_collection(name)
+            .map_err(|e| backup_common::usage(format!("--collection: {e}")))?;
+    }
     let qdrant = connect(&args.server.url, &args.server.timeouts)?;
     if tool::to_stdout(args.output.as_deref())? {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
@@ -62,7 +66,13 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
 /// can be the archive's first entry; then each is downloaded into the archive.
 fn write_archive<W: Write>(qdrant: &Qdrant, args: &BackupArgs, out: W) -> Result<Manifest> {
     let names = if args.collections.is_empty() {
-        qdrant.list_collections()?
+        let listed = qdrant.list_collections()?;
+        // They become archive paths: a name Qdrant itself would refuse is refused here.
+        for name in &listed {
+            backup_common::names::check_collection(name)
+                .map_err(|e| anyhow::anyhow!("Qdrant listed a {e}; refusing to archive it"))?;
+        }
+        listed
     } else {
         args.collections.clone()
     };

@@ -12,8 +12,7 @@ use backup_common::{cleanup, log, sidecar};
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
@@ -24,7 +23,11 @@ pub fn restore(args: &RestoreArgs) -> Result<()> {
 /// Restores and returns the summary that `restore` prints.
 pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let (file, checked) = sidecar::check(&args.file)?;
+    let sidecar::Checked {
+        path: file,
+        file: input,
+        sha256: checked,
+    } = sidecar::check(&args.file)?;
     if checked.is_none() {
         log::log(
             COMPONENT,
@@ -32,8 +35,6 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
         );
     }
     let qdrant = connect(&args.server.url, &args.server.timeouts)?;
-    let input =
-        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));
     let mut entries = archive
         .entries()
@@ -72,12 +73,17 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
             .snapshot
             .as_ref()
             .expect("entry_for_path found a snapshot");
-        let temp = TempSnapshot::unpack(&mut entry, &expected.sha256, &path)?;
+        let temp = unpack(&mut entry, &expected.sha256, &path)?;
         log::log(
             COMPONENT,
             &format!("uploading {path} into collection {target}"),
         );
-        qdrant.upload_snapshot(&target, temp.path())?;
+        cleanup::failpoint("qdrant::restore::staged");
+        let handle = temp
+            .as_file()
+            .try_clone()
+            .context("cannot reopen the staged snapshot")?;
+        qdrant.upload_snapshot(&target, handle, &expected.sha256)?;
         drop(temp);
         let (points, _) = qdrant.collection_info(&target)?;
         if points != recorded.points_count {
@@ -164,6 +170,10 @@ fn select(manifest: &Manifest, args: &RestoreArgs) -> Result<Vec<(String, String
         }
         args.collections.clone()
     };
+    if let Some(new) = &args.rename {
+        backup_common::names::check_collection(new)
+            .map_err(|e| backup_common::usage(format!("--as: {e}")))?;
+    }
     match &args.rename {
         Some(new) if wanted.len() == 1 => Ok(vec![(wanted[0].clone(), new.clone())]),
         Some(_) => Err(backup_common::usage(format!(
@@ -174,27 +184,14 @@ fn select(manifest: &Manifest, args: &RestoreArgs) -> Result<Vec<(String, String
     }
 }
 
-/// A snapshot unpacked to a private temp file (removed on drop or signal),
-/// because an upload must be able to read it from the start.
-struct TempSnapshot {
-    path: PathBuf,
-}
-
-impl TempSnapshot {
-    fn unpack(entry: &mut impl Read, sha256: &str, label: &str) -> Result<TempSnapshot> {
-        let path = std::env::temp_dir().join(format!(
-            ".qdrant-snap-restore-{}.snapshot",
-            std::process::id()
-        ));
-        cleanup::register_temp(&path);
-        let temp = TempSnapshot { path };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp.path)
-            .with_context(|| format!("cannot create {}", temp.path.display()))?;
+/// Unpacks a snapshot into a private temp file (unpredictable name, `O_EXCL`,
+/// 0600; removed on drop or signal), because an upload must be able to read it
+/// from the start, and checks it against the manifest. The upload reads the
+/// very handle that was hashed.
+fn unpack(entry: &mut impl Read, sha256: &str, label: &str) -> Result<cleanup::NamedTempFile> {
+    let mut temp = cleanup::temp_file_in(&std::env::temp_dir(), ".qdrant-snap-restore-")
+        .context("cannot create a temp file to stage a snapshot")?;
+    let result = (|| {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -205,24 +202,15 @@ impl TempSnapshot {
                 break;
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .with_context(|| format!("cannot write {}", temp.path.display()))?;
+            temp.write_all(&buf[..n])
+                .with_context(|| format!("cannot write {}", temp.path().display()))?;
         }
         let actual = hex::encode(hasher.finalize());
         if actual != sha256 {
             bail!("{label} has sha256 {actual}, the manifest records {sha256}; the archive is damaged");
         }
-        Ok(temp)
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempSnapshot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-        cleanup::forget_temp(&self.path);
-    }
+        Ok(())
+    })();
+    cleanup::forget_temp(temp.path());
+    result.map(|()| temp)
 }

@@ -538,3 +538,73 @@ fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
         &["backup"],
     );
 }
+
+#[test]
+fn planted_links_and_a_changed_staged_snapshot_restore_nothing_foreign() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (archive, _) = good_backup(&t, dir.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().join("precious");
+    fs::write(&victim, b"untouched").unwrap();
+    let restore = |failpoint: &str, as_name: &str| {
+        t.clone()
+            .env("TMPDIR", tmp.path())
+            .env("FAILPOINTS", failpoint)
+            .spawn(&[
+                "restore",
+                archive.to_str().unwrap(),
+                "--collection",
+                "documents",
+                "--as",
+                as_name,
+            ])
+    };
+
+    // A link at the old predictable staging name (…-PID.snapshot).
+    let child = restore("tool::started=return(SIGSTOP)", "documents_a");
+    test_harness::wait_stopped(&child);
+    let old_name = format!(".qdrant-snap-restore-{}.snapshot", child.id());
+    std::os::unix::fs::symlink(&victim, tmp.path().join(old_name)).unwrap();
+    test_harness::resume(&child);
+    let out = test_harness::finish(child);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+    assert_eq!(tree(tmp.path()).len(), 1, "only the planted link is left");
+
+    // The staged snapshot changed in place after it was checked: the upload
+    // is abandoned before Qdrant has all of it.
+    let child = restore("qdrant::restore::staged=1*return(SIGSTOP)", "documents_b");
+    test_harness::wait_stopped(&child);
+    let staged = fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".qdrant-snap-restore-")
+                && !p.is_symlink()
+        })
+        .expect("the staged snapshot");
+    let mut bytes = fs::read(&staged).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&staged, &bytes).unwrap();
+    test_harness::resume(&child);
+    let out = test_harness::finish(child);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the staged snapshot changed after it was checked"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        server.points_count("documents_b").is_none(),
+        "a changed snapshot was restored"
+    );
+}

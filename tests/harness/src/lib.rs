@@ -12,7 +12,7 @@ pub mod stall;
 pub mod tool;
 
 pub use pg::PgCluster;
-pub use tool::{finish, terminate, wait_for, Output, Tool};
+pub use tool::{finish, resume, terminate, wait_for, wait_stopped, Output, Tool};
 
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {

@@ -90,6 +90,24 @@ pub fn terminate(child: std::process::Child) -> Output {
     out
 }
 
+/// Waits until a spawned tool has stopped itself (a `return(SIGSTOP)`
+/// failpoint): it is then frozen at exactly that point.
+pub fn wait_stopped(child: &std::process::Child) {
+    let stat = format!("/proc/{}/stat", child.id());
+    wait_for("the tool to stop at its failpoint", || {
+        let text = std::fs::read_to_string(&stat).ok()?;
+        // The state follows the parenthesised command name.
+        let state = text.rsplit_once(") ")?.1.chars().next()?;
+        (state == 'T').then_some(())
+    });
+}
+
+/// Lets a stopped tool go on.
+pub fn resume(child: &std::process::Child) {
+    // SAFETY: kill(2) of a child the test started and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+}
+
 /// Polls `f` until it yields a value; fails the test after a minute.
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
