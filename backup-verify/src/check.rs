@@ -121,10 +121,13 @@ fn gzip_error(e: io::Error) -> anyhow::Error {
     }
 }
 
-/// Every gzip member decodes (CRC and length checked by the decoder) and the SQL
-/// ends with pg_dump's "dump complete" trailer.
+/// Every gzip member decodes (CRC and length checked by the decoder), the SQL
+/// holds nothing pg_dump never writes (what a restore would refuse) and it ends
+/// with pg_dump's "dump complete" trailer.
 fn check_pg_dump(input: impl Read) -> Result<()> {
     let mut sql = MultiGzDecoder::new(input);
+    let mut guard = backup_common::dump_sql::SqlGuard::default();
+    let mut passed = Vec::new();
     let mut tail = DumpTail::default();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
@@ -135,7 +138,10 @@ fn check_pg_dump(input: impl Read) -> Result<()> {
         }
         total += n as u64;
         tail.push(&buf[..n]);
+        passed.clear();
+        guard.push(&buf[..n], &mut passed)?;
     }
+    guard.finish(&mut passed)?;
     if total == 0 {
         bail!("empty dump");
     }

@@ -8,12 +8,13 @@ use crate::cli::RestoreArgs;
 use crate::conn::Conn;
 use crate::dump::COMPONENT;
 use crate::pg_error;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use backup_common::dump_sql::SqlGuard;
 use backup_common::dump_trailer::DumpTail;
 use backup_common::{log, sidecar};
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
@@ -97,7 +98,87 @@ fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// Reads the whole dump once before psql starts: anything pg_dump does not
+/// write (a psql meta-command, `COPY … PROGRAM`) refuses the restore before a
+/// single statement is applied.
+fn refuse_what_pg_dump_never_writes(file: &Path, input: &File) -> Result<()> {
+    let mut input = input.try_clone()?;
+    input.seek(SeekFrom::Start(0))?;
+    let mut sql = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input));
+    let mut guard = SqlGuard::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut passed = Vec::with_capacity(buf.len());
+    loop {
+        let n = match sql.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("{} is not a valid gzip file", file.display())))
+            }
+        };
+        passed.clear();
+        guard
+            .push(&buf[..n], &mut passed)
+            .with_context(|| format!("{} refused", file.display()))?;
+    }
+    guard
+        .finish(&mut passed)
+        .with_context(|| format!("{} refused", file.display()))?;
+    Ok(())
+}
+
+/// psql's own `\restrict` (15.14, 16.10, 17.6 and later): no meta-command at
+/// all runs until the key we chose is given, which the dump cannot know.
+fn psql_has_restrict(psql: &Path) -> bool {
+    let Ok(out) = std::process::Command::new(psql)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .unwrap_or("");
+    let mut parts = version.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    match major {
+        18.. => true,
+        17 => minor >= 6,
+        16 => minor >= 10,
+        15 => minor >= 14,
+        14 => minor >= 19,
+        13 => minor >= 22,
+        _ => false,
+    }
+}
+
 fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path, input: File) -> Result<u64> {
+    refuse_what_pg_dump_never_writes(file, &input).map_err(|e| {
+        e.context(format!(
+            "nothing was restored into {} (checked before psql started; nothing to roll back)",
+            conn.db
+        ))
+    })?;
+    let restrict = psql_has_restrict(&args.psql);
+    if !restrict {
+        log::log(
+            COMPONENT,
+            "psql has no \\restrict (older than 15.14/16.10/17.6); relying on pg-dumpwrap's own check of the dump",
+        );
+    }
+    let mut input = input;
+    input.seek(SeekFrom::Start(0))?;
     let mut sql = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input));
 
     let mut cmd = conn.command(&args.psql, &conn.db);
@@ -114,6 +195,15 @@ fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path, input: File) -
     let mut psql = Child::spawn(&mut cmd, &args.psql, "--psql")?;
     let mut stdin = psql.process.stdin.take().expect("stdin is piped");
 
+    let mut guard = SqlGuard::default();
+    let mut passed = Vec::with_capacity(256 * 1024);
+    if restrict {
+        // The dump's own \restrict lines are blanked by the guard.
+        let key: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(32)
+            .collect();
+        passed.extend_from_slice(format!("\\restrict {key}\n").as_bytes());
+    }
     let mut tail = DumpTail::default();
     let mut buf = vec![0u8; 256 * 1024];
     let mut sql_bytes = 0u64;
@@ -135,10 +225,15 @@ fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path, input: File) -
         };
         tail.push(&buf[..n]);
         sql_bytes += n as u64;
-        if stdin.write_all(&buf[..n]).is_err() {
+        if let Err(e) = guard.push(&buf[..n], &mut passed) {
+            // The file changed since it was checked: never let psql see it.
+            break Err(Stop::Input(anyhow::Error::new(e)));
+        }
+        if stdin.write_all(&passed).is_err() {
             // psql stopped reading: it failed; its stderr says why.
             break Err(Stop::PsqlGone);
         }
+        passed.clear();
     };
     let fed = fed.and_then(|()| {
         if tail.is_complete() {

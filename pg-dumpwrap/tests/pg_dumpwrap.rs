@@ -613,7 +613,7 @@ mod restore {
         )
         .unwrap();
         let out = t.run(&["restore", truncated.to_str().unwrap()]);
-        assert_restore_failed(&out, "rolled back", &pg);
+        assert_restore_failed(&out, "nothing was restored into target", &pg);
         assert!(
             out.stderr.contains("not a valid gzip file"),
             "{}",
@@ -643,6 +643,78 @@ mod restore {
         let out = t.run(&["restore", cut.to_str().unwrap()]);
         assert_restore_failed(&out, "without pg_dump's \"dump complete\" trailer", &pg);
         assert!(before == pg.comparable_dump("target"), "target changed");
+    }
+
+    #[test]
+    fn a_dump_that_runs_commands_is_refused_before_anything_is_applied() {
+        let pg = PgCluster::start();
+        let (_backups, t, file) = backed_up(&pg);
+        let (t, before) = target(&pg, &t);
+        let mut sql = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(fs::File::open(&file).unwrap()),
+            &mut sql,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pwned = dir.path().join("pwned");
+        // Planted late in the file, after statements that would already have
+        // run had the restore begun: the check must read the whole dump first.
+        let at = sql.rfind("-- PostgreSQL database dump complete").unwrap();
+        let line_of = |prefix: &str| prefix.lines().count() + 1;
+        let cases = [
+            (
+                format!("\\! id > {}\n", pwned.display()),
+                "psql meta-command \\! id",
+            ),
+            (
+                format!("COPY t FROM PROGRAM 'id > {}';\n", pwned.display()),
+                "is not the `COPY … FROM stdin` that pg_dump writes",
+            ),
+            (
+                format!("SELECT 1; \\o {}\n", pwned.display()),
+                "psql meta-command \\o",
+            ),
+        ];
+        let verify = Tool::new(test_harness::script::bin_dir().join("backup-verify"));
+        for (n, (planted, needle)) in cases.iter().enumerate() {
+            let hostile = format!("{}{planted}{}", &sql[..at], &sql[at..]);
+            // In a postgres/ folder, where backup-verify knows what it is.
+            fs::create_dir_all(dir.path().join("postgres")).unwrap();
+            let path = dir
+                .path()
+                .join(format!("postgres/shop_2024010{}_000000.sql.gz", n + 1));
+            let mut enc =
+                flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), Default::default());
+            enc.write_all(hostile.as_bytes()).unwrap();
+            enc.finish().unwrap();
+            let out = t.run(&["restore", path.to_str().unwrap()]);
+            let line = format!("line {}: ", line_of(&sql[..at]));
+            assert_restore_failed(&out, &line, &pg);
+            assert_restore_failed(&out, needle, &pg);
+            assert!(!pwned.exists(), "{planted}: the command ran");
+            assert!(
+                before == pg.comparable_dump("target"),
+                "{planted}: target changed"
+            );
+
+            // backup-verify fails the same file for the same reason.
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let sha = backup_common::sidecar::sha256_of_file(&path).unwrap();
+            fs::write(
+                path.with_file_name(format!("{name}.sha256")),
+                format!("{sha}  {name}\n"),
+            )
+            .unwrap();
+            let checked = verify.run(&[path.to_str().unwrap()]);
+            assert_eq!(
+                checked.code,
+                Some(1),
+                "verify passed {planted}: {}",
+                checked.stdout
+            );
+            assert!(checked.stdout.contains(needle), "{}", checked.stdout);
+        }
     }
 
     #[test]

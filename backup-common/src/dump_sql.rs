@@ -1,0 +1,517 @@
+//! What a restore may feed to psql: only what pg_dump writes.
+//!
+//! psql executes more than SQL: a backslash outside quotes starts a
+//! meta-command (`\! id` runs a shell command as the restoring user, `\o` writes
+//! files), and `COPY … FROM PROGRAM` makes the server run one. A plain pg_dump
+//! file needs none of that: its only meta-commands are `\restrict KEY` and
+//! `\unrestrict KEY` on lines of their own (pg_dump 15.14 and later), and `\.`
+//! ending a `COPY … FROM stdin` block. `SqlGuard` follows the dump the way
+//! psql's lexer does (quotes, identifiers, `E''` escapes, dollar quotes,
+//! comments, COPY data) and refuses anything else, naming the line.
+//!
+//! It is also a filter: the dump's own `\restrict`/`\unrestrict` lines are
+//! blanked (line numbers kept), so that a restore can put psql in restricted
+//! mode with a key of its own before the first byte of the dump.
+
+/// Where in the dump the lexer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Normal,
+    /// Inside '…'; `escapes` for E'…' strings, where a backslash escapes.
+    Single {
+        escapes: bool,
+        backslash: bool,
+    },
+    /// Just saw a `'` that may end the string or be the first of `''`.
+    SingleEnd {
+        escapes: bool,
+    },
+    Double,
+    /// Just saw a `"` that may end the identifier or be the first of `""`.
+    DoubleEnd,
+    LineComment,
+    Block {
+        depth: u32,
+    },
+    /// After `$`: collecting a dollar-quote tag.
+    DollarTag {
+        tag: Vec<u8>,
+    },
+    /// Inside `$tag$ … $tag$`; `window` holds the last bytes seen.
+    Dollar {
+        tag: Vec<u8>,
+        window: Vec<u8>,
+    },
+    /// A meta-command, collected to the end of its line.
+    Meta {
+        at_line_start: bool,
+        text: Vec<u8>,
+    },
+    /// COPY data lines, up to a line that is exactly `\.`.
+    CopyData {
+        line_len: usize,
+        first: [u8; 2],
+    },
+}
+
+pub struct SqlGuard {
+    state: State,
+    line: u64,
+    /// Only white space since the last newline (in normal SQL).
+    at_line_start: bool,
+    /// The current statement's words, quoted parts folded to `"`, for the COPY check.
+    statement: Vec<u8>,
+    last: u8,
+    before_last: u8,
+    /// The byte just read completed a two-byte token (`/*`, `*/`): it must not
+    /// pair with the next one (`/*/` opens a comment and does not close it).
+    paired: bool,
+}
+
+/// A refusal: the line and what was found there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub line: u64,
+    pub what: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: {} — pg_dump never writes that; the file was not made by pg-dumpwrap \
+             or has been tampered with, and nothing of it was applied",
+            self.line, self.what
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+const STATEMENT_LIMIT: usize = 64 * 1024;
+
+impl Default for SqlGuard {
+    fn default() -> Self {
+        SqlGuard {
+            state: State::Normal,
+            line: 1,
+            at_line_start: true,
+            statement: Vec::new(),
+            last: b'\n',
+            before_last: b'\n',
+            paired: false,
+        }
+    }
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+impl SqlGuard {
+    /// Checks the next piece of the dump; appends what psql may be fed to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Refusal> {
+        for &b in chunk {
+            self.step(b, out)?;
+            if b == b'\n' {
+                self.line += 1;
+            }
+            self.before_last = self.last;
+            self.last = if std::mem::take(&mut self.paired) {
+                b' '
+            } else {
+                b
+            };
+        }
+        Ok(())
+    }
+
+    /// The dump has ended: it must not end inside a string, a meta-command or
+    /// COPY data.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        match &self.state {
+            State::Meta { .. } => self.step(b'\n', out),
+            State::Normal | State::LineComment | State::SingleEnd { .. } | State::DoubleEnd => {
+                Ok(())
+            }
+            _ => Err(self.refuse("the dump ends inside a string, comment or COPY data".into())),
+        }
+    }
+
+    fn refuse(&self, what: String) -> Refusal {
+        Refusal {
+            line: self.line,
+            what,
+        }
+    }
+
+    fn step(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        match std::mem::replace(&mut self.state, State::Normal) {
+            State::Normal => self.normal(b, out)?,
+            State::Single { escapes, backslash } => {
+                out.push(b);
+                self.state = if backslash {
+                    State::Single {
+                        escapes,
+                        backslash: false,
+                    }
+                } else if escapes && b == b'\\' {
+                    State::Single {
+                        escapes,
+                        backslash: true,
+                    }
+                } else if b == b'\'' {
+                    State::SingleEnd { escapes }
+                } else {
+                    State::Single {
+                        escapes,
+                        backslash: false,
+                    }
+                };
+            }
+            State::SingleEnd { escapes } => {
+                if b == b'\'' {
+                    out.push(b);
+                    self.state = State::Single {
+                        escapes,
+                        backslash: false,
+                    };
+                } else {
+                    self.normal(b, out)?;
+                }
+            }
+            State::Double => {
+                out.push(b);
+                self.state = if b == b'"' {
+                    State::DoubleEnd
+                } else {
+                    State::Double
+                };
+            }
+            State::DoubleEnd => {
+                if b == b'"' {
+                    out.push(b);
+                    self.state = State::Double;
+                } else {
+                    self.normal(b, out)?;
+                }
+            }
+            State::LineComment => {
+                out.push(b);
+                if b == b'\n' {
+                    self.at_line_start = true;
+                } else {
+                    self.state = State::LineComment;
+                }
+            }
+            State::Block { depth } => {
+                out.push(b);
+                let depth = if self.last == b'*' && b == b'/' {
+                    self.paired = true;
+                    depth - 1
+                } else if self.last == b'/' && b == b'*' {
+                    self.paired = true;
+                    depth + 1
+                } else {
+                    depth
+                };
+                if depth != 0 {
+                    self.state = State::Block { depth };
+                }
+            }
+            State::DollarTag { mut tag } => {
+                if b == b'$' {
+                    out.push(b);
+                    self.fold_quoted();
+                    self.state = State::Dollar {
+                        tag,
+                        window: Vec::new(),
+                    };
+                } else if is_ident(b) && !(tag.is_empty() && b.is_ascii_digit()) {
+                    out.push(b);
+                    tag.push(b);
+                    self.state = State::DollarTag { tag };
+                } else {
+                    // `$1` or a lone `$`: not a dollar quote after all.
+                    self.statement.extend_from_slice(&tag);
+                    self.normal(b, out)?;
+                }
+            }
+            State::Dollar { tag, mut window } => {
+                out.push(b);
+                window.push(b);
+                let closing_len = tag.len() + 2;
+                if window.len() > closing_len {
+                    window.remove(0);
+                }
+                let closed = window.len() == closing_len
+                    && window[0] == b'$'
+                    && window[closing_len - 1] == b'$'
+                    && window[1..closing_len - 1] == tag[..];
+                if !closed {
+                    self.state = State::Dollar { tag, window };
+                }
+            }
+            State::Meta {
+                at_line_start,
+                mut text,
+            } => {
+                if b == b'\n' {
+                    self.meta_command(at_line_start, &text)?;
+                    // Allowed ones are blanked: the restore runs psql restricted under a key of its own.
+                    out.push(b'\n');
+                    self.at_line_start = true;
+                } else {
+                    if text.len() < 200 {
+                        text.push(b);
+                    }
+                    self.state = State::Meta {
+                        at_line_start,
+                        text,
+                    };
+                }
+            }
+            State::CopyData { line_len, first } => {
+                out.push(b);
+                if b == b'\n' {
+                    let end = (line_len == 2 && first == *b"\\.")
+                        || (line_len == 3 && first == *b"\\." && self.last == b'\r');
+                    self.state = if end {
+                        self.at_line_start = true;
+                        State::Normal
+                    } else {
+                        State::CopyData {
+                            line_len: 0,
+                            first: [0; 2],
+                        }
+                    };
+                } else {
+                    let mut first = first;
+                    if line_len < 2 {
+                        first[line_len] = b;
+                    }
+                    self.state = State::CopyData {
+                        line_len: line_len + 1,
+                        first,
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A byte of plain SQL.
+    fn normal(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        match b {
+            b'\\' => {
+                self.state = State::Meta {
+                    at_line_start: self.at_line_start,
+                    text: Vec::new(),
+                };
+                return Ok(());
+            }
+            b'\'' => {
+                let escapes = matches!(self.last, b'E' | b'e') && !is_ident(self.before_last);
+                self.fold_quoted();
+                self.state = State::Single {
+                    escapes,
+                    backslash: false,
+                };
+            }
+            b'"' => {
+                self.fold_quoted();
+                self.state = State::Double;
+            }
+            b'-' if self.last == b'-' => {
+                self.statement.pop();
+                self.state = State::LineComment;
+            }
+            b'*' if self.last == b'/' => {
+                self.statement.pop();
+                self.state = State::Block { depth: 1 };
+                // The `*` belongs to the opener, never to a closing `*/`.
+                self.paired = true;
+                out.push(b);
+                return Ok(());
+            }
+            b'$' if !is_ident(self.last) => {
+                self.state = State::DollarTag { tag: Vec::new() };
+            }
+            b';' => {
+                self.end_of_statement()?;
+                self.at_line_start = false;
+                out.push(b);
+                return Ok(());
+            }
+            _ => {
+                if self.statement.len() < STATEMENT_LIMIT {
+                    self.statement.push(b);
+                }
+            }
+        }
+        if b == b'\n' {
+            self.at_line_start = true;
+        } else if !b.is_ascii_whitespace() {
+            self.at_line_start = false;
+        }
+        out.push(b);
+        Ok(())
+    }
+
+    /// A quoted part of a statement counts as one word for the COPY check.
+    fn fold_quoted(&mut self) {
+        if self.statement.len() < STATEMENT_LIMIT {
+            self.statement.push(b'"');
+        }
+    }
+
+    fn end_of_statement(&mut self) -> Result<(), Refusal> {
+        let statement = std::mem::take(&mut self.statement);
+        let text = String::from_utf8_lossy(&statement);
+        let words: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || "(),".contains(c))
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_uppercase)
+            .collect();
+        if words.first().map(String::as_str) != Some("COPY") {
+            return Ok(());
+        }
+        let from_stdin = words.len() >= 3
+            && words[words.len() - 2] == "FROM"
+            && words[words.len() - 1] == "STDIN";
+        if words.iter().any(|w| w == "PROGRAM") || !from_stdin {
+            let shown: String = text.trim().chars().take(80).collect();
+            return Err(self.refuse(format!(
+                "{shown:?} is not the `COPY … FROM stdin` that pg_dump writes"
+            )));
+        }
+        self.state = State::CopyData {
+            line_len: 0,
+            first: [0; 2],
+        };
+        // The rest of the statement's line (normally just its newline) comes
+        // before the data; a `\.` on it would be nonsense, so data starts here.
+        Ok(())
+    }
+
+    fn meta_command(&self, at_line_start: bool, text: &[u8]) -> Result<(), Refusal> {
+        let text = String::from_utf8_lossy(text);
+        let mut parts = text.split_whitespace();
+        let command = parts.next().unwrap_or("");
+        let key = parts.next();
+        let allowed = at_line_start
+            && matches!(command, "restrict" | "unrestrict")
+            && key.is_some_and(|k| k.bytes().all(|b| b.is_ascii_alphanumeric()))
+            && parts.next().is_none();
+        if allowed {
+            return Ok(());
+        }
+        let shown: String = text.chars().filter(|c| !c.is_control()).take(40).collect();
+        Err(self.refuse(format!("psql meta-command \\{shown}")))
+    }
+}
+
+/// Checks a whole dump (for tests and small inputs).
+pub fn check(sql: &[u8]) -> Result<Vec<u8>, Refusal> {
+    let mut guard = SqlGuard::default();
+    let mut out = Vec::with_capacity(sql.len());
+    guard.push(sql, &mut out)?;
+    guard.finish(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "--\n-- PostgreSQL database dump\n--\n\n\\restrict AbC123\n\n\
+        SET standard_conforming_strings = on;\n\
+        CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $_$ SELECT '\\! not a command' $_$;\n\
+        COMMENT ON TABLE public.t IS 'a \\o quoted backslash';\n\
+        CREATE TABLE \"we\\ird\" (a int);\n\
+        INSERT INTO x VALUES (E'it\\'s \\\\ fine');\n\
+        /* a /* nested */ \\! comment */\n\
+        COPY public.t (a, b) FROM stdin;\n1\t\\N\n2\tback\\\\slash \\! data\n\\.\n\n\
+        COPY public.\"Odd \"\"name\"\"\" (a) FROM stdin;\n\\.\n\
+        -- \\! in a comment\n\
+        \\unrestrict AbC123\n";
+
+    #[test]
+    fn a_pg_dump_passes_and_its_restrict_lines_are_blanked() {
+        let out = check(DUMP.as_bytes()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            DUMP.lines().count(),
+            "line numbers kept"
+        );
+        assert!(!text.contains("\\restrict") && !text.contains("\\unrestrict"));
+        assert!(text.contains("2\tback\\\\slash \\! data\n\\.\n"));
+    }
+
+    #[test]
+    fn meta_commands_and_copy_program_are_refused_with_their_line() {
+        for (sql, line, needle) in [
+            ("SELECT 1;\n\\! id > /tmp/pwned\n", 2, "meta-command \\! id"),
+            ("SELECT 1; \\o /tmp/x\n", 1, "meta-command \\o"),
+            ("\\connect other\n", 1, "meta-command \\connect"),
+            ("\\restrict a b\n", 1, "meta-command \\restrict a b"),
+            ("SELECT 'x' \\gexec\n", 1, "meta-command \\gexec"),
+            (
+                "COPY t FROM PROGRAM 'id';\n",
+                1,
+                "is not the `COPY … FROM stdin`",
+            ),
+            (
+                "copy t (a) to program 'id';\n",
+                1,
+                "is not the `COPY … FROM stdin`",
+            ),
+            (
+                "COPY t FROM '/etc/passwd';\n",
+                1,
+                "is not the `COPY … FROM stdin`",
+            ),
+            ("SELECT $$a$$;\n\\! x\n", 2, "meta-command \\!"),
+            ("SELECT 'a''b'; \\! x\n", 1, "meta-command \\!"),
+            ("SELECT E'a\\'b'; \\! x\n", 1, "meta-command \\!"),
+            ("SELECT \"a\"\"b\"; \\! x\n", 1, "meta-command \\!"),
+            ("/* /* */ */ \\! x\n", 1, "meta-command \\!"),
+            (
+                "COPY t (a) FROM stdin;\n1\n\\.\n\\! x\n",
+                4,
+                "meta-command \\!",
+            ),
+        ] {
+            let err = check(sql.as_bytes()).unwrap_err();
+            assert_eq!(err.line, line, "{sql:?}: {err}");
+            assert!(err.what.contains(needle), "{sql:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_string_or_copy_block_left_open_is_refused() {
+        assert!(check(b"SELECT 'open").is_err());
+        assert!(check(b"COPY t (a) FROM stdin;\n1\n").is_err());
+    }
+
+    #[test]
+    fn chunk_boundaries_change_nothing() {
+        let hostile = format!("{DUMP}SELECT 1; \\! id\n");
+        for split in 1..hostile.len() {
+            let (a, b) = hostile.as_bytes().split_at(split);
+            let mut guard = SqlGuard::default();
+            let mut out = Vec::new();
+            let result = guard
+                .push(a, &mut out)
+                .and_then(|()| guard.push(b, &mut out))
+                .and_then(|()| guard.finish(&mut out));
+            let err = result.unwrap_err();
+            assert_eq!(
+                err.line as usize,
+                DUMP.lines().count() + 1,
+                "split at {split}"
+            );
+        }
+    }
+}
