@@ -14,7 +14,7 @@ FROM alpine:3.19
 ARG PG_MAJOR=16
 RUN apk add --no-cache "postgresql${PG_MAJOR}-client" tzdata ca-certificates curl rclone \
  && { command -v flock >/dev/null || apk add --no-cache util-linux-misc; } \
- && for c in flock crond tail pg_dump psql; do command -v "$c" >/dev/null || exit 1; done \
+ && for c in flock setsid crond tail pg_dump psql; do command -v "$c" >/dev/null || exit 1; done \
  && addgroup -S backup \
  && adduser -S -D -h /home/backup -s /bin/sh -G backup backup \
  && mkdir -p /data/backups /etc/crontabs \

@@ -5,6 +5,21 @@
 # sequences them, and runs under busybox sh.
 set -u
 
+# A signal stops the tool that is running (it removes its temporary file and
+# prints a failed record) and then the run, which still writes its report. The
+# report itself (and the hooks after it) is never stopped: an interrupted run
+# must say so. Set first of all, so that no moment of the run is unguarded.
+interrupted=
+protected=
+child=
+on_signal() {
+    interrupted=$1
+    [ -n "$child" ] && [ -z "$protected" ] && kill -TERM "$child" 2>/dev/null
+}
+trap 'on_signal SIGTERM' TERM
+trap 'on_signal SIGINT' INT
+trap 'on_signal SIGHUP' HUP
+
 usage() {
     cat <<'EOF'
 Usage: backup.sh [--type full|incremental] [--weekly] [--component NAME]...
@@ -109,6 +124,9 @@ fi
 # For the container's entrypoint, which stops a running backup on `docker stop`.
 pid_file=$BACKUP_DIR/.backup.pid
 printf '%s\n' "$$" >"$pid_file"
+# A dying reader (the log's tee) must not kill the run with SIGPIPE: writes to
+# it fail instead, and the run still ends with its report.
+trap '' PIPE
 
 # backup.log: rotated when it has passed 10 MiB, five old ones kept.
 if [ -f "$log_file" ] && [ "$(wc -c <"$log_file")" -gt 10485760 ]; then
@@ -121,9 +139,13 @@ if [ -f "$log_file" ] && [ "$(wc -c <"$log_file")" -gt 10485760 ]; then
 fi
 
 # Every log line (ours and the tools' stderr) goes through one pipe to both
-# backup.log and stderr, in order, while the run goes on.
-run_dir=$(mktemp -d "${TMPDIR:-/tmp}/backup-run.XXXXXX") || exit 1
-child=
+# backup.log and stderr, in order, while the run goes on. The run's folder is
+# in the tree, where the next run (holding the lock) removes what a killed one
+# left behind.
+for stale in "$BACKUP_DIR"/.backup-run.*; do
+    [ -e "$stale" ] && rm -rf "$stale"
+done
+run_dir=$(mktemp -d "$BACKUP_DIR/.backup-run.XXXXXX") || exit 1
 cleanup() {
     exec 8>&- 2>/dev/null
     [ -n "${tee_pid:-}" ] && wait "$tee_pid" 2>/dev/null
@@ -132,7 +154,10 @@ cleanup() {
 }
 trap cleanup EXIT
 mkfifo "$run_dir/log" || exit 1
-tee -a "$log_file" <"$run_dir/log" >&2 &
+# In a session of its own, like every tool: a SIGTERM to this script's whole
+# process group (docker stop, a terminal's ^C) reaches only the script, whose
+# trap then stops the running tool in order, and the log keeps its tail.
+setsid tee -a "$log_file" <"$run_dir/log" >&2 &
 tee_pid=$!
 exec 8>"$run_dir/log"
 
@@ -140,26 +165,16 @@ log() {
     printf '%s backup: %s\n' "$(stamp)" "$*" >&8
 }
 
-# A signal stops the tool that is running (it removes its temporary file and
-# prints a failed record) and then the run, which still writes its report.
-interrupted=
-on_signal() {
-    interrupted=$1
-    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
-}
-trap 'on_signal SIGTERM' TERM
-trap 'on_signal SIGINT' INT
-trap 'on_signal SIGHUP' HUP
 
 # Runs a command in the background (so a signal reaches the trap at once) with
 # stderr into the log; sets $rc.
 run_logged() {
     out=$1
     shift
-    "$@" >"$out" 2>&8 </dev/null &
+    setsid "$@" >"$out" 2>&8 </dev/null &
     child=$!
     # A signal that came while the tool was being started found no $child.
-    [ -z "$interrupted" ] || kill -TERM "$child" 2>/dev/null
+    [ -z "$interrupted" ] || [ -n "$protected" ] || kill -TERM "$child" 2>/dev/null
     wait "$child"
     rc=$?
     # wait returns early when a trapped signal arrives: wait for the tool itself.
@@ -353,7 +368,10 @@ done
 for c in $selected; do cat "$run_dir/$c.json"; done >"$run_dir/records.jsonl"
 duration=$(($(date +%s) - started))
 set -- "$run_dir/records.jsonl" --type "$backup_type" --duration "$duration" --text
+# A selected component without a readable success record is failed.
+for c in $selected; do set -- "$@" --component "$c"; done
 [ -n "${BACKUP_PROMETHEUS_FILE:-}" ] && set -- "$@" --prometheus "$BACKUP_PROMETHEUS_FILE"
+protected=1
 run_logged "$run_dir/report.txt" backup-report "$@"
 cat "$run_dir/report.txt" >&8
 [ "$rc" -eq 0 ] || run_problem=1

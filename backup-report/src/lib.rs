@@ -2,14 +2,14 @@
 //! optionally node_exporter metrics and a text summary.
 
 pub mod health;
+pub mod inputs;
 pub mod report;
 pub mod stats;
 
 use anyhow::{Context, Result};
-use backup_common::record::ResultRecord;
-use backup_common::{log, publish};
+use backup_common::{log, publish, Component};
 use clap::Parser;
-use std::io::BufRead;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const COMPONENT: &str = "report";
@@ -23,6 +23,10 @@ pub const COMPONENT: &str = "report";
 pub struct Cli {
     /// Files of result records (JSON lines); default or `-`: stdin
     pub records: Vec<PathBuf>,
+    /// A component the run selected (repeatable): without a readable success
+    /// record it counts as failed
+    #[arg(long = "component", value_name = "NAME", value_parser = ["postgres", "minio", "qdrant", "n8n"])]
+    pub components: Vec<String>,
     /// Root of the backup tree; the report is written to <backup-dir>/backup_report.json
     #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
     pub backup_dir: PathBuf,
@@ -119,7 +123,15 @@ fn check_health(cli: &Cli) -> Result<()> {
 }
 
 fn write_report(cli: &Cli) -> Result<()> {
-    let records = read_records(&cli.records)?;
+    let expected: Vec<Component> = cli
+        .components
+        .iter()
+        .filter_map(|c| Component::from_name(c))
+        .collect();
+    let run = inputs::read(&read_lines(&cli.records)?, &expected);
+    for problem in &run.problems {
+        log::log(COMPONENT, &format!("warning: {problem}"));
+    }
     let stats = stats::scan(&cli.backup_dir)?;
     let facts = report::RunFacts {
         backup_type: cli.backup_type.clone(),
@@ -128,7 +140,7 @@ fn write_report(cli: &Cli) -> Result<()> {
         retention_weekly: cli.weeks,
         now: chrono::Utc::now(),
     };
-    let report = report::assemble(&records, &stats, &facts);
+    let report = report::assemble(&run, &stats, &facts);
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
     publish::write_atomically(&cli.backup_dir, "backup_report.json", text.as_bytes())?;
@@ -160,37 +172,27 @@ fn write_report(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// Result records from files or stdin. Lines that are not records (a tool's
-/// stray output) are skipped with a warning rather than losing the report.
-fn read_records(files: &[PathBuf]) -> Result<Vec<ResultRecord>> {
-    let mut lines: Vec<(String, String)> = Vec::new();
-    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
-        for (i, line) in std::io::stdin().lock().lines().enumerate() {
-            lines.push((
-                format!("stdin:{}", i + 1),
-                line.context("cannot read stdin")?,
-            ));
+/// The lines of the record files (or stdin), each with where it came from, as
+/// bytes: what they hold is judged by `inputs::read`, and invalid UTF-8 never
+/// stops the report from being written.
+fn read_lines(files: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut lines = Vec::new();
+    let mut add = |name: &str, bytes: Vec<u8>| {
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            lines.push((format!("{name}:{}", i + 1), line.to_vec()));
         }
+    };
+    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("cannot read stdin")?;
+        add("stdin", bytes);
     }
     for f in files.iter().filter(|f| f.as_os_str() != "-") {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            lines.push((format!("{}:{}", f.display(), i + 1), line.to_owned()));
-        }
+        let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        add(&f.display().to_string(), bytes);
     }
-    let mut records = Vec::new();
-    for (at, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<ResultRecord>(&line) {
-            Ok(r) => records.push(r),
-            Err(e) => log::log(
-                COMPONENT,
-                &format!("warning: {at} is not a result record ({e}); skipped"),
-            ),
-        }
-    }
-    Ok(records)
+    Ok(lines)
 }

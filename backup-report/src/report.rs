@@ -1,7 +1,7 @@
 //! Report assembly, pure: result records and tree statistics in, the product
 //! description's `backup_report.json` (and its metrics and text forms) out.
 
-use backup_common::record::{ResultRecord, Status};
+use crate::inputs::{status, Outcome, Run};
 use backup_common::Component;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -27,58 +27,36 @@ pub struct RunFacts {
     pub now: DateTime<Utc>,
 }
 
-/// `completed` when every component that ran succeeded, `partial` when some
-/// did, `failed` when none did — including a run in which nothing ran.
-pub fn status(records: &[ResultRecord]) -> &'static str {
-    let ok = records
-        .iter()
-        .filter(|r| r.status == Status::Success)
-        .count();
-    match (ok, records.len()) {
-        (_, 0) | (0, _) => "failed",
-        (ok, all) if ok == all => "completed",
-        _ => "partial",
-    }
-}
-
-/// The last record of each component (a component reports once per run; if it
-/// reported twice, the later word counts).
-fn by_component(records: &[ResultRecord]) -> BTreeMap<String, &ResultRecord> {
-    records.iter().map(|r| (r.component.clone(), r)).collect()
-}
-
-pub fn assemble(records: &[ResultRecord], stats: &TreeStats, facts: &RunFacts) -> Value {
-    let latest = by_component(records);
-    let last: Vec<ResultRecord> = latest.values().map(|r| (*r).clone()).collect();
+pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Value {
     let mut components = Map::new();
     let mut errors = Vec::new();
-    for (name, r) in &latest {
-        let entry = match r.status {
-            Status::Success => json!({
+    for (name, outcome) in &run.components {
+        let entry = match outcome {
+            Outcome::Success(r) => json!({
                 "status": "success",
                 "file": r.file,
                 "size_bytes": r.size_bytes,
                 "duration_seconds": r.duration_seconds,
             }),
-            Status::Failed => {
-                let error = r
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "failed without a message".into());
+            Outcome::Failed {
+                error,
+                duration_seconds,
+            } => {
                 errors.push(Value::String(format!("{name}: {error}")));
-                json!({"status": "failed", "error": error, "duration_seconds": r.duration_seconds})
+                json!({"status": "failed", "error": error, "duration_seconds": duration_seconds})
             }
         };
         components.insert(name.clone(), entry);
     }
-    if records.is_empty() {
+    errors.extend(run.problems.iter().cloned().map(Value::String));
+    if run.components.is_empty() {
         errors.push(Value::String(
             "no component ran: no result records were given".into(),
         ));
     }
     let duration = facts
         .duration_seconds
-        .unwrap_or_else(|| latest.values().map(|r| r.duration_seconds).sum());
+        .unwrap_or_else(|| run.components.values().map(Outcome::duration_seconds).sum());
     let mut statistics = Map::new();
     statistics.insert("total_size_bytes".into(), stats.total_size_bytes.into());
     for c in Component::ALL {
@@ -93,7 +71,7 @@ pub fn assemble(records: &[ResultRecord], stats: &TreeStats, facts: &RunFacts) -
     json!({
         "timestamp": timestamp(facts.now),
         "backup_type": facts.backup_type,
-        "status": status(&last),
+        "status": status(run),
         "duration_seconds": duration,
         "components": components,
         "statistics": statistics,
@@ -267,8 +245,13 @@ fn human(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    fn record(line: &str) -> ResultRecord {
-        serde_json::from_str(line).unwrap()
+    /// The run these records tell (no component selected beyond them).
+    fn run(lines: &[&str]) -> Run {
+        let lines: Vec<(String, Vec<u8>)> = lines
+            .iter()
+            .map(|l| ("test".to_owned(), l.as_bytes().to_vec()))
+            .collect();
+        crate::inputs::read(&lines, &[])
     }
 
     const PG_OK: &str = r#"{"component":"postgres","status":"success","file":"arasul_db_20240124_020015.sql.gz","size_bytes":15728640,"duration_seconds":15,"sha256":"ab","database":"arasul_db","sql_bytes":99}"#;
@@ -289,10 +272,10 @@ mod tests {
 
     #[test]
     fn status_logic() {
-        assert_eq!(status(&[]), "failed");
-        assert_eq!(status(&[record(PG_OK), record(QD_OK)]), "completed");
-        assert_eq!(status(&[record(PG_OK), record(MINIO_FAILED)]), "partial");
-        assert_eq!(status(&[record(MINIO_FAILED)]), "failed");
+        assert_eq!(status(&run(&[])), "failed");
+        assert_eq!(status(&run(&[PG_OK, QD_OK])), "completed");
+        assert_eq!(status(&run(&[PG_OK, MINIO_FAILED])), "partial");
+        assert_eq!(status(&run(&[MINIO_FAILED])), "failed");
     }
 
     #[test]
@@ -303,11 +286,7 @@ mod tests {
             weekly_snapshots: 4,
             total_size_bytes: 173015040,
         };
-        let r = assemble(
-            &[record(PG_OK), record(QD_OK), record(MINIO_FAILED)],
-            &stats,
-            &facts(),
-        );
+        let r = assemble(&run(&[PG_OK, QD_OK, MINIO_FAILED]), &stats, &facts());
         let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
@@ -342,7 +321,7 @@ mod tests {
 
     #[test]
     fn an_empty_run_is_failed_and_says_why() {
-        let r = assemble(&[], &TreeStats::default(), &facts());
+        let r = assemble(&run(&[]), &TreeStats::default(), &facts());
         assert_eq!(r["status"], "failed");
         assert_eq!(r["components"], json!({}));
         assert_eq!(
@@ -357,7 +336,7 @@ mod tests {
             newest: [(Component::Postgres, facts().now)].into(),
             ..Default::default()
         };
-        let r = assemble(&[record(PG_OK), record(MINIO_FAILED)], &stats, &facts());
+        let r = assemble(&run(&[PG_OK, MINIO_FAILED]), &stats, &facts());
         let m = prometheus(&r, &stats);
         assert!(m.contains("backup_component_success{component=\"postgres\"} 1\n"));
         assert!(m.contains("backup_component_success{component=\"minio\"} 0\n"));
@@ -375,7 +354,7 @@ mod tests {
     #[test]
     fn text_summary_lists_components_and_errors() {
         let r = assemble(
-            &[record(PG_OK), record(MINIO_FAILED)],
+            &run(&[PG_OK, MINIO_FAILED]),
             &TreeStats::default(),
             &facts(),
         );

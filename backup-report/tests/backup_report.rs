@@ -12,6 +12,10 @@ const PG_OK: &str = r#"{"component":"postgres","status":"success","file":"shop_2
 const QD_FAILED: &str = r#"{"component":"qdrant","status":"failed","duration_seconds":3,"error":"GET http://127.0.0.1:9/collections failed: error sending request — check QDRANT_URL and that Qdrant is running"}"#;
 
 fn run_with_stdin(t: &Tool, args: &[&str], stdin: &str) -> test_harness::Output {
+    run_with_stdin_bytes(t, args, stdin.as_bytes())
+}
+
+fn run_with_stdin_bytes(t: &Tool, args: &[&str], stdin: &[u8]) -> test_harness::Output {
     let mut child = t
         .command(args)
         .stdin(Stdio::piped())
@@ -19,12 +23,7 @@ fn run_with_stdin(t: &Tool, args: &[&str], stdin: &str) -> test_harness::Output 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     test_harness::finish(child)
 }
 
@@ -74,7 +73,7 @@ fn writes_the_report_metrics_and_summary_for_a_partial_run() {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        out.stderr.contains("stdin:2 is not a result record"),
+        out.stderr.contains("warning: stdin:2: not a result record"),
         "{}",
         out.stderr
     );
@@ -94,7 +93,13 @@ fn writes_the_report_metrics_and_summary_for_a_partial_run() {
         report["statistics"]["total_size_bytes"], 3000,
         "hard link counted once, operator file not at all"
     );
-    assert_eq!(report["errors"].as_array().unwrap().len(), 1);
+    // The failed component, and the line that could not be read: never dropped.
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[1]
+        .as_str()
+        .unwrap()
+        .starts_with("stdin:2: not a result record"));
     assert!(out.stdout.contains("status partial"), "{}", out.stdout);
     let metrics = fs::read_to_string(&prom).unwrap();
     assert!(metrics.contains("backup_component_success{component=\"qdrant\"} 0"));
@@ -211,5 +216,63 @@ fn health_is_a_fresh_completed_report() {
         1,
         "is partial: qdrant: GET",
         "no secret here",
+    );
+}
+
+#[test]
+fn unreadable_input_and_a_silent_component_fail_closed() {
+    let root = tree();
+    let t = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .env("TZ", "UTC");
+    let previous = root.path().join("backup_report.json");
+    fs::write(&previous, "{\"status\":\"completed\"}").unwrap();
+    // An invalid byte, a record in capitals, and minio selected but silent.
+    let mut stdin = format!("{PG_OK}\n").into_bytes();
+    stdin.extend_from_slice(b"\xff\xfe\n");
+    stdin.extend_from_slice(br#"{"component":"n8n","status":"FAILED","duration_seconds":1}"#);
+    stdin.push(b'\n');
+    let out = run_with_stdin_bytes(
+        &t,
+        &[
+            "--component",
+            "postgres",
+            "--component",
+            "minio",
+            "--component",
+            "n8n",
+        ],
+        &stdin,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&previous).unwrap()).unwrap();
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["components"]["postgres"]["status"], "success");
+    assert_eq!(report["components"]["minio"]["status"], "failed");
+    assert_eq!(report["components"]["n8n"]["status"], "failed");
+    let errors: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("minio: no result record")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown status \"FAILED\"")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("stdin:2: not a result record")),
+        "{errors:?}"
     );
 }

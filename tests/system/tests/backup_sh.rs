@@ -798,3 +798,92 @@ fn unreachable_hooks_warn_and_a_failed_offsite_sync_fails_the_run() {
         "the backups themselves are good"
     );
 }
+
+/// SIGTERM to the script alone, or to its whole process group (a terminal's
+/// ^C, a supervisor that signals the group), at moments spread over the run:
+/// every time the report is written, the failure hook fires, and nothing of the
+/// run is left (pid file, run folder, temp files).
+fn interrupted_runs(whole_group: bool) {
+    let hooks = HookServer::start();
+    // An "n8n" that accepts connections and never answers keeps n8n-export busy.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut moment: u64 = 0x2545_F491_4F6C_DD1D;
+    for n in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = lone_run(dir.path())
+            .env("BACKUP_COMPONENTS", "postgres n8n")
+            .env("N8N_URL", format!("http://127.0.0.1:{port}"))
+            .env("N8N_API_KEY", "k")
+            .env(
+                "BACKUP_HEALTHCHECK_URL",
+                format!("{}/{HEALTH_TOKEN}", hooks.url),
+            )
+            .command(&[]);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // From the moment the run exists (its pid file), 0 to 400 ms on: the log
+        // being set up, the first tool starting, failing, the second one waiting.
+        let pid_file = dir.path().join(".backup.pid");
+        wait_for("the run to start", || pid_file.exists().then_some(()));
+        moment ^= moment << 13;
+        moment ^= moment >> 7;
+        moment ^= moment << 17;
+        std::thread::sleep(std::time::Duration::from_millis(moment % 400));
+        let target = if whole_group {
+            -(child.id() as libc::pid_t)
+        } else {
+            child.id() as libc::pid_t
+        };
+        // SAFETY: kill(2) of the child (or its process group) this test started.
+        unsafe { libc::kill(target, libc::SIGTERM) };
+        let out = finish(child);
+        assert_eq!(out.code, Some(1), "run {n}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("interrupted by SIGTERM"),
+            "run {n}: {}",
+            out.stderr
+        );
+        let report: Value = serde_json::from_slice(
+            &fs::read(dir.path().join("backup_report.json"))
+                .unwrap_or_else(|e| panic!("run {n}: no report ({e}):\n{}", out.stderr)),
+        )
+        .unwrap();
+        assert_eq!(report["status"], "failed", "run {n}: {report}");
+        assert_eq!(report["components"]["n8n"]["status"], "failed", "run {n}");
+        let log = fs::read_to_string(dir.path().join("backup.log")).unwrap();
+        assert!(
+            log.contains("interrupted by SIGTERM after"),
+            "run {n}: the log lost its tail:\n{log}"
+        );
+        let left: Vec<String> = test_harness::tree(dir.path())
+            .into_iter()
+            .filter(|p| {
+                p.starts_with(".backup.pid") || p.starts_with(".backup-run") || p.contains(".tmp-")
+            })
+            .collect();
+        assert!(left.is_empty(), "run {n}: left behind {left:?}");
+        let pings: Vec<String> = hooks.take().into_iter().map(|(r, _)| r).collect();
+        assert!(
+            pings
+                .iter()
+                .any(|r| r.ends_with(&format!("{HEALTH_TOKEN}/fail"))),
+            "run {n}: no failure ping: {pings:?}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_to_the_script_always_ends_with_a_report_and_the_failure_hook() {
+    interrupted_runs(false);
+}
+
+#[test]
+fn sigterm_to_the_whole_process_group_is_handled_like_one_to_the_script() {
+    interrupted_runs(true);
+}

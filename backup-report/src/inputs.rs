@@ -1,0 +1,241 @@
+//! The run as the records tell it, read so that the report fails closed: a
+//! record that cannot be read never disappears into a warning. It makes its
+//! component failed (when it names one) or the run at best partial, and the
+//! unreadable input is named in `errors`. A component the run selected but
+//! that left no readable record is failed too. Pure: lines in, outcome out.
+
+use backup_common::record::ResultRecord;
+use backup_common::Component;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What one component's records say.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Success(ResultRecord),
+    Failed {
+        error: String,
+        duration_seconds: u64,
+    },
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Success(_))
+    }
+
+    pub fn duration_seconds(&self) -> u64 {
+        match self {
+            Outcome::Success(r) => r.duration_seconds,
+            Outcome::Failed {
+                duration_seconds, ..
+            } => *duration_seconds,
+        }
+    }
+}
+
+/// The run: each component's outcome, and unreadable input that names none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Run {
+    pub components: BTreeMap<String, Outcome>,
+    pub problems: Vec<String>,
+}
+
+/// The run's status, and why: `completed` only when every component succeeded
+/// and every input was read; `failed` when nothing succeeded (or nothing ran);
+/// `partial` otherwise.
+pub fn status(run: &Run) -> &'static str {
+    let ok = run.components.values().filter(|o| o.is_success()).count();
+    if ok == 0 {
+        "failed"
+    } else if ok == run.components.len() && run.problems.is_empty() {
+        "completed"
+    } else {
+        "partial"
+    }
+}
+
+/// Reads the records (each line with where it came from); `expected` are the
+/// components the run selected.
+pub fn read(lines: &[(String, Vec<u8>)], expected: &[Component]) -> Run {
+    let mut run = Run::default();
+    // A component once failed by an unreadable record stays failed.
+    let mut sticky = std::collections::BTreeSet::new();
+    for (at, bytes) in lines {
+        // Invalid bytes are replaced, never a reason to stop reading.
+        let line = String::from_utf8_lossy(bytes);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match judge(at, &line) {
+            Judged::Problem(p) => run.problems.push(p),
+            Judged::Outcome {
+                component,
+                outcome,
+                readable,
+            } => {
+                if sticky.contains(&component) {
+                    continue;
+                }
+                if !readable {
+                    sticky.insert(component.clone());
+                }
+                run.components.insert(component, outcome);
+            }
+        }
+    }
+    for c in expected {
+        run.components
+            .entry(c.name().to_owned())
+            .or_insert_with(|| Outcome::Failed {
+                error: "no result record: the tool did not report (see backup.log)".into(),
+                duration_seconds: 0,
+            });
+    }
+    run
+}
+
+enum Judged {
+    Problem(String),
+    Outcome {
+        component: String,
+        outcome: Outcome,
+        readable: bool,
+    },
+}
+
+fn judge(at: &str, line: &str) -> Judged {
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return Judged::Problem(format!("{at}: not a result record ({e})")),
+    };
+    let Some(component) = value.get("component").and_then(Value::as_str) else {
+        return Judged::Problem(format!("{at}: a record without a component"));
+    };
+    if Component::from_name(component).is_none() {
+        return Judged::Problem(format!(
+            "{at}: a record for unknown component {component:?}"
+        ));
+    }
+    let component = component.to_owned();
+    let duration_seconds = value
+        .get("duration_seconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let unreadable = |why: String| Judged::Outcome {
+        component: component.clone(),
+        outcome: Outcome::Failed {
+            error: format!("its result record could not be read ({at}: {why})"),
+            duration_seconds,
+        },
+        readable: false,
+    };
+    match value.get("status").and_then(Value::as_str) {
+        Some("success") => match serde_json::from_value::<ResultRecord>(value.clone()) {
+            Ok(r) if r.file.is_some() && r.sha256.is_some() && r.size_bytes.is_some() => {
+                Judged::Outcome {
+                    component,
+                    outcome: Outcome::Success(r),
+                    readable: true,
+                }
+            }
+            Ok(_) => unreadable("a success record without file, size_bytes or sha256".into()),
+            Err(e) => unreadable(e.to_string()),
+        },
+        Some("failed") => Judged::Outcome {
+            outcome: Outcome::Failed {
+                error: value
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("failed without a message")
+                    .to_owned(),
+                duration_seconds,
+            },
+            component,
+            readable: true,
+        },
+        Some(other) => unreadable(format!("unknown status {other:?}")),
+        None => unreadable("no status".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(texts: &[&str]) -> Vec<(String, Vec<u8>)> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("stdin:{}", i + 1), t.as_bytes().to_vec()))
+            .collect()
+    }
+
+    const PG_OK: &str = r#"{"component":"postgres","status":"success","file":"db_20240124_020015.sql.gz","size_bytes":1,"duration_seconds":15,"sha256":"ab"}"#;
+    const N8N_OK: &str = r#"{"component":"n8n","status":"success","file":"workflows_20240124_020015.json","size_bytes":1,"duration_seconds":1,"sha256":"cd"}"#;
+
+    #[test]
+    fn everything_read_and_successful_is_completed() {
+        let run = read(
+            &lines(&[PG_OK, N8N_OK]),
+            &[Component::Postgres, Component::N8n],
+        );
+        assert_eq!(status(&run), "completed");
+    }
+
+    #[test]
+    fn unreadable_records_never_leave_the_run_completed() {
+        for (bad, component_failed) in [
+            // A failed record without duration_seconds is still a failure.
+            (r#"{"component":"n8n","status":"failed","error":"x"}"#, true),
+            (
+                r#"{"component":"n8n","status":"FAILED","duration_seconds":1}"#,
+                true,
+            ),
+            (
+                r#"{"component":"n8n","status":"success","duration_seconds":1}"#,
+                true,
+            ),
+            (r#"{"component":"n8n","stat"#, false),
+            ("garbage", false),
+            (r#"{"component":"mysql","status":"success"}"#, false),
+        ] {
+            let run = read(&lines(&[PG_OK, N8N_OK, bad]), &[]);
+            assert_eq!(status(&run), "partial", "{bad}");
+            if component_failed {
+                assert!(!run.components["n8n"].is_success(), "{bad}");
+            } else {
+                assert_eq!(run.problems.len(), 1, "{bad}: {run:?}");
+                assert!(run.problems[0].starts_with("stdin:3: "), "{run:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_record_is_not_overridden_by_a_later_success() {
+        let run = read(
+            &lines(&[r#"{"component":"n8n","status":"FAILED"}"#, N8N_OK]),
+            &[],
+        );
+        assert_eq!(status(&run), "failed");
+    }
+
+    #[test]
+    fn invalid_bytes_are_read_around() {
+        let mut input = lines(&[PG_OK]);
+        input.push(("stdin:2".into(), b"\xff\xfe{not utf-8".to_vec()));
+        let run = read(&input, &[]);
+        assert_eq!(status(&run), "partial");
+    }
+
+    #[test]
+    fn a_selected_component_without_a_record_failed() {
+        let run = read(&lines(&[PG_OK]), &[Component::Postgres, Component::Minio]);
+        assert_eq!(status(&run), "partial");
+        assert!(
+            matches!(&run.components["minio"], Outcome::Failed { error, .. } if error.contains("no result record"))
+        );
+        assert_eq!(status(&read(&[], &[Component::Minio])), "failed");
+        assert_eq!(status(&read(&[], &[])), "failed");
+    }
+}
