@@ -80,7 +80,7 @@ pub fn read(lines: &[(String, Vec<u8>)], expected: &[Component]) -> Run {
                 if !readable {
                     sticky.insert(component.clone());
                 }
-                run.components.insert(component, outcome);
+                run.components.insert(component, *outcome);
             }
         }
     }
@@ -99,7 +99,7 @@ enum Judged {
     Problem(String),
     Outcome {
         component: String,
-        outcome: Outcome,
+        outcome: Box<Outcome>,
         readable: bool,
     },
 }
@@ -124,10 +124,10 @@ fn judge(at: &str, line: &str) -> Judged {
         .unwrap_or(0);
     let unreadable = |why: String| Judged::Outcome {
         component: component.clone(),
-        outcome: Outcome::Failed {
+        outcome: Box::new(Outcome::Failed {
             error: format!("its result record could not be read ({at}: {why})"),
             duration_seconds,
-        },
+        }),
         readable: false,
     };
     match value.get("status").and_then(Value::as_str) {
@@ -135,7 +135,7 @@ fn judge(at: &str, line: &str) -> Judged {
             Ok(r) if r.file.is_some() && r.sha256.is_some() && r.size_bytes.is_some() => {
                 Judged::Outcome {
                     component,
-                    outcome: Outcome::Success(r),
+                    outcome: Box::new(Outcome::Success(r)),
                     readable: true,
                 }
             }
@@ -143,14 +143,14 @@ fn judge(at: &str, line: &str) -> Judged {
             Err(e) => unreadable(e.to_string()),
         },
         Some("failed") => Judged::Outcome {
-            outcome: Outcome::Failed {
+            outcome: Box::new(Outcome::Failed {
                 error: value
                     .get("error")
                     .and_then(Value::as_str)
                     .unwrap_or("failed without a message")
                     .to_owned(),
                 duration_seconds,
-            },
+            }),
             component,
             readable: true,
         },

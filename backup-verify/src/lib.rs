@@ -112,6 +112,11 @@ fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
         if !link.is_file() {
             anyhow::bail!("the chain is incomplete: {name}, which it builds on, is missing");
         }
+        if sidecar::read(&link)?.is_none() {
+            anyhow::bail!(
+                "the chain is incomplete: {name}, which it builds on, has no .sha256 sidecar and so is not a backup"
+            );
+        }
         seen += 1;
         if seen > 10_000 {
             anyhow::bail!("the chain does not end in a full backup");

@@ -101,6 +101,13 @@ pub fn resolve_chain(file: &Path) -> Result<Vec<(PathBuf, std::fs::File, Manifes
             );
         }
         next = sidecar::check(&base_path)?;
+        if next.sha256.is_none() {
+            bail!(
+                "{} builds on {base}, which has no .sha256 sidecar and so is not a backup \
+                 (an interrupted publish?); restore an earlier full backup",
+                path.display()
+            );
+        }
         if chain.len() > 10_000 {
             bail!(
                 "the chain of {} does not end in a full backup",

@@ -753,3 +753,21 @@ mod restore {
         assert_restore_failed(&out, "cannot open /nonexistent/x.sql.gz", &pg);
     }
 }
+
+#[test]
+fn a_database_name_that_cannot_name_a_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in ["", "../x", "a/b", ".hidden"] {
+        let out = Tool::new(BIN)
+            .env("POSTGRES_DB", db)
+            .env("POSTGRES_PASSWORD", "pw-never-shown-42")
+            .env("BACKUP_DIR", dir.path())
+            .run(&["backup"]);
+        out.assert_backup_failed(2, "POSTGRES_DB: database name", "pw-never-shown-42");
+        assert!(
+            tree(dir.path()).is_empty(),
+            "{db:?}: {:?}",
+            tree(dir.path())
+        );
+    }
+}

@@ -608,3 +608,20 @@ fn planted_links_and_a_changed_staged_snapshot_restore_nothing_foreign() {
         "a changed snapshot was restored"
     );
 }
+
+#[test]
+fn a_collection_name_qdrant_would_refuse_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["../x", "a/b", "", "a:b"] {
+        let out = Tool::new(BIN)
+            .env("QDRANT_URL", "http://127.0.0.1:9")
+            .env("BACKUP_DIR", dir.path())
+            .run(&["backup", "--collection", name]);
+        out.assert_backup_failed(2, "--collection: collection name", "no-secret-here");
+        assert!(
+            tree(dir.path()).is_empty(),
+            "{name:?}: {:?}",
+            tree(dir.path())
+        );
+    }
+}
