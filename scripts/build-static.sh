@@ -47,5 +47,7 @@ done
 
 if [ "${1:-}" = --test ]; then
     say "system tests against the static binaries"
-    BACKUP_KIT_BIN_DIR=$out cargo test --locked -p system-tests
+    # As root, the root-only tests (#[ignore]d otherwise) run too.
+    if [ "$(id -u)" = 0 ]; then set -- --include-ignored; else set --; fi
+    BACKUP_KIT_BIN_DIR=$out cargo test --locked -p system-tests -- "$@"
 fi

@@ -165,7 +165,9 @@ fn incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket() {
     s3.put("documents", "new/one.txt", b"one", "text/plain", &[]);
     s3.put("documents", "new/two.txt", b"two", "text/plain", &[]);
     s3.delete("documents", "empty.bin");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // s3s-fs lists no ETag: a change shows in size and last-modified, which has a
+    // second's resolution, so the listing must be a second after the writes.
+    test_harness::wait_for_next_second();
     let out = t.run(&["backup", "--type", "incremental"]);
     let incr = published(&out, dir.path());
     assert!(incr.to_string_lossy().ends_with(".incr.tar.gz"));
@@ -383,7 +385,8 @@ fn the_server_dying_mid_backup_publishes_nothing() {
     let run = backup_under_way(&t, dir.path());
     s3.stop();
     let out = finish(run);
-    out.assert_backup_failed(1, "", &s3.secret_key);
+    // "GET <key> broke off" or "GET <key>: cannot reach …", whichever object it was on.
+    out.assert_backup_failed(1, "GET ", &s3.secret_key);
     assert!(
         out.stderr.contains("a-big.bin broke off") || out.stderr.contains("check MINIO_ENDPOINT"),
         "{}",
@@ -404,10 +407,9 @@ fn sigterm_mid_backup_removes_the_temp_file() {
 }
 
 #[test]
+#[ignore = "needs root (it mounts a tmpfs or runs crond); scripts/test.sh runs it as root"]
 fn disk_full_publishes_nothing() {
-    if !test_harness::root_or_skip("minio disk_full_publishes_nothing") {
-        return;
-    }
+    test_harness::require_root("minio disk_full_publishes_nothing");
     let s3 = S3Server::start();
     s3.create_bucket("documents");
     s3.put("documents", "small.txt", b"small", "text/plain", &[]);

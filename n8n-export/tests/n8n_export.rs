@@ -4,7 +4,6 @@
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 use test_harness::n8n::{sample_workflows, N8n};
 use test_harness::{terminate, tree, wait_for, Output, SmallDisk, Tool};
 
@@ -224,26 +223,37 @@ fn a_disabled_api_is_named() {
 }
 
 #[test]
-fn disk_full_and_sigterm_publish_nothing() {
+#[ignore = "needs root (it mounts a tmpfs or runs crond); scripts/test.sh runs it as root"]
+fn disk_full_publishes_nothing() {
+    test_harness::require_root("n8n disk_full_publishes_nothing");
     let n8n = N8n::start();
     n8n.import(&sample_workflows(300));
-    if test_harness::root_or_skip("n8n disk_full") {
-        let disk = SmallDisk::mount("64k");
-        let out = api_tool(&n8n, disk.path()).run(&["backup"]);
-        assert_failed(&out, "disk full", &n8n.api_key);
-        assert_eq!(tree(disk.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
-    }
+    let disk = SmallDisk::mount("64k");
+    let out = api_tool(&n8n, disk.path()).run(&["backup"]);
+    assert_failed(&out, "disk full", &n8n.api_key);
+    assert_eq!(tree(disk.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
+}
+
+#[test]
+fn sigterm_stops_the_cli_and_publishes_nothing() {
     // SIGTERM while the CLI runs: the CLI is stopped with us, nothing is published.
     let dir = tempfile::tempdir().unwrap();
-    let child = cli_tool(&n8n, dir.path())
+    // No n8n needed: the "CLI" is a shell that waits.
+    let child = Tool::new(BIN)
+        .env("BACKUP_DIR", dir.path())
         .env("N8N_CLI", "sh -c 'sleep 60' sh")
         .spawn(&["backup"]);
-    wait_for("the lock file", || {
-        dir.path().join("n8n/.lock").exists().then_some(())
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    // The CLI (here a shell that waits) must have started: its pid is a child's.
+    let tool_pid = child.id();
+    let cli = wait_for("the CLI to start", || child_of(tool_pid));
     terminate(child);
     assert_eq!(tree(dir.path()), vec!["n8n/", "n8n/.lock (0 bytes)"]);
+    wait_for("the CLI to be stopped with the tool", || {
+        let alive = fs::read_to_string(format!("/proc/{cli}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false);
+        (!alive).then_some(())
+    });
 }
 
 #[test]
@@ -259,4 +269,15 @@ fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
         &dir.path().join("n8n"),
         &["backup"],
     );
+}
+
+/// A process whose parent is `parent`, if one exists.
+fn child_of(parent: u32) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+        // Fields after the parenthesised name: state, then the parent's pid.
+        let ppid: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+        (ppid == parent).then_some(pid)
+    })
 }

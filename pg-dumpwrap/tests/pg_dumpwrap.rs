@@ -523,10 +523,9 @@ fn a_second_run_while_one_holds_the_lock_exits_75() {
 }
 
 #[test]
+#[ignore = "needs root (it mounts a tmpfs or runs crond); scripts/test.sh runs it as root"]
 fn disk_full_publishes_nothing_and_keeps_latest() {
-    if !test_harness::root_or_skip("disk_full_publishes_nothing_and_keeps_latest") {
-        return;
-    }
+    test_harness::require_root("disk_full_publishes_nothing_and_keeps_latest");
     let pg = PgCluster::start();
     pg.create_db("shop");
     pg.sql("shop", "CREATE TABLE t (x text)");
@@ -581,6 +580,24 @@ mod restore {
         )
     }
 
+    /// The SQL inside a dump.
+    fn sql_of(file: &Path) -> String {
+        let mut sql = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(fs::File::open(file).unwrap()),
+            &mut sql,
+        )
+        .unwrap();
+        sql
+    }
+
+    fn write_gz(path: &Path, sql: &str) {
+        let mut enc =
+            flate2::write::GzEncoder::new(fs::File::create(path).unwrap(), Default::default());
+        enc.write_all(sql.as_bytes()).unwrap();
+        enc.finish().unwrap();
+    }
+
     fn assert_restore_failed(out: &Output, needle: &str, pg: &PgCluster) {
         out.assert_failed("restore", 1, needle, &pg.password);
     }
@@ -627,19 +644,11 @@ mod restore {
         let pg = PgCluster::start();
         let (_backups, t, file) = backed_up(&pg);
         let (t, before) = target(&pg, &t);
-        let mut sql = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(fs::File::open(&file).unwrap()),
-            &mut sql,
-        )
-        .unwrap();
+        let sql = sql_of(&file);
         let cut_sql = &sql[..sql.rfind("-- PostgreSQL database dump complete").unwrap()];
         let dir = tempfile::tempdir().unwrap();
         let cut = dir.path().join("shop_20240101_000000.sql.gz");
-        let mut enc =
-            flate2::write::GzEncoder::new(fs::File::create(&cut).unwrap(), Default::default());
-        enc.write_all(cut_sql.as_bytes()).unwrap();
-        enc.finish().unwrap();
+        write_gz(&cut, cut_sql);
         let out = t.run(&["restore", cut.to_str().unwrap()]);
         assert_restore_failed(&out, "without pg_dump's \"dump complete\" trailer", &pg);
         assert!(before == pg.comparable_dump("target"), "target changed");
@@ -650,12 +659,7 @@ mod restore {
         let pg = PgCluster::start();
         let (_backups, t, file) = backed_up(&pg);
         let (t, before) = target(&pg, &t);
-        let mut sql = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(fs::File::open(&file).unwrap()),
-            &mut sql,
-        )
-        .unwrap();
+        let sql = sql_of(&file);
         let dir = tempfile::tempdir().unwrap();
         let pwned = dir.path().join("pwned");
         // Planted late in the file, after statements that would already have
@@ -684,10 +688,7 @@ mod restore {
             let path = dir
                 .path()
                 .join(format!("postgres/shop_2024010{}_000000.sql.gz", n + 1));
-            let mut enc =
-                flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), Default::default());
-            enc.write_all(hostile.as_bytes()).unwrap();
-            enc.finish().unwrap();
+            write_gz(&path, &hostile);
             let out = t.run(&["restore", path.to_str().unwrap()]);
             let line = format!("line {}: ", line_of(&sql[..at]));
             assert_restore_failed(&out, &line, &pg);
@@ -724,13 +725,10 @@ mod restore {
         let (t, before) = target(&pg, &t);
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("shop_20240101_000000.sql.gz");
-        let mut enc =
-            flate2::write::GzEncoder::new(fs::File::create(&bad).unwrap(), Default::default());
-        enc.write_all(
-            b"DELETE FROM t;\nINSERT INTO no_such_table VALUES (1);\n--\n-- PostgreSQL database dump complete\n--\n\n",
-        )
-        .unwrap();
-        enc.finish().unwrap();
+        write_gz(
+            &bad,
+            "DELETE FROM t;\nINSERT INTO no_such_table VALUES (1);\n--\n-- PostgreSQL database dump complete\n--\n\n",
+        );
         let out = t.run(&["restore", bad.to_str().unwrap()]);
         assert_restore_failed(&out, "relation \"no_such_table\" does not exist", &pg);
         assert!(before == pg.comparable_dump("target"), "target changed");

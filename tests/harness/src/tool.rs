@@ -108,6 +108,19 @@ pub fn resume(child: &std::process::Child) {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
 }
 
+/// Waits until the wall clock has entered the next whole second (for things
+/// stamped with a second's resolution: artifact names, S3 last-modified).
+pub fn wait_for_next_second() {
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let now = second();
+    wait_for("the next second", || (second() > now).then_some(()));
+}
+
 /// Polls `f` until it yields a value; fails the test after a minute.
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
