@@ -4,8 +4,8 @@
 use anyhow::{anyhow, bail, Context, Result};
 use backup_common::dump_trailer::DumpTail;
 use backup_common::hashing::HashingReader;
+use backup_formats::qdrant::{self as qmanifest, Manifest};
 use flate2::read::MultiGzDecoder;
-use qdrant_snap::manifest::{self as qmanifest, Manifest};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Component as PathPart, Path};
@@ -86,7 +86,7 @@ pub fn check(kind: Kind, name: &str, content: impl Read) -> Result<Checked> {
 fn check_minio_archive(input: impl Read, name: &str) -> Result<Option<String>> {
     let mut counted = io::BufReader::new(input);
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let manifest = minio_snap::manifest::read_archive(&mut counted, name, |path, entry| {
+    let manifest = backup_formats::minio::read_archive(&mut counted, name, |path, entry| {
         let mut tee = HashingReader::new(entry);
         let size = io::copy(&mut tee, &mut io::sink()).map_err(gzip_error)?;
         seen.insert(path.to_owned(), (size, tee.sha256()));
@@ -237,19 +237,7 @@ fn is_readable_tar(input: &mut impl Read) -> Result<()> {
 fn check_n8n(input: impl Read) -> Result<()> {
     let value: serde_json::Value =
         serde_json::from_reader(input).map_err(|e| anyhow!("not valid JSON: {e}"))?;
-    let workflows = value
-        .as_array()
-        .ok_or_else(|| anyhow!("not a JSON array of workflows"))?;
-    for (i, w) in workflows.iter().enumerate() {
-        let has_id = w["id"].is_string() || w["id"].is_number();
-        let ok = has_id
-            && w["name"].is_string()
-            && w["nodes"].is_array()
-            && w["connections"].is_object();
-        if !ok {
-            bail!("workflow #{i} lacks id, name, nodes or connections");
-        }
-    }
+    backup_formats::n8n::validate_workflows(&value)?;
     Ok(())
 }
 
@@ -257,18 +245,7 @@ fn check_n8n(input: impl Read) -> Result<()> {
 fn check_n8n_credentials(input: impl Read) -> Result<()> {
     let value: serde_json::Value =
         serde_json::from_reader(input).map_err(|e| anyhow!("not valid JSON: {e}"))?;
-    let list = value
-        .as_array()
-        .ok_or_else(|| anyhow!("not a JSON array of credentials"))?;
-    for (i, c) in list.iter().enumerate() {
-        if !(c["id"].is_string()
-            && c["name"].is_string()
-            && c["type"].is_string()
-            && c["data"].is_string())
-        {
-            bail!("credential #{i} lacks id, name, type or encrypted data");
-        }
-    }
+    backup_formats::n8n::validate_credentials(&value)?;
     Ok(())
 }
 

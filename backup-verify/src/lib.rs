@@ -33,13 +33,11 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
     /// Also restore the newest PostgreSQL dump and Qdrant archive into scratch
-    /// targets and compare row and points counts with the backup (needs the services)
+    /// targets and compare row and points counts with the backup: runs
+    /// `pg-dumpwrap restore-test` and `qdrant-snap restore-test`, which take the
+    /// POSTGRES_* and QDRANT_* settings from the environment
     #[arg(long)]
     pub restore_test: bool,
-    #[command(flatten)]
-    pub postgres: pg_dumpwrap::cli::Connection,
-    #[command(flatten)]
-    pub qdrant: qdrant_snap::cli::Server,
 }
 
 /// The verdict on one artifact.
@@ -121,7 +119,7 @@ fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
         if seen > 10_000 {
             anyhow::bail!("the chain does not end in a full backup");
         }
-        base = minio_snap::backup::read_manifest(&link)?.base;
+        base = backup_formats::minio::read_manifest(&link)?.base;
     }
     Ok(())
 }

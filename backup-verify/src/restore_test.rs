@@ -1,19 +1,18 @@
 //! `--restore-test`: the newest PostgreSQL dump and Qdrant archive restored into
-//! scratch targets, compared with what the backup recorded, then dropped.
-//! A dump records its row counts itself (the rows of each COPY block); a Qdrant
-//! archive records points counts in its manifest.
+//! scratch targets, compared with what the backup recorded, then dropped — by
+//! the component tools themselves (`pg-dumpwrap restore-test`, `qdrant-snap
+//! restore-test`), which this only runs: backup-verify reads files and talks to
+//! no service.
 
 use crate::{Cli, Verdict};
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 pub fn run(cli: &Cli) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     if let Some(dump) = latest(&cli.backup_dir.join("postgres"), ".sql.gz") {
-        let failure = postgres(cli, &dump)
+        let failure = postgres(&dump)
             .err()
             .map(|e| backup_common::exit::one_line(&e));
         verdicts.push(Verdict {
@@ -23,7 +22,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
         });
     }
     if let Some(archive) = latest(&cli.backup_dir.join("qdrant"), ".tar.gz") {
-        let failure = qdrant(cli, &archive)
+        let failure = qdrant(&archive)
             .err()
             .map(|e| backup_common::exit::one_line(&e));
         verdicts.push(Verdict {
@@ -56,129 +55,45 @@ fn latest(dir: &Path, ext: &str) -> Option<PathBuf> {
     links.pop()
 }
 
-/// Rows per table in a plain-format dump: the lines of each `COPY … FROM stdin;` block.
-pub fn copy_counts(sql: impl BufRead) -> Result<BTreeMap<String, u64>> {
-    let mut counts = BTreeMap::new();
-    let mut current: Option<String> = None;
-    for line in sql.split(b'\n') {
-        let line = line.context("cannot read the dump")?;
-        match &current {
-            None => {
-                if let Some(rest) = line.strip_prefix(b"COPY ") {
-                    if line.ends_with(b" FROM stdin;") {
-                        let rest = String::from_utf8_lossy(rest);
-                        let table = rest.split(" (").next().unwrap_or(&rest);
-                        let table = table
-                            .split(" FROM stdin;")
-                            .next()
-                            .unwrap_or(table)
-                            .to_owned();
-                        counts.insert(table.clone(), 0);
-                        current = Some(table);
-                    }
-                }
-            }
-            Some(table) => {
-                if line == b"\\." {
-                    current = None;
-                } else {
-                    *counts
-                        .get_mut(table)
-                        .expect("inserted when the block began") += 1;
-                }
-            }
-        }
-    }
-    Ok(counts)
-}
-
-fn postgres(cli: &Cli, dump: &Path) -> Result<()> {
-    let file =
-        std::fs::File::open(dump).with_context(|| format!("cannot open {}", dump.display()))?;
-    let expected = copy_counts(BufReader::new(flate2::read::MultiGzDecoder::new(file)))?;
-    let scratch = format!("{}_verify_{}", cli.postgres.db, std::process::id());
-    let args = pg_dumpwrap::cli::RestoreArgs {
-        file: dump.to_owned(),
-        connection: pg_dumpwrap::cli::Connection {
-            db: scratch.clone(),
-            ..cli.postgres.clone()
-        },
-        create: true,
-        psql: "psql".into(),
-    };
-    let conn = pg_dumpwrap::conn::Conn::from_args(&args.connection)?;
-    let restored = pg_dumpwrap::restore::run_restore(&args);
-    let compared = restored.and_then(|_| {
-        for (table, rows) in &expected {
-            let got = psql(&conn, &scratch, &format!("SELECT count(*) FROM {table}"))?;
-            if got != rows.to_string() {
-                bail!("table {table} has {got} rows after the restore, the dump holds {rows}");
-            }
-        }
-        Ok(())
-    });
-    // The scratch database goes whatever happened (it may not exist if CREATE failed).
-    let _ = psql(
-        &conn,
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS \"{scratch}\""),
-    );
-    compared
-}
-
-fn psql(conn: &pg_dumpwrap::conn::Conn, db: &str, sql: &str) -> Result<String> {
-    let out = conn
-        .command(Path::new("psql"), db)
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "--no-password",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
+/// Runs `<tool> restore-test <archive>` (the tool that knows the service does
+/// the restoring; it reads its connection settings from the environment, as in
+/// a backup run). The failure is the tool's own one-line error.
+fn run_tool(tool: &str, archive: &Path) -> Result<()> {
+    let program = sibling(tool);
+    let out = std::process::Command::new(&program)
+        .arg("restore-test")
+        .arg(archive)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .output()
-        .context("cannot run psql")?;
-    if !out.status.success() {
-        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+        .with_context(|| format!("cannot run {} — is it installed?", program.display()))?;
+    if out.status.success() {
+        return Ok(());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reason = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.split_once("restore-test failed: ").map(|(_, r)| r))
+        .or_else(|| stderr.lines().last())
+        .unwrap_or("no message");
+    bail!("{tool} restore-test: {reason}")
 }
 
-fn qdrant(cli: &Cli, archive: &Path) -> Result<()> {
-    let manifest = qdrant_snap::restore::manifest_of(&std::fs::canonicalize(archive)?)?;
-    let api = qdrant_snap::backup::connect(&cli.qdrant.url, &cli.qdrant.timeouts)?;
-    for c in &manifest.collections {
-        let scratch = format!("{}_verify_{}", c.name, std::process::id());
-        let args = qdrant_snap::cli::RestoreArgs {
-            file: archive.to_owned(),
-            server: qdrant_snap::cli::Server {
-                url: cli.qdrant.url.clone(),
-                timeouts: cli.qdrant.timeouts.clone(),
-            },
-            collections: vec![c.name.clone()],
-            rename: Some(scratch.clone()),
-        };
-        // run_restore compares the restored points count with the manifest.
-        let restored = qdrant_snap::restore::run_restore(&args);
-        let _ = api.delete_collection(&scratch);
-        restored?;
-    }
-    Ok(())
+/// A tool beside this binary (as installed), else on PATH.
+fn sibling(tool: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(tool)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(tool))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counts_the_rows_of_every_copy_block() {
-        let sql = "SET x = 1;\nCOPY public.t (a, b) FROM stdin;\n1\tx\n2\ty\n\\.\n\nCOPY \"Ünï\".\"Tåble\" (\"k\") FROM stdin;\n\\.\nCOPY s.u FROM stdin;\na\n\\.\n";
-        let counts = super::copy_counts(sql.as_bytes()).unwrap();
-        assert_eq!(counts["public.t"], 2);
-        assert_eq!(counts["\"Ünï\".\"Tåble\""], 0);
-        assert_eq!(counts["s.u"], 1);
-        assert_eq!(counts.len(), 3);
-    }
+fn postgres(dump: &Path) -> Result<()> {
+    run_tool("pg-dumpwrap", dump)
+}
+
+fn qdrant(archive: &Path) -> Result<()> {
+    run_tool("qdrant-snap", archive)
 }

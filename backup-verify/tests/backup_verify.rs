@@ -74,23 +74,29 @@ fn n8n_json(n: u32) -> Vec<u8> {
     serde_json::to_vec_pretty(&workflows).unwrap()
 }
 
-/// A real qdrant-snap archive, made by the tool (in-process) against the stand-in.
+/// A component tool's real binary (backup-verify itself depends on none of them).
+fn tool(name: &str) -> Tool {
+    Tool::new(test_harness::script::bin_dir().join(name))
+}
+
+/// Runs a tool to success.
+fn made_by(t: &Tool, args: &[&str]) {
+    let out = t.run(args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+/// A real qdrant-snap archive, made by the tool against the stand-in.
 fn qdrant_archive(version: u32) -> Vec<u8> {
     let server = QdrantStandin::start(None);
     server.add_collection("documents", 4, 50);
     server.add_collection("memory", 3, 10 + version);
     let dir = tempfile::tempdir().unwrap();
-    let cli = <qdrant_snap::cli::Cli as clap::Parser>::parse_from([
-        "qdrant-snap",
-        "backup",
-        "--url",
-        &server.url,
-        "--backup-dir",
-        dir.path().to_str().unwrap(),
-        "--level",
-        "6",
-    ]);
-    assert_eq!(qdrant_snap::run(cli), 0);
+    made_by(
+        &tool("qdrant-snap")
+            .env("QDRANT_URL", &server.url)
+            .env("BACKUP_DIR", dir.path()),
+        &["backup", "--level", "6"],
+    );
     fs::read(dir.path().join("qdrant/qdrant_latest.tar.gz")).unwrap()
 }
 
@@ -337,51 +343,24 @@ fn restore_test_restores_into_scratch_targets_and_compares_counts() {
     server.add_collection("documents", 4, 50);
     let url = server.url.clone();
     let root = tempfile::tempdir().unwrap();
-    let backup_dir = root.path().to_str().unwrap();
 
-    // The backups, made by the tools' own code (in-process).
-    // Only this test reads POSTGRES_PASSWORD, so setting it here races with nothing.
-    std::env::set_var("POSTGRES_PASSWORD", &pg.password);
+    // The backups, made by the tools.
     let port = pg.port.to_string();
-    let pg_dump = pg.bin("pg_dump");
-    let p = <pg_dumpwrap::cli::Cli as clap::Parser>::parse_from([
-        "pg-dumpwrap",
-        "backup",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--user",
-        "postgres",
-        "--db",
-        "shop",
-        "--backup-dir",
-        backup_dir,
-        "--pg-dump",
-        pg_dump.to_str().unwrap(),
-    ]);
-    assert_eq!(pg_dumpwrap::run(p), 0);
-    let q = <qdrant_snap::cli::Cli as clap::Parser>::parse_from([
-        "qdrant-snap",
-        "backup",
-        "--url",
-        &url,
-        "--backup-dir",
-        backup_dir,
-    ]);
-    assert_eq!(qdrant_snap::run(q), 0);
-
     let bindir = pg.bin("psql").parent().unwrap().to_owned();
     let path = format!("{}:{}", bindir.display(), std::env::var("PATH").unwrap());
-    let verify = Tool::new(BIN)
-        .env("PATH", &path)
-        .env("POSTGRES_HOST", "127.0.0.1")
-        .env("POSTGRES_PORT", &port)
-        .env("POSTGRES_USER", "postgres")
-        .env("POSTGRES_PASSWORD", &pg.password)
-        .env("POSTGRES_DB", "shop")
-        .env("QDRANT_URL", &url)
-        .env("BACKUP_DIR", root.path());
+    let with_services = |t: Tool| {
+        t.env("PATH", &path)
+            .env("POSTGRES_HOST", "127.0.0.1")
+            .env("POSTGRES_PORT", &port)
+            .env("POSTGRES_USER", "postgres")
+            .env("POSTGRES_PASSWORD", &pg.password)
+            .env("POSTGRES_DB", "shop")
+            .env("QDRANT_URL", &url)
+            .env("BACKUP_DIR", root.path())
+    };
+    made_by(&with_services(tool("pg-dumpwrap")), &["backup"]);
+    made_by(&with_services(tool("qdrant-snap")), &["backup"]);
+    let verify = with_services(Tool::new(BIN));
     let out = verify.run(&["--restore-test"]);
     assert_eq!(
         out.code,
@@ -429,8 +408,8 @@ fn restore_test_restores_into_scratch_targets_and_compares_counts() {
         .any(|l| l.starts_with("OK ") && l.contains("shop_latest")));
 }
 
-/// Real minio-snap archives (a full one, and an incremental on it), made
-/// in-process against s3s-fs, with their sidecars, in `root/minio`.
+/// Real minio-snap archives (a full one, and an incremental on it), made by the
+/// tool against s3s-fs, with their sidecars, in `root/minio`.
 fn minio_archives(root: &Path) -> (PathBuf, PathBuf) {
     let s3 = test_harness::s3::S3Server::start();
     s3.create_bucket("documents");
@@ -443,24 +422,13 @@ fn minio_archives(root: &Path) -> (PathBuf, PathBuf) {
             &[],
         );
     }
-    // Only this test reads these variables, so setting them races with nothing.
-    std::env::set_var("MINIO_ROOT_USER", &s3.access_key);
-    std::env::set_var("MINIO_ROOT_PASSWORD", &s3.secret_key);
-    let backup = |kind: &str| {
-        let cli = <minio_snap::cli::Cli as clap::Parser>::parse_from([
-            "minio-snap",
-            "backup",
-            "--endpoint",
-            &s3.endpoint,
-            "--bucket",
-            "documents",
-            "--backup-dir",
-            root.to_str().unwrap(),
-            "--type",
-            kind,
-        ]);
-        assert_eq!(minio_snap::run(cli), 0);
-    };
+    let minio = tool("minio-snap")
+        .env("MINIO_ENDPOINT", &s3.endpoint)
+        .env("MINIO_ROOT_USER", &s3.access_key)
+        .env("MINIO_ROOT_PASSWORD", &s3.secret_key)
+        .env("MINIO_BUCKET", "documents")
+        .env("BACKUP_DIR", root);
+    let backup = |kind: &str| made_by(&minio, &["backup", "--type", kind]);
     backup("full");
     s3.put("documents", "docs/new.txt", b"new", "text/plain", &[]);
     // Artifact names have a second's resolution: the next one needs a new second.

@@ -302,23 +302,4 @@ pub fn newest_in_chain(dir: &Path, bucket: &str) -> Result<Option<PathBuf>> {
     Ok(ours.last().map(|n| dir.join(n.file_name())))
 }
 
-/// The manifest of an archive (its last entry; the archive is read to the end
-/// and must be well-formed: `manifest::read_archive`).
-pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    manifest_of(&file, path)
-}
-
-/// The same, through an open handle (read from its start).
-pub fn manifest_of(file: &std::fs::File, path: &Path) -> Result<Manifest> {
-    use std::io::Seek;
-    let mut file = file.try_clone()?;
-    file.seek(std::io::SeekFrom::Start(0))?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    manifest::read_archive(std::io::BufReader::new(file), &name, |_, entry| {
-        std::io::copy(entry, &mut std::io::sink())?;
-        Ok(())
-    })
-    .with_context(|| format!("{} is not a valid minio-snap archive", path.display()))
-}
+pub use backup_formats::minio::{manifest_of, read_manifest};

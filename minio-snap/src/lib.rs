@@ -3,7 +3,8 @@
 pub mod backup;
 pub mod cli;
 pub mod extract;
-pub mod manifest;
+/// The archive format lives in `backup_formats`, shared with backup-verify.
+pub use backup_formats::minio as manifest;
 pub mod restore;
 pub mod s3;
 

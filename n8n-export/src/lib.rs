@@ -189,12 +189,8 @@ fn credentials_json(cli: &N8nCli) -> Result<(Vec<u8>, usize)> {
         Some(_) => anyhow::bail!("n8n CLI export:credentials did not write a JSON array"),
         None => Vec::new(),
     };
-    if let Some(bad) = list
-        .iter()
-        .position(|c| !c["id"].is_string() || !c["data"].is_string())
-    {
-        anyhow::bail!("credential #{bad} has no id or no encrypted data; refusing to store it");
-    }
+    backup_formats::n8n::validate_credentials(&Value::Array(list.clone()))
+        .map_err(|e| e.context("refusing to store the credentials"))?;
     let n = list.len();
     let mut bytes = serde_json::to_vec(&Value::Array(workflows::canonical(list)))?;
     bytes.push(b'\n');

@@ -1,28 +1,10 @@
 //! Workflows as data: validation, the backup's canonical form, and the body the
 //! public API accepts on restore. No I/O here.
 
-use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
-/// Checks that `value` is an array of workflows as `n8n export:workflow --all`
-/// writes them: each has id, name, nodes and connections.
-pub fn validate(value: &Value) -> Result<&Vec<Value>> {
-    let Some(list) = value.as_array() else {
-        bail!("not a JSON array of workflows");
-    };
-    for (i, w) in list.iter().enumerate() {
-        let id_ok = w["id"].as_str().is_some_and(|s| !s.is_empty()) || w["id"].is_number();
-        if !id_ok
-            || !w["name"].is_string()
-            || !w["nodes"].is_array()
-            || !w["connections"].is_object()
-        {
-            let name = w["name"].as_str().unwrap_or("?");
-            bail!("workflow #{i} ({name}) lacks id, name, nodes or connections");
-        }
-    }
-    Ok(list)
-}
+/// The one answer to "is this a valid workflow backup" (`backup_formats::n8n`).
+pub use backup_formats::n8n::validate_workflows as validate;
 
 fn id_of(w: &Value) -> String {
     match &w["id"] {
@@ -80,23 +62,6 @@ pub fn id(w: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn validates_the_export_shape() {
-        assert!(validate(&json!([])).is_ok());
-        assert!(
-            validate(&json!([{"id": "a", "name": "x", "nodes": [], "connections": {}}])).is_ok()
-        );
-        let err = validate(&json!([{"id": "a", "name": "x", "nodes": []}])).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "workflow #0 (x) lacks id, name, nodes or connections"
-        );
-        assert!(
-            validate(&json!([{"id": "", "name": "x", "nodes": [], "connections": {}}])).is_err()
-        );
-        assert!(validate(&json!({"data": []})).is_err());
-    }
 
     #[test]
     fn canonical_order_is_by_id() {

@@ -22,6 +22,20 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a .sql.gz dump into the database, in one transaction
     Restore(RestoreArgs),
+    /// Restore a dump into a scratch database `<db>_verify_<pid>`, compare every
+    /// table's rows with the dump's, and drop it again (backup-verify --restore-test)
+    RestoreTest(RestoreTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreTestArgs {
+    /// A .sql.gz dump (a *_latest link is fine)
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The psql program
+    #[arg(long, value_name = "PATH", default_value = "psql")]
+    pub psql: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@ pub mod conn;
 pub mod dump;
 pub mod pg_error;
 pub mod restore;
+pub mod restore_test;
 
 use backup_common::tool;
 use cli::{Cli, Command};
@@ -18,5 +19,8 @@ pub fn run(cli: Cli) -> i32 {
             tool::run_backup(dump::COMPONENT, to_stdout, |run| dump::backup(run, &args))
         }
         Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || restore::restore(&args)),
+        Command::RestoreTest(args) => tool::run(dump::COMPONENT, "restore-test", || {
+            restore_test::restore_test(&args)
+        }),
     }
 }

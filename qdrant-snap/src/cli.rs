@@ -19,9 +19,20 @@ pub enum Command {
     Backup(BackupArgs),
     /// Upload the snapshots of an archive back into Qdrant and check their points counts
     Restore(RestoreArgs),
+    /// Restore every collection of an archive as `<name>_verify_<pid>`, check its
+    /// points count, and delete it again (backup-verify --restore-test)
+    RestoreTest(RestoreTestArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct RestoreTestArgs {
+    /// A qdrant_*.tar.gz archive (a *_latest link is fine)
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub server: Server,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct Server {
     /// Qdrant's REST endpoint
     #[arg(long, env = "QDRANT_URL", default_value = "http://qdrant:6333")]

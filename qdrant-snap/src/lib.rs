@@ -3,8 +3,10 @@
 pub mod api;
 pub mod backup;
 pub mod cli;
-pub mod manifest;
+/// The archive format lives in `backup_formats`, shared with backup-verify.
+pub use backup_formats::qdrant as manifest;
 pub mod restore;
+pub mod restore_test;
 
 use backup_common::tool;
 use cli::{Cli, Command};
@@ -20,5 +22,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Restore(args) => {
             tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
         }
+        Command::RestoreTest(args) => tool::run(backup::COMPONENT, "restore-test", || {
+            restore_test::restore_test(&args)
+        }),
     }
 }

@@ -3,9 +3,11 @@
 //! type and user metadata; for an incremental also what it builds on, the full
 //! key list at backup time and the keys deleted since.
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 pub const FORMAT: &str = "minio-snap/1";
 pub const FILE_NAME: &str = "manifest.json";
@@ -72,6 +74,27 @@ pub fn archive_path(bucket: &str, key: &str) -> String {
             hex::encode(Sha256::digest(key.as_bytes()))
         )
     }
+}
+
+/// The manifest of an archive (its last entry; the archive is read to the end
+/// and must be well-formed: `read_archive`).
+pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    manifest_of(&file, path)
+}
+
+/// The same, through an open handle (read from its start).
+pub fn manifest_of(file: &std::fs::File, path: &Path) -> anyhow::Result<Manifest> {
+    use std::io::Seek;
+    let mut file = file.try_clone()?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    read_archive(std::io::BufReader::new(file), &name, |_, entry| {
+        std::io::copy(entry, &mut std::io::sink())?;
+        Ok(())
+    })
+    .with_context(|| format!("{} is not a valid minio-snap archive", path.display()))
 }
 
 /// What a well-formed archive is, decided in one place for backup (reading a

@@ -1,0 +1,136 @@
+//! `restore-test`: a dump restored into a scratch database and compared with
+//! what it holds (a dump records its row counts itself: the rows of each COPY
+//! block), then dropped. backup-verify --restore-test runs it.
+
+use crate::cli::{Connection, RestoreArgs, RestoreTestArgs};
+use crate::conn::Conn;
+use crate::dump::COMPONENT;
+use crate::restore::run_restore;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+/// Rows per table in a plain-format dump: the lines of each `COPY … FROM stdin;` block.
+pub fn copy_counts(sql: impl BufRead) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in sql.split(b'\n') {
+        let line = line.context("cannot read the dump")?;
+        match &current {
+            None => {
+                if let Some(rest) = line.strip_prefix(b"COPY ") {
+                    if line.ends_with(b" FROM stdin;") {
+                        let rest = String::from_utf8_lossy(rest);
+                        let table = rest.split(" (").next().unwrap_or(&rest);
+                        let table = table
+                            .split(" FROM stdin;")
+                            .next()
+                            .unwrap_or(table)
+                            .to_owned();
+                        counts.insert(table.clone(), 0);
+                        current = Some(table);
+                    }
+                }
+            }
+            Some(table) => {
+                if line == b"\\." {
+                    current = None;
+                } else {
+                    *counts
+                        .get_mut(table)
+                        .expect("inserted when the block began") += 1;
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Restores the dump into a scratch database, compares the rows of every table
+/// with the dump's own count of them, and drops the scratch database again.
+pub fn restore_test(args: &RestoreTestArgs) -> Result<()> {
+    let dump = &args.file;
+    let file =
+        std::fs::File::open(dump).with_context(|| format!("cannot open {}", dump.display()))?;
+    let expected = copy_counts(BufReader::new(flate2::read::MultiGzDecoder::new(file)))?;
+    let scratch = format!("{}_verify_{}", args.connection.db, std::process::id());
+    let restore = RestoreArgs {
+        file: dump.to_owned(),
+        connection: Connection {
+            db: scratch.clone(),
+            ..args.connection.clone()
+        },
+        create: true,
+        psql: args.psql.clone(),
+    };
+    let conn = Conn::from_args(&restore.connection)?;
+    let restored = run_restore(&restore);
+    let compared = restored.and_then(|_| {
+        for (table, rows) in &expected {
+            let got = psql(
+                &conn,
+                &args.psql,
+                &scratch,
+                &format!("SELECT count(*) FROM {table}"),
+            )?;
+            if got != rows.to_string() {
+                bail!("table {table} has {got} rows after the restore, the dump holds {rows}");
+            }
+        }
+        Ok(())
+    });
+    // The scratch database goes whatever happened (it may not exist if CREATE failed).
+    let _ = psql(
+        &conn,
+        &args.psql,
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS \"{scratch}\""),
+    );
+    compared?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "component": COMPONENT, "action": "restore-test", "status": "success",
+            "file": dump.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "tables": expected.len(), "rows": expected.values().sum::<u64>(),
+        })
+    );
+    Ok(())
+}
+
+fn psql(conn: &Conn, program: &Path, db: &str, sql: &str) -> Result<String> {
+    let out = conn
+        .command(program, db)
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "--no-password",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run psql")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_the_rows_of_every_copy_block() {
+        let sql = "SET x = 1;\nCOPY public.t (a, b) FROM stdin;\n1\tx\n2\ty\n\\.\n\nCOPY \"Ünï\".\"Tåble\" (\"k\") FROM stdin;\n\\.\nCOPY s.u FROM stdin;\na\n\\.\n";
+        let counts = super::copy_counts(sql.as_bytes()).unwrap();
+        assert_eq!(counts["public.t"], 2);
+        assert_eq!(counts["\"Ünï\".\"Tåble\""], 0);
+        assert_eq!(counts["s.u"], 1);
+        assert_eq!(counts.len(), 3);
+    }
+}
