@@ -91,6 +91,22 @@ impl<R: io::Read> io::Read for HashingReader<R> {
     }
 }
 
+/// Copies `from` into `to` while hashing; returns the sha256. A failure says
+/// which side it was: `Err(Ok(e))` reading, `Err(Err(e))` writing.
+pub fn copy_hashed(
+    from: impl io::Read,
+    to: &mut impl io::Write,
+) -> Result<String, Result<io::Error, io::Error>> {
+    let mut reader = HashingReader::new(from);
+    match io::copy(&mut reader, to) {
+        Ok(_) => Ok(reader.sha256()),
+        Err(e) => Err(match reader.error.take() {
+            Some(read) => Ok(read),
+            None => Err(e),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

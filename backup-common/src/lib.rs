@@ -6,6 +6,7 @@
 //! the JSON result record, log lines, secrets, locks and exit codes.
 
 pub mod cleanup;
+pub mod cli;
 pub mod dump_sql;
 pub mod dump_trailer;
 pub mod exit;

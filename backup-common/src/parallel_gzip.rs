@@ -3,8 +3,9 @@
 //! written in order. A multi-member gzip file is plain gzip: `gzip -t`,
 //! `tar -xzf` and `MultiGzDecoder` read it as one stream. Each block starts
 //! with an empty dictionary, which costs about 1% of size at 1 MiB. A block
-//! whose first 64 KiB do not shrink at level 1 (already compressed or random
-//! data) is stored instead: deflating it would only cost time.
+//! whose 64 KiB samples from its start, middle and end all fail to shrink at
+//! level 1 (already compressed or random data) is stored instead: deflating it
+//! would only cost time.
 
 use flate2::write::GzEncoder;
 use flate2::Compression;

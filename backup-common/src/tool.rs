@@ -7,18 +7,6 @@ use crate::{cleanup, exit, log, ExitStatus};
 use std::io::Write;
 use std::time::Instant;
 
-/// `-o -` sends the artifact to stdout; without `-o` it goes into the backup
-/// tree; anything else is a usage error (files are published only into the tree).
-pub fn to_stdout(output: Option<&str>) -> anyhow::Result<bool> {
-    match output {
-        None => Ok(false),
-        Some("-") => Ok(true),
-        Some(other) => Err(crate::usage(format!(
-            "-o {other}: only `-o -` (stdout) is supported; files go to --backup-dir"
-        ))),
-    }
-}
-
 /// Starts watching for signals under the tool's name before anything else
 /// happens; `run_backup` and `run` then say what a signal means for their run.
 /// Call it first thing in `main`.

@@ -1,5 +1,4 @@
 use clap::Parser;
-use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,9 +10,8 @@ use std::path::PathBuf;
                   incrementals a kept incremental builds on, future-dated artifacts, files not named as artifacts."
 )]
 pub struct Cli {
-    /// Root of the backup tree
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
     /// Delete daily artifacts older than this many days
     #[arg(long, env = "BACKUP_RETENTION_DAYS", default_value_t = 30)]
     pub days: u32,

@@ -21,7 +21,7 @@ pub fn run(cli: cli::Cli) -> i32 {
 }
 
 fn prune(cli: &cli::Cli) -> Result<()> {
-    let root = &cli.backup_dir;
+    let root = &cli.tree.backup_dir;
     if !root.is_dir() {
         return Err(backup_common::usage(format!(
             "backup folder {} does not exist — check BACKUP_DIR or --backup-dir",

@@ -27,9 +27,8 @@ pub struct Cli {
     /// record it counts as failed
     #[arg(long = "component", value_name = "NAME", value_parser = ["postgres", "minio", "qdrant", "n8n"])]
     pub components: Vec<String>,
-    /// Root of the backup tree; the report is written to <backup-dir>/backup_report.json
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
     /// The run's backup type
     #[arg(long = "type", default_value = "full", value_parser = ["full", "incremental"])]
     pub backup_type: String,
@@ -92,7 +91,7 @@ fn check_schedule(cli: &Cli) -> Result<()> {
 
 fn check_health(cli: &Cli) -> Result<()> {
     let s = schedule(cli)?;
-    let path = cli.backup_dir.join("backup_report.json");
+    let path = cli.tree.backup_dir.join("backup_report.json");
     let report: Option<serde_json::Value> = match std::fs::read(&path) {
         Ok(bytes) => Some(
             serde_json::from_slice(&bytes)
@@ -132,7 +131,7 @@ fn write_report(cli: &Cli) -> Result<()> {
     for problem in &run.problems {
         log::log(COMPONENT, &format!("warning: {problem}"));
     }
-    let stats = stats::scan(&cli.backup_dir)?;
+    let stats = stats::scan(&cli.tree.backup_dir)?;
     let facts = report::RunFacts {
         backup_type: cli.backup_type.clone(),
         duration_seconds: cli.duration,
@@ -143,12 +142,12 @@ fn write_report(cli: &Cli) -> Result<()> {
     let report = report::assemble(&run, &stats, &facts);
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
-    publish::write_atomically(&cli.backup_dir, "backup_report.json", text.as_bytes())?;
+    publish::write_atomically(&cli.tree.backup_dir, "backup_report.json", text.as_bytes())?;
     log::log(
         COMPONENT,
         &format!(
             "wrote {} (status {})",
-            cli.backup_dir.join("backup_report.json").display(),
+            cli.tree.backup_dir.join("backup_report.json").display(),
             report["status"].as_str().unwrap_or("?")
         ),
     );

@@ -23,9 +23,8 @@ pub const COMPONENT: &str = "verify";
 pub struct Cli {
     /// Artifacts to check; default: every *_latest artifact and the newest weekly folder
     pub paths: Vec<PathBuf>,
-    /// Root of the backup tree
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
     /// Check every artifact in the tree
     #[arg(long, conflicts_with = "paths")]
     pub all: bool,
@@ -129,14 +128,14 @@ pub fn run(cli: Cli) -> i32 {
         let paths = if !cli.paths.is_empty() {
             cli.paths.clone()
         } else if cli.all {
-            select::all(&cli.backup_dir)?
+            select::all(&cli.tree.backup_dir)?
         } else {
-            select::latest(&cli.backup_dir)?
+            select::latest(&cli.tree.backup_dir)?
         };
         if paths.is_empty() && !cli.restore_test {
             anyhow::bail!(
                 "no artifacts found in {} — nothing was verified",
-                cli.backup_dir.display()
+                cli.tree.backup_dir.display()
             );
         }
         let mut failed = 0;

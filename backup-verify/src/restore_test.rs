@@ -11,7 +11,7 @@ use std::process::Stdio;
 
 pub fn run(cli: &Cli) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
-    if let Some(dump) = latest(&cli.backup_dir.join("postgres"), ".sql.gz") {
+    if let Some(dump) = latest(&cli.tree.backup_dir.join("postgres"), ".sql.gz") {
         let failure = postgres(&dump)
             .err()
             .map(|e| backup_common::exit::one_line(&e));
@@ -21,7 +21,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
             failure,
         });
     }
-    if let Some(archive) = latest(&cli.backup_dir.join("qdrant"), ".tar.gz") {
+    if let Some(archive) = latest(&cli.tree.backup_dir.join("qdrant"), ".tar.gz") {
         let failure = qdrant(&archive)
             .err()
             .map(|e| backup_common::exit::one_line(&e));
@@ -33,7 +33,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
     }
     if verdicts.is_empty() {
         verdicts.push(Verdict {
-            path: cli.backup_dir.clone(),
+            path: cli.tree.backup_dir.clone(),
             kind: Some("restore test"),
             failure: Some("no *_latest PostgreSQL or Qdrant backup to restore".into()),
         });

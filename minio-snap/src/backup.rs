@@ -35,9 +35,15 @@ pub fn connect(endpoint: &crate::cli::Endpoint, bucket: &str) -> Result<S3> {
 pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let bucket = &args.endpoint.bucket;
     let s3 = connect(&args.endpoint, bucket)?;
-    let dir = args.backup_dir.join(COMPONENT);
-    publish::ensure_dir(&dir)?;
-    let _lock = lock::lock_dir(&dir)?;
+    let dir = args.tree.backup_dir.join(COMPONENT);
+    let to_stdout = args.output.to_stdout();
+    // `-o -` writes nothing to the tree (an incremental still reads its base there).
+    let _lock = if to_stdout {
+        None
+    } else {
+        publish::ensure_dir(&dir)?;
+        Some(lock::lock_dir(&dir)?)
+    };
 
     let mut listed = s3.list_all()?;
     listed.sort_by(|a, b| a.key.cmp(&b.key));
@@ -88,7 +94,6 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     } else {
         "tar.gz"
     };
-    let mut pending = PendingArtifact::create_now(&dir, bucket, ext)?;
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
         bucket: bucket.clone(),
@@ -107,6 +112,12 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
         deleted,
         objects: Vec::new(),
     };
+    if to_stdout {
+        let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        write_archive(&s3, &selected, manifest, stdout)?;
+        return Ok(());
+    }
+    let mut pending = PendingArtifact::create_now(&dir, bucket, ext)?;
     let manifest = write_archive(&s3, &selected, manifest, &mut pending)
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
     let bytes: u64 = manifest.objects.iter().map(|o| o.size).sum();
@@ -146,7 +157,8 @@ fn write_archive<W: Write>(
     let mut tar = tar::Builder::new(ParallelGzWriter::new(out, flate2::Compression::new(6), 2));
     let progress = Progress::new(selected);
     // Small objects are fetched ahead, several at once; they are written (and
-    // large ones streamed) strictly in key order, so archives are deterministic.
+    // large ones streamed) strictly in key order, so the entries' order (not the
+    // bytes: tar headers carry the time of the backup) depends only on the bucket.
     let mut ahead: VecDeque<(usize, tokio::task::JoinHandle<Result<Prefetched>>)> = VecDeque::new();
     let mut next_to_fetch = 0;
     let mut prefetched_bytes = 0u64;

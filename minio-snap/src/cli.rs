@@ -59,8 +59,10 @@ pub enum Kind {
 pub struct BackupArgs {
     #[command(flatten)]
     pub endpoint: Endpoint,
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
+    #[command(flatten)]
+    pub output: backup_common::cli::Output,
     #[arg(long = "type", value_enum, default_value = "full")]
     pub kind: Kind,
 }

@@ -14,7 +14,10 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
-            tool::run_backup(backup::COMPONENT, false, |run| backup::backup(run, &args))
+            let to_stdout = args.output.to_stdout();
+            tool::run_backup(backup::COMPONENT, to_stdout, |run| {
+                backup::backup(run, &args)
+            })
         }
         Command::Restore(args) => {
             tool::run(backup::COMPONENT, "restore", || restore::restore(&args))

@@ -8,10 +8,11 @@ use crate::backup::{connect, manifest_of, COMPONENT};
 use crate::cli::RestoreArgs;
 use crate::manifest::{archive_path, Manifest, ObjectEntry};
 use anyhow::{bail, Context, Result};
+use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
-use sha2::{Digest, Sha256};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub fn restore(args: &RestoreArgs) -> Result<()> {
@@ -192,20 +193,14 @@ fn apply(
 
 /// Writes one object to `out` while hashing it; refuses it unless it matches the manifest.
 fn stage(entry: &mut impl Read, out: &mut std::fs::File, object: &ObjectEntry) -> Result<()> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = entry
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {} from the archive", object.key))?;
-        if n == 0 {
-            break;
+    let actual = copy_hashed(entry, out).map_err(|side| match side {
+        Ok(read) => {
+            anyhow::Error::new(read).context(format!("cannot read {} from the archive", object.key))
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .with_context(|| format!("cannot write object {}", object.key))?;
-    }
-    let actual = hex::encode(hasher.finalize());
+        Err(write) => {
+            anyhow::Error::new(write).context(format!("cannot write object {}", object.key))
+        }
+    })?;
     if actual != object.sha256 {
         bail!(
             "object {} has sha256 {actual}, the manifest records {}; not restored",

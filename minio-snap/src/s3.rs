@@ -382,8 +382,8 @@ pub struct Listed {
 
 /// An S3 error answer (status and XML body) as one line that says what to check.
 fn failure(status: StatusCode, body: &str, what: &str) -> anyhow::Error {
-    let code = between(body, "<Code>", "</Code>").unwrap_or_default();
-    let message = between(body, "<Message>", "</Message>").unwrap_or_default();
+    let answer: ErrorAnswer = quick_xml::de::from_str(body).unwrap_or_default();
+    let (code, message) = (answer.code, answer.message);
     let hint = match (status, code.as_str()) {
         (_, "NoSuchBucket") => "check MINIO_BUCKET",
         (_, "NoSuchKey") => "the object was deleted while the backup ran; run it again",
@@ -419,10 +419,13 @@ pub struct Prefetched {
     pub data: bytes::Bytes,
 }
 
-fn between(text: &str, open: &str, close: &str) -> Option<String> {
-    let start = text.find(open)? + open.len();
-    let end = text[start..].find(close)? + start;
-    Some(text[start..end].to_owned())
+/// An S3 error answer: `<Error><Code>…</Code><Message>…</Message>…</Error>`.
+#[derive(Debug, Default, Deserialize)]
+struct ErrorAnswer {
+    #[serde(rename = "Code", default)]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
 }
 
 /// A transport failure as one line that says what to check: a stall is the

@@ -843,3 +843,29 @@ fn crafted_archives_are_refused_by_verify_and_restore_alike() {
         fs::remove_file(format!("{}.sha256", crafted.display())).unwrap();
     }
 }
+
+#[test]
+fn stdout_mode_streams_the_archive_and_writes_nothing() {
+    let s3 = S3Server::start();
+    let keys = fill(&s3, "documents", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let out = tool(&s3, dir.path(), "documents")
+        .command(&["backup", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&out.stdout[..]));
+    let entries: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.last().map(String::as_str), Some("manifest.json"));
+    assert_eq!(entries.len(), keys.len() + 1, "{entries:?}");
+    assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));
+}

@@ -52,15 +52,13 @@ pub struct Source {
 pub struct BackupArgs {
     #[command(flatten)]
     pub source: Source,
-    /// Root of the backup tree
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
     /// Also export credentials, encrypted as n8n stores them (CLI mode only)
     #[arg(long)]
     pub credentials: bool,
-    /// `-` writes the workflows to stdout (no file, link, sidecar or record)
-    #[arg(short = 'o', long, value_name = "-")]
-    pub output: Option<String>,
+    #[command(flatten)]
+    pub output: backup_common::cli::Output,
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +75,7 @@ pub struct RestoreArgs {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Cmd::Backup(args) => {
-            let to_stdout = args.output.as_deref() == Some("-");
+            let to_stdout = args.output.to_stdout();
             tool::run_backup(COMPONENT, to_stdout, |run| backup(run, &args))
         }
         Cmd::Restore(args) => tool::run(COMPONENT, "restore", || restore(&args)),
@@ -134,13 +132,13 @@ fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
             "--credentials needs N8N_CLI: n8n's API cannot read credentials",
         ));
     }
-    if tool::to_stdout(args.output.as_deref())? {
+    if args.output.to_stdout() {
         std::io::stdout()
             .lock()
             .write_all(&workflows_json(&mode)?.0)?;
         return Ok(());
     }
-    let dir = args.backup_dir.join(COMPONENT);
+    let dir = args.tree.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
     let _lock = lock::lock_dir(&dir)?;
     let (bytes, count) = workflows_json(&mode)?;

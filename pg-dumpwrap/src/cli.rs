@@ -58,12 +58,10 @@ pub struct Connection {
 pub struct BackupArgs {
     #[command(flatten)]
     pub connection: Connection,
-    /// Root of the backup tree
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
-    /// `-` writes the compressed dump to stdout (no file, link, sidecar or record)
-    #[arg(short = 'o', long, value_name = "-")]
-    pub output: Option<String>,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
+    #[command(flatten)]
+    pub output: backup_common::cli::Output,
     /// The pg_dump program; its major version must be at least the server's
     #[arg(long, value_name = "PATH", default_value = "pg_dump")]
     pub pg_dump: PathBuf,

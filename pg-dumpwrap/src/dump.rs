@@ -6,7 +6,7 @@ use crate::conn::Conn;
 use crate::pg_error;
 use anyhow::{bail, Context, Result};
 use backup_common::dump_trailer::DumpTail;
-use backup_common::tool::{self, BackupRun};
+use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -23,12 +23,12 @@ const CHUNK: usize = 256 * 1024;
 
 pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let conn = Conn::from_args(&args.connection)?;
-    if tool::to_stdout(args.output.as_deref())? {
+    if args.output.to_stdout() {
         dump_into(&conn, args, std::io::stdout().lock())?;
         return Ok(());
     }
 
-    let dir = args.backup_dir.join(COMPONENT);
+    let dir = args.tree.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
     let _lock = lock::lock_dir(&dir)?;
     let mut pending = PendingArtifact::create_now(&dir, &conn.db, "sql.gz")?;

@@ -15,7 +15,7 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
-            let to_stdout = args.output.as_deref() == Some("-");
+            let to_stdout = args.output.to_stdout();
             tool::run_backup(dump::COMPONENT, to_stdout, |run| dump::backup(run, &args))
         }
         Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || restore::restore(&args)),

@@ -6,7 +6,7 @@ use crate::cli::BackupArgs;
 use crate::manifest::{self, CollectionEntry, Kind, Manifest, SnapshotFile};
 use anyhow::{bail, Context, Result};
 use backup_common::hashing::HashingReader;
-use backup_common::tool::{self, BackupRun};
+use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -25,12 +25,12 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
             .map_err(|e| backup_common::usage(format!("--collection: {e}")))?;
     }
     let qdrant = connect(&args.server.url, &args.server.timeouts)?;
-    if tool::to_stdout(args.output.as_deref())? {
+    if args.output.to_stdout() {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         write_archive(&qdrant, args, stdout)?;
         return Ok(());
     }
-    let dir = args.backup_dir.join(COMPONENT);
+    let dir = args.tree.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
     let _lock = lock::lock_dir(&dir)?;
     let mut pending = PendingArtifact::create_now(&dir, "qdrant", "tar.gz")?;

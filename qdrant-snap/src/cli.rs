@@ -45,9 +45,8 @@ pub struct Server {
 pub struct BackupArgs {
     #[command(flatten)]
     pub server: Server,
-    /// Root of the backup tree
-    #[arg(long, env = "BACKUP_DIR", default_value = "/data/backups")]
-    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
     /// Only this collection (repeatable); default: every collection
     #[arg(long = "collection", value_name = "NAME")]
     pub collections: Vec<String>,
@@ -57,9 +56,8 @@ pub struct BackupArgs {
     /// Leave the snapshots on the server (default: delete them once downloaded)
     #[arg(long)]
     pub keep_remote: bool,
-    /// `-` writes the archive to stdout (no file, link, sidecar or record)
-    #[arg(short = 'o', long, value_name = "-")]
-    pub output: Option<String>,
+    #[command(flatten)]
+    pub output: backup_common::cli::Output,
     /// gzip level. Snapshots are mostly float vectors, which deflate barely
     /// shrinks, so the default 0 stores them (still a valid .tar.gz) at download
     /// speed; 6 suits small or payload-heavy collections

@@ -14,7 +14,7 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
-            let to_stdout = args.output.as_deref() == Some("-");
+            let to_stdout = args.output.to_stdout();
             tool::run_backup(backup::COMPONENT, to_stdout, |run| {
                 backup::backup(run, &args)
             })

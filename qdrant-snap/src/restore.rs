@@ -8,10 +8,10 @@ use crate::backup::{connect, COMPONENT};
 use crate::cli::RestoreArgs;
 use crate::manifest::{self, Kind, Manifest};
 use anyhow::{bail, Context, Result};
+use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
 use flate2::read::MultiGzDecoder;
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
@@ -192,20 +192,15 @@ fn unpack(entry: &mut impl Read, sha256: &str, label: &str) -> Result<cleanup::N
     let mut temp = cleanup::temp_file_in(&std::env::temp_dir(), ".qdrant-snap-restore-")
         .context("cannot create a temp file to stage a snapshot")?;
     let result = (|| {
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = entry
-                .read(&mut buf)
-                .with_context(|| format!("cannot read {label} from the archive"))?;
-            if n == 0 {
-                break;
+        let path = temp.path().to_owned();
+        let actual = copy_hashed(entry, temp.as_file_mut()).map_err(|side| match side {
+            Ok(read) => {
+                anyhow::Error::new(read).context(format!("cannot read {label} from the archive"))
             }
-            hasher.update(&buf[..n]);
-            temp.write_all(&buf[..n])
-                .with_context(|| format!("cannot write {}", temp.path().display()))?;
-        }
-        let actual = hex::encode(hasher.finalize());
+            Err(write) => {
+                anyhow::Error::new(write).context(format!("cannot write {}", path.display()))
+            }
+        })?;
         if actual != sha256 {
             bail!("{label} has sha256 {actual}, the manifest records {sha256}; the archive is damaged");
         }
