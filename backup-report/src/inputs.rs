@@ -4,6 +4,7 @@
 //! unreadable input is named in `errors`. A component the run selected but
 //! that left no readable record is failed too. Pure: lines in, outcome out.
 
+use crate::report::RunStatus;
 use backup_common::record::ResultRecord;
 use backup_common::Component;
 use serde_json::Value;
@@ -44,14 +45,14 @@ pub struct Run {
 /// The run's status, and why: `completed` only when every component succeeded
 /// and every input was read; `failed` when nothing succeeded (or nothing ran);
 /// `partial` otherwise.
-pub fn status(run: &Run) -> &'static str {
+pub fn status(run: &Run) -> RunStatus {
     let ok = run.components.values().filter(|o| o.is_success()).count();
     if ok == 0 {
-        "failed"
+        RunStatus::Failed
     } else if ok == run.components.len() && run.problems.is_empty() {
-        "completed"
+        RunStatus::Completed
     } else {
-        "partial"
+        RunStatus::Partial
     }
 }
 
@@ -180,7 +181,7 @@ mod tests {
             &lines(&[PG_OK, N8N_OK]),
             &[Component::Postgres, Component::N8n],
         );
-        assert_eq!(status(&run), "completed");
+        assert_eq!(status(&run), RunStatus::Completed);
     }
 
     #[test]
@@ -201,7 +202,7 @@ mod tests {
             (r#"{"component":"mysql","status":"success"}"#, false),
         ] {
             let run = read(&lines(&[PG_OK, N8N_OK, bad]), &[]);
-            assert_eq!(status(&run), "partial", "{bad}");
+            assert_eq!(status(&run), RunStatus::Partial, "{bad}");
             if component_failed {
                 assert!(!run.components["n8n"].is_success(), "{bad}");
             } else {
@@ -217,7 +218,7 @@ mod tests {
             &lines(&[r#"{"component":"n8n","status":"FAILED"}"#, N8N_OK]),
             &[],
         );
-        assert_eq!(status(&run), "failed");
+        assert_eq!(status(&run), RunStatus::Failed);
     }
 
     #[test]
@@ -225,17 +226,17 @@ mod tests {
         let mut input = lines(&[PG_OK]);
         input.push(("stdin:2".into(), b"\xff\xfe{not utf-8".to_vec()));
         let run = read(&input, &[]);
-        assert_eq!(status(&run), "partial");
+        assert_eq!(status(&run), RunStatus::Partial);
     }
 
     #[test]
     fn a_selected_component_without_a_record_failed() {
         let run = read(&lines(&[PG_OK]), &[Component::Postgres, Component::Minio]);
-        assert_eq!(status(&run), "partial");
+        assert_eq!(status(&run), RunStatus::Partial);
         assert!(
             matches!(&run.components["minio"], Outcome::Failed { error, .. } if error.contains("no result record"))
         );
-        assert_eq!(status(&read(&[], &[Component::Minio])), "failed");
-        assert_eq!(status(&read(&[], &[])), "failed");
+        assert_eq!(status(&read(&[], &[Component::Minio])), RunStatus::Failed);
+        assert_eq!(status(&read(&[], &[])), RunStatus::Failed);
     }
 }

@@ -148,7 +148,7 @@ fn write_report(cli: &Cli) -> Result<()> {
         &format!(
             "wrote {} (status {})",
             cli.tree.backup_dir.join("backup_report.json").display(),
-            report["status"].as_str().unwrap_or("?")
+            report.status.name()
         ),
     );
     if let Some(file) = &cli.prometheus {

@@ -4,7 +4,7 @@
 use crate::inputs::{status, Outcome, Run};
 use backup_common::Component;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What the backup tree holds, for the `statistics` section and the metrics.
@@ -27,56 +27,118 @@ pub struct RunFacts {
     pub now: DateTime<Utc>,
 }
 
-pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Value {
-    let mut components = Map::new();
+/// `backup_report.json`, as the product description shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub timestamp: String,
+    pub backup_type: String,
+    pub status: RunStatus,
+    pub duration_seconds: u64,
+    pub components: BTreeMap<String, ComponentEntry>,
+    pub statistics: Statistics,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Completed,
+    Partial,
+    Failed,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Partial, RunStatus::Failed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One component's line: a success names its file, a failure its error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentEntry {
+    pub status: backup_common::record::Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statistics {
+    pub total_size_bytes: u64,
+    pub postgres_backups: usize,
+    pub minio_backups: usize,
+    pub qdrant_backups: usize,
+    pub n8n_backups: usize,
+    pub weekly_snapshots: usize,
+    pub retention_days: u32,
+    pub retention_weekly: u32,
+}
+
+pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
+    use backup_common::record::Status;
+    let mut components = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, outcome) in &run.components {
         let entry = match outcome {
-            Outcome::Success(r) => json!({
-                "status": "success",
-                "file": r.file,
-                "size_bytes": r.size_bytes,
-                "duration_seconds": r.duration_seconds,
-            }),
+            Outcome::Success(r) => ComponentEntry {
+                status: Status::Success,
+                file: r.file.clone(),
+                size_bytes: r.size_bytes,
+                error: None,
+                duration_seconds: r.duration_seconds,
+            },
             Outcome::Failed {
                 error,
                 duration_seconds,
             } => {
-                errors.push(Value::String(format!("{name}: {error}")));
-                json!({"status": "failed", "error": error, "duration_seconds": duration_seconds})
+                errors.push(format!("{name}: {error}"));
+                ComponentEntry {
+                    status: Status::Failed,
+                    file: None,
+                    size_bytes: None,
+                    error: Some(error.clone()),
+                    duration_seconds: *duration_seconds,
+                }
             }
         };
         components.insert(name.clone(), entry);
     }
-    errors.extend(run.problems.iter().cloned().map(Value::String));
+    errors.extend(run.problems.iter().cloned());
     if run.components.is_empty() {
-        errors.push(Value::String(
-            "no component ran: no result records were given".into(),
-        ));
+        errors.push("no component ran: no result records were given".into());
     }
-    let duration = facts
+    let duration_seconds = facts
         .duration_seconds
         .unwrap_or_else(|| run.components.values().map(Outcome::duration_seconds).sum());
-    let mut statistics = Map::new();
-    statistics.insert("total_size_bytes".into(), stats.total_size_bytes.into());
-    for c in Component::ALL {
-        statistics.insert(
-            format!("{}_backups", c.name()),
-            stats.artifacts.get(&c).copied().unwrap_or(0).into(),
-        );
+    let count = |c: Component| stats.artifacts.get(&c).copied().unwrap_or(0);
+    Report {
+        timestamp: timestamp(facts.now),
+        backup_type: facts.backup_type.clone(),
+        status: status(run),
+        duration_seconds,
+        components,
+        statistics: Statistics {
+            total_size_bytes: stats.total_size_bytes,
+            postgres_backups: count(Component::Postgres),
+            minio_backups: count(Component::Minio),
+            qdrant_backups: count(Component::Qdrant),
+            n8n_backups: count(Component::N8n),
+            weekly_snapshots: stats.weekly_snapshots,
+            retention_days: facts.retention_days,
+            retention_weekly: facts.retention_weekly,
+        },
+        errors,
     }
-    statistics.insert("weekly_snapshots".into(), stats.weekly_snapshots.into());
-    statistics.insert("retention_days".into(), facts.retention_days.into());
-    statistics.insert("retention_weekly".into(), facts.retention_weekly.into());
-    json!({
-        "timestamp": timestamp(facts.now),
-        "backup_type": facts.backup_type,
-        "status": status(run),
-        "duration_seconds": duration,
-        "components": components,
-        "statistics": statistics,
-        "errors": errors,
-    })
 }
 
 /// The report's timestamp: UTC with milliseconds, as the product description shows.
@@ -85,7 +147,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// The same facts as node_exporter textfile metrics.
-pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
+pub fn prometheus(report: &Report, stats: &TreeStats) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, samples: Vec<(String, String)>| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
@@ -93,13 +155,10 @@ pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
             out.push_str(&format!("{name}{labels} {value}\n"));
         }
     };
-    let components = report["components"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
     let label = |c: &str| format!("{{component=\"{c}\"}}");
-    let per = |f: &dyn Fn(&Value) -> Option<String>| -> Vec<(String, String)> {
-        components
+    let per = |f: &dyn Fn(&ComponentEntry) -> Option<String>| -> Vec<(String, String)> {
+        report
+            .components
             .iter()
             .filter_map(|(c, v)| f(v).map(|x| (label(c), x)))
             .collect()
@@ -107,17 +166,20 @@ pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
     metric(
         "backup_component_success",
         "1 if the component's backup in the last run succeeded, 0 if it failed.",
-        per(&|v| Some(if v["status"] == "success" { "1" } else { "0" }.into())),
+        per(&|v| {
+            let ok = v.status == backup_common::record::Status::Success;
+            Some(if ok { "1" } else { "0" }.into())
+        }),
     );
     metric(
         "backup_component_duration_seconds",
         "Duration of the component's backup in the last run.",
-        per(&|v| v["duration_seconds"].as_u64().map(|d| d.to_string())),
+        per(&|v| Some(v.duration_seconds.to_string())),
     );
     metric(
         "backup_component_size_bytes",
         "Size of the artifact the component's last successful backup published.",
-        per(&|v| v["size_bytes"].as_u64().map(|d| d.to_string())),
+        per(&|v| v.size_bytes.map(|d| d.to_string())),
     );
     metric(
         "backup_component_last_success_timestamp_seconds",
@@ -151,16 +213,15 @@ pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
         "Bytes of all artifacts in the backup tree (hard links once).",
         vec![(String::new(), stats.total_size_bytes.to_string())],
     );
-    let status = report["status"].as_str().unwrap_or("failed");
     metric(
         "backup_run_status",
         "1 for the last run's status (completed, partial, failed), 0 for the others.",
-        ["completed", "partial", "failed"]
+        RunStatus::ALL
             .iter()
             .map(|s| {
                 (
-                    format!("{{status=\"{s}\"}}"),
-                    u8::from(*s == status).to_string(),
+                    format!("{{status=\"{}\"}}", s.name()),
+                    u8::from(*s == report.status).to_string(),
                 )
             })
             .collect(),
@@ -168,11 +229,10 @@ pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
     metric(
         "backup_run_duration_seconds",
         "Duration of the last run.",
-        vec![(String::new(), report["duration_seconds"].to_string())],
+        vec![(String::new(), report.duration_seconds.to_string())],
     );
-    let ts = report["timestamp"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    let ts = DateTime::parse_from_rfc3339(&report.timestamp)
+        .ok()
         .map(|t| t.timestamp())
         .unwrap_or(0);
     metric(
@@ -184,44 +244,40 @@ pub fn prometheus(report: &Value, stats: &TreeStats) -> String {
 }
 
 /// A short human summary.
-pub fn text(report: &Value) -> String {
+pub fn text(report: &Report) -> String {
     let mut out = format!(
         "backup {}  type {}  status {}  {} s\n",
-        report["timestamp"].as_str().unwrap_or("?"),
-        report["backup_type"].as_str().unwrap_or("?"),
-        report["status"].as_str().unwrap_or("?"),
-        report["duration_seconds"]
+        report.timestamp,
+        report.backup_type,
+        report.status.name(),
+        report.duration_seconds
     );
     out.push_str(&format!(
         "{:<10} {:<8} {:<40} {:>12} {:>8}\n",
         "component", "status", "file", "size", "seconds"
     ));
-    for (name, c) in report["components"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
-    {
-        let file = c["file"].as_str().or(c["error"].as_str()).unwrap_or("");
-        let size = c["size_bytes"].as_u64().map(human).unwrap_or_default();
+    for (name, c) in &report.components {
+        let file = c.file.as_deref().or(c.error.as_deref()).unwrap_or("");
+        let size = c.size_bytes.map(human).unwrap_or_default();
+        let status = match c.status {
+            backup_common::record::Status::Success => "success",
+            backup_common::record::Status::Failed => "failed",
+        };
         out.push_str(&format!(
             "{:<10} {:<8} {:<40} {:>12} {:>8}\n",
-            name,
-            c["status"].as_str().unwrap_or("?"),
-            file,
-            size,
-            c["duration_seconds"]
+            name, status, file, size, c.duration_seconds
         ));
     }
-    let s = &report["statistics"];
+    let s = &report.statistics;
     out.push_str(&format!(
         "tree: {} in all; weekly snapshots: {}; retention {} days, {} weeks\n",
-        human(s["total_size_bytes"].as_u64().unwrap_or(0)),
-        s["weekly_snapshots"],
-        s["retention_days"],
-        s["retention_weekly"]
+        human(s.total_size_bytes),
+        s.weekly_snapshots,
+        s.retention_days,
+        s.retention_weekly
     ));
-    for e in report["errors"].as_array().cloned().unwrap_or_default() {
-        out.push_str(&format!("error: {}\n", e.as_str().unwrap_or("")));
+    for e in &report.errors {
+        out.push_str(&format!("error: {e}\n"));
     }
     out
 }
@@ -244,6 +300,7 @@ fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The run these records tell (no component selected beyond them).
     fn run(lines: &[&str]) -> Run {
@@ -272,10 +329,10 @@ mod tests {
 
     #[test]
     fn status_logic() {
-        assert_eq!(status(&run(&[])), "failed");
-        assert_eq!(status(&run(&[PG_OK, QD_OK])), "completed");
-        assert_eq!(status(&run(&[PG_OK, MINIO_FAILED])), "partial");
-        assert_eq!(status(&run(&[MINIO_FAILED])), "failed");
+        assert_eq!(status(&run(&[])), RunStatus::Failed);
+        assert_eq!(status(&run(&[PG_OK, QD_OK])), RunStatus::Completed);
+        assert_eq!(status(&run(&[PG_OK, MINIO_FAILED])), RunStatus::Partial);
+        assert_eq!(status(&run(&[MINIO_FAILED])), RunStatus::Failed);
     }
 
     #[test]
@@ -286,7 +343,12 @@ mod tests {
             weekly_snapshots: 4,
             total_size_bytes: 173015040,
         };
-        let r = assemble(&run(&[PG_OK, QD_OK, MINIO_FAILED]), &stats, &facts());
+        let r = serde_json::to_value(assemble(
+            &run(&[PG_OK, QD_OK, MINIO_FAILED]),
+            &stats,
+            &facts(),
+        ))
+        .unwrap();
         let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
@@ -321,7 +383,7 @@ mod tests {
 
     #[test]
     fn an_empty_run_is_failed_and_says_why() {
-        let r = assemble(&run(&[]), &TreeStats::default(), &facts());
+        let r = serde_json::to_value(assemble(&run(&[]), &TreeStats::default(), &facts())).unwrap();
         assert_eq!(r["status"], "failed");
         assert_eq!(r["components"], json!({}));
         assert_eq!(
