@@ -195,11 +195,6 @@ failed_record() { # component error seconds
         "$1" "$3" "$(json_escape "$2")"
 }
 
-# The file a success record names (our tools' names hold no quote or slash).
-record_file() {
-    sed -n 's/^{"component":"[a-z0-9]*","status":"success","file":"\([^"\\/]*\)".*/\1/p' "$1" | head -n 1
-}
-
 tool_of() {
     case $1 in
     postgres) echo pg-dumpwrap ;;
@@ -255,10 +250,9 @@ for c in $selected; do
     else
         run_logged "$run_dir/$c.json" "$tool" backup
     fi
-    file=$(record_file "$run_dir/$c.json")
-    if [ "$rc" -eq 0 ] && [ -n "$file" ] && [ -f "$BACKUP_DIR/$c/$file" ]; then
+    # A tool exits 0 only once its backup is published and its record printed.
+    if [ "$rc" -eq 0 ]; then
         made="$made $c"
-        printf '%s\n' "$file" >"$run_dir/$c.file"
     else
         failed="$failed $c"
         if ! grep -q '"status":"failed"' "$run_dir/$c.json"; then
@@ -271,60 +265,23 @@ for c in $selected; do
     fi
 done
 
-# 2. Weekly promotion: this run's artifacts (for a MinIO incremental, its whole
-# chain) hard-linked into weekly/YYYY_WNN/<component>/, copied where a link cannot
-# cross filesystems. A week folder keeps one snapshot per component: the newest.
-promote() { # component file week_dir
-    IFS='
-' # one file name per line, spaces allowed
-    src=$BACKUP_DIR/$1
-    dst=$3/$1
-    if [ "$1" = minio ]; then
-        chain=$(minio-snap chain "$src/$2" 2>&8) || return 1
-    else
-        chain=$2
-    fi
-    mkdir -p "$dst" || return 1
-    for f in $chain; do
-        for g in "$f" "$f.sha256"; do
-            [ -e "$dst/$g" ] && continue
-            if ! ln "$src/$g" "$dst/$g" 2>/dev/null; then
-                tmp=$dst/.$g.tmp-$$
-                cp "$src/$g" "$tmp" && sync && mv "$tmp" "$dst/$g" || {
-                    rm -f "$tmp"
-                    return 1
-                }
-            fi
-        done
-    done
-    # Older snapshots of this week go only after the new one is complete.
-    for old in "$dst"/*; do
-        [ -e "$old" ] || continue
-        name=${old##*/}
-        keep=
-        for f in $chain; do
-            [ "$name" = "$f" ] || [ "$name" = "$f.sha256" ] && keep=1
-        done
-        [ -n "$keep" ] || rm -f "$old"
-    done
-    for f in $chain; do printf '%s\n' "$dst/$f"; done >>"$run_dir/$1.verify"
-}
-
+# 2. Weekly promotion: `backup-prune promote` links this run's backup (a MinIO
+# incremental with its whole chain) into weekly/YYYY_WNN/<component>/, copies
+# and checks where a link cannot cross filesystems, and prints what it promoted
+# for step 4. A week folder keeps one snapshot per component: the newest.
 week=
-default_ifs=$IFS
 # The day of the week (date +%u: 1 Monday … 7 Sunday) whose runs promote.
 weekly_day=${BACKUP_WEEKLY_DAY:-7}
 if [ -z "$interrupted" ] && { [ -n "$weekly" ] || [ "$(date +%u)" = "$weekly_day" ]; }; then
     week=$(date +%G_W%V)
     for c in $made; do
-        promote "$c" "$(cat "$run_dir/$c.file")" "$BACKUP_DIR/weekly/$week"
-        promoted=$?
-        IFS=$default_ifs
-        if [ "$promoted" -eq 0 ]; then
+        run_logged "$run_dir/$c.verify" backup-prune promote --week "$week" "$run_dir/$c.json"
+        if [ "$rc" -eq 0 ]; then
             log "$c: promoted to weekly/$week/$c"
         else
+            : >"$run_dir/$c.verify"
             log "$c: weekly promotion to weekly/$week/$c failed; check free space and permissions"
-            failed_record "$c" "published $(cat "$run_dir/$c.file") but the weekly promotion to weekly/$week failed" \
+            failed_record "$c" "published its backup but the weekly promotion to weekly/$week failed" \
                 0 >>"$run_dir/$c.json"
             failed="$failed $c"
         fi
@@ -350,8 +307,8 @@ fi
 # component's success into a failure in the report.
 for c in $made; do
     [ -z "$interrupted" ] || break
-    file=$(cat "$run_dir/$c.file")
-    set -- "$BACKUP_DIR/$c/$file"
+    case " $failed " in *" $c "*) continue ;; esac
+    set -- --record "$run_dir/$c.json"
     if [ -f "$run_dir/$c.verify" ]; then
         while IFS= read -r p; do set -- "$@" "$p"; done <"$run_dir/$c.verify"
     fi
@@ -359,7 +316,7 @@ for c in $made; do
     cat "$run_dir/$c.checked" >&8
     if [ "$rc" -ne 0 ]; then
         reason=$(sed -n 's/^FAIL //p' "$run_dir/$c.checked" | head -n 1)
-        failed_record "$c" "published $file but backup-verify failed: ${reason:-status $rc}" 0 >>"$run_dir/$c.json"
+        failed_record "$c" "published its backup but backup-verify failed: ${reason:-status $rc}" 0 >>"$run_dir/$c.json"
         failed="$failed $c"
     fi
 done

@@ -65,6 +65,30 @@ impl ResultRecord {
     }
 }
 
+/// The artifact that a file of result records (a tool's stdout) says was
+/// published, and its component: the last record counts, and it must be a
+/// success. Lets scripts act on a run without parsing JSON themselves.
+pub fn published(record_file: &std::path::Path) -> anyhow::Result<(crate::Component, String)> {
+    use anyhow::Context;
+    let text = std::fs::read(record_file)
+        .with_context(|| format!("cannot read {}", record_file.display()))?;
+    let last = text
+        .split(|b| *b == b'\n')
+        .rfind(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .and_then(|l| serde_json::from_slice::<ResultRecord>(l).ok());
+    match last {
+        Some(ResultRecord {
+            status: Status::Success,
+            file: Some(file),
+            component,
+            ..
+        }) => crate::Component::from_name(&component)
+            .map(|c| (c, file))
+            .with_context(|| format!("{}: unknown component {component:?}", record_file.display())),
+        _ => anyhow::bail!("{} holds no success record", record_file.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -9,7 +10,10 @@ use clap::Parser;
                   Never deletes: *_latest targets, the newest --keep-min of each series, the full and\n\
                   incrementals a kept incremental builds on, future-dated artifacts, files not named as artifacts."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub tree: backup_common::cli::Tree,
     /// Delete daily artifacts older than this many days
@@ -24,4 +28,23 @@ pub struct Cli {
     /// Print the plan; delete nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Promote the backup a result record names (a MinIO incremental: its whole
+    /// chain) into weekly/YYYY_WNN/<component>/, hard links where possible;
+    /// prints the promoted artifacts' paths, one per line
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
+    /// The week folder [default: this ISO week, in TZ]
+    #[arg(long, value_name = "YYYY_WNN")]
+    pub week: Option<String>,
+    /// A file of result records (the component tool's stdout)
+    pub record: PathBuf,
 }

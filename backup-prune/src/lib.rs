@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod inventory;
 pub mod policy;
+pub mod promote;
 
 use anyhow::{bail, Result};
 use backup_common::{lock, log, Component};
@@ -17,7 +18,31 @@ use std::path::{Path, PathBuf};
 pub const COMPONENT: &str = "prune";
 
 pub fn run(cli: cli::Cli) -> i32 {
-    backup_common::tool::run(COMPONENT, "prune", || prune(&cli))
+    match &cli.command {
+        Some(cli::Command::Promote(args)) => {
+            backup_common::tool::run(COMPONENT, "promote", || promote(args))
+        }
+        None => backup_common::tool::run(COMPONENT, "prune", || prune(&cli)),
+    }
+}
+
+fn promote(args: &cli::PromoteArgs) -> Result<()> {
+    let week = match &args.week {
+        Some(w) => backup_common::IsoWeek::parse(w).ok_or_else(|| {
+            backup_common::usage(format!("--week {w:?} is not YYYY_WNN (date +%G_W%V)"))
+        })?,
+        None => backup_common::IsoWeek::of(Local::now().date_naive()),
+    };
+    let root = &args.tree.backup_dir;
+    // Under the component's lock, as a backup or a prune would work there.
+    let (component, _) = promote::published(&args.record)?;
+    let _lock = lock::lock_dir(&root.join(component.name()))?;
+    let paths = promote::promote(root, week, &args.record)?;
+    let mut out = std::io::stdout().lock();
+    for p in paths {
+        writeln!(out, "{}", p.display())?;
+    }
+    Ok(())
 }
 
 fn prune(cli: &cli::Cli) -> Result<()> {

@@ -363,3 +363,68 @@ fn waits_for_no_one_but_never_prunes_under_a_running_backup() {
     let out = t.run(&["--keep-min", "0"]);
     assert_eq!(deleted(&out), vec![old]);
 }
+
+#[test]
+fn promote_links_the_recorded_backup_into_its_week_and_replaces_an_older_one() {
+    use std::os::unix::fs::MetadataExt;
+    let t = Tree::new();
+    let older = t.artifact("postgres", "db", "sql.gz", 2);
+    let newer = t.artifact("postgres", "db", "sql.gz", 1);
+    // Real sidecars (sha256 of "data"): promotion refuses anything else.
+    for name in [&older, &newer] {
+        fs::write(
+            t.root().join(format!("postgres/{name}.sha256")),
+            format!("3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7  {name}\n"),
+        )
+        .unwrap();
+    }
+    let records = t.root().join("run.json");
+    let record = |file: &str| {
+        format!(
+            "{{\"component\":\"postgres\",\"status\":\"success\",\"file\":\"{file}\",\"size_bytes\":4,\"duration_seconds\":1,\"sha256\":\"x\"}}\n"
+        )
+    };
+    let promote = |file: &str| {
+        fs::write(&records, record(file)).unwrap();
+        t.run(&["promote", "--week", "2024_W05", records.to_str().unwrap()])
+    };
+    let week = t.root().join("weekly/2024_W05/postgres");
+
+    let out = promote(&older);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), week.join(&older).to_str().unwrap());
+    let out = promote(&newer);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut held: Vec<String> = fs::read_dir(&week)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        [newer.clone(), format!("{newer}.sha256")],
+        "one snapshot a week"
+    );
+    let inode = |p: &Path| fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        inode(&week.join(&newer)),
+        inode(&t.root().join("postgres").join(&newer)),
+        "a hard link, no extra space"
+    );
+    // Promoting the same backup again changes nothing.
+    assert_eq!(promote(&newer).code, Some(0));
+
+    // A run whose record says it failed promotes nothing.
+    fs::write(
+        &records,
+        "{\"component\":\"postgres\",\"status\":\"failed\",\"duration_seconds\":0,\"error\":\"x\"}\n",
+    )
+    .unwrap();
+    let out = t.run(&["promote", "--week", "2024_W05", records.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("holds no success record"),
+        "{}",
+        out.stderr
+    );
+}

@@ -26,8 +26,12 @@ pub struct Cli {
     #[command(flatten)]
     pub tree: backup_common::cli::Tree,
     /// Check every artifact in the tree
-    #[arg(long, conflicts_with = "paths")]
+    #[arg(long, conflicts_with_all = ["paths", "records"])]
     pub all: bool,
+    /// Also check the artifact a file of result records (a tool's stdout) says
+    /// was published (repeatable)
+    #[arg(long = "record", value_name = "FILE")]
+    pub records: Vec<PathBuf>,
     /// One JSON object per artifact instead of OK/FAIL lines
     #[arg(long)]
     pub json: bool,
@@ -125,8 +129,13 @@ fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
 
 pub fn run(cli: Cli) -> i32 {
     backup_common::tool::run(COMPONENT, "verify", || {
-        let paths = if !cli.paths.is_empty() {
-            cli.paths.clone()
+        let mut from_records = Vec::new();
+        for record in &cli.records {
+            let (component, file) = backup_common::record::published(record)?;
+            from_records.push(cli.tree.backup_dir.join(component.name()).join(file));
+        }
+        let paths = if !cli.paths.is_empty() || !from_records.is_empty() {
+            from_records.into_iter().chain(cli.paths.clone()).collect()
         } else if cli.all {
             select::all(&cli.tree.backup_dir)?
         } else {
