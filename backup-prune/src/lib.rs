@@ -78,48 +78,35 @@ fn prune(cli: &cli::Cli) -> Result<()> {
     let mut outcome = Outcome::default();
     // One write per line would be a third of the syscalls of a large prune.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for component in Component::ALL {
-        match inventory::scan_component(root, component, std::time::SystemTime::now()) {
-            Ok((inv, warnings)) => {
-                for warning in &warnings {
-                    log::log(COMPONENT, warning);
-                }
-                carry_out(
-                    root,
-                    &policy::plan(&inv, &now, &policy),
-                    cli.dry_run,
-                    &mut outcome,
-                    &mut out,
-                )
-            }
-            Err(problem) => problems.push(problem),
-        }
-    }
-    let weekly = if problems.is_empty() {
-        inventory::scan_weekly(root)
-            .map_err(|problem| problems.push(problem))
-            .ok()
-    } else {
-        // A weekly snapshot may be the only good copy of a component whose folder is broken.
-        problems
-            .push("weekly snapshots are not pruned while a component folder has a problem".into());
-        None
-    };
-    if let Some((weekly, warnings)) = weekly {
+    // Each component folder, then the weekly folders, one inventory at a time.
+    let mut apply = |(inv, warnings): (policy::Inventory, Vec<String>)| {
         for warning in &warnings {
             log::log(COMPONENT, warning);
         }
-        let inv = policy::Inventory {
-            weekly,
-            ..Default::default()
-        };
-        carry_out(
-            root,
-            &policy::plan(&inv, &now, &policy),
-            cli.dry_run,
-            &mut outcome,
-            &mut out,
-        );
+        let plan = policy::plan(&inv, &now, &policy);
+        carry_out(root, &plan, cli.dry_run, &mut outcome, &mut out);
+    };
+    for component in Component::ALL {
+        match inventory::scan_component(root, component, std::time::SystemTime::now()) {
+            Ok(found) => apply(found),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        // A weekly snapshot may be the only good copy of a component whose folder is broken.
+        problems
+            .push("weekly snapshots are not pruned while a component folder has a problem".into());
+    } else {
+        match inventory::scan_weekly(root) {
+            Ok((weekly, warnings)) => apply((
+                policy::Inventory {
+                    weekly,
+                    ..Default::default()
+                },
+                warnings,
+            )),
+            Err(problem) => problems.push(problem),
+        }
     }
     let _ = out.flush();
     drop(out);

@@ -859,12 +859,7 @@ fn stdout_mode_streams_the_archive_and_writes_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&out.stdout[..]));
-    let entries: Vec<String> = archive
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let entries = test_harness::tar_gz_entries(&out.stdout);
     assert_eq!(entries.last().map(String::as_str), Some("manifest.json"));
     assert_eq!(entries.len(), keys.len() + 1, "{entries:?}");
     assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));

@@ -567,6 +567,22 @@ mod restore {
         (backups, t, file)
     }
 
+    /// A backup of `shop` (its tree, a tool aimed at `target`, the dump) and a
+    /// database `target` with its comparable dump, which a failed restore must
+    /// leave as it was: the start of every failure test.
+    fn scene() -> (
+        PgCluster,
+        tempfile::TempDir,
+        Tool,
+        std::path::PathBuf,
+        String,
+    ) {
+        let pg = PgCluster::start();
+        let (backups, t, file) = backed_up(&pg);
+        let (t, before) = target(&pg, &t);
+        (pg, backups, t, file, before)
+    }
+
     /// A target database with content the failed restore must not touch.
     fn target(pg: &PgCluster, t: &Tool) -> (Tool, String) {
         pg.create_db("target");
@@ -604,9 +620,7 @@ mod restore {
 
     #[test]
     fn refuses_a_file_that_does_not_match_its_sidecar() {
-        let pg = PgCluster::start();
-        let (_backups, t, file) = backed_up(&pg);
-        let (t, before) = target(&pg, &t);
+        let (pg, _backups, t, file, before) = scene();
         let mut bytes = fs::read(&file).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x01;
@@ -618,9 +632,7 @@ mod restore {
 
     #[test]
     fn a_truncated_dump_is_rolled_back() {
-        let pg = PgCluster::start();
-        let (_backups, t, file) = backed_up(&pg);
-        let (t, before) = target(&pg, &t);
+        let (pg, _backups, t, file, before) = scene();
         let len = fs::metadata(&file).unwrap().len();
         let cut = tempfile::tempdir().unwrap();
         let truncated = cut.path().join("shop_20240101_000000.sql.gz");
@@ -641,9 +653,7 @@ mod restore {
 
     #[test]
     fn a_dump_without_its_trailer_is_rolled_back() {
-        let pg = PgCluster::start();
-        let (_backups, t, file) = backed_up(&pg);
-        let (t, before) = target(&pg, &t);
+        let (pg, _backups, t, file, before) = scene();
         let sql = sql_of(&file);
         let cut_sql = &sql[..sql.rfind("-- PostgreSQL database dump complete").unwrap()];
         let dir = tempfile::tempdir().unwrap();
@@ -656,9 +666,7 @@ mod restore {
 
     #[test]
     fn a_dump_that_runs_commands_is_refused_before_anything_is_applied() {
-        let pg = PgCluster::start();
-        let (_backups, t, file) = backed_up(&pg);
-        let (t, before) = target(&pg, &t);
+        let (pg, _backups, t, file, before) = scene();
         let sql = sql_of(&file);
         let dir = tempfile::tempdir().unwrap();
         let pwned = dir.path().join("pwned");
@@ -720,9 +728,7 @@ mod restore {
 
     #[test]
     fn an_sql_error_rolls_back_everything() {
-        let pg = PgCluster::start();
-        let (_backups, t, _file) = backed_up(&pg);
-        let (t, before) = target(&pg, &t);
+        let (pg, _backups, t, _file, before) = scene();
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("shop_20240101_000000.sql.gz");
         write_gz(

@@ -425,12 +425,7 @@ fn stdout_mode_streams_the_archive_and_writes_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&out.stdout[..]));
-    let names: Vec<String> = tar
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names = test_harness::tar_gz_entries(&out.stdout);
     assert_eq!(names[0], "manifest.json");
     assert_eq!(names.len(), 3);
     assert!(tree(dir.path()).is_empty());

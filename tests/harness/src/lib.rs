@@ -16,6 +16,15 @@ pub use tool::{
     finish, resume, terminate, wait_for, wait_for_next_second, wait_stopped, Output, Tool,
 };
 
+/// The entry paths of a tar.gz (one or more gzip members), in order.
+pub fn tar_gz_entries(bytes: &[u8]) -> Vec<String> {
+    tar::Archive::new(flate2::read::MultiGzDecoder::new(bytes))
+        .entries()
+        .expect("a tar.gz")
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
