@@ -114,11 +114,11 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     };
     if to_stdout {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        write_archive(&s3, &selected, manifest, stdout)?;
+        write_archive(&s3, &selected, manifest, args.level, stdout)?;
         return Ok(());
     }
     let mut pending = PendingArtifact::create_now(&dir, bucket, ext)?;
-    let manifest = write_archive(&s3, &selected, manifest, &mut pending)
+    let manifest = write_archive(&s3, &selected, manifest, args.level, &mut pending)
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
     let bytes: u64 = manifest.objects.iter().map(|o| o.size).sum();
     let published = run
@@ -151,10 +151,15 @@ fn write_archive<W: Write>(
     s3: &S3,
     selected: &[&KeyState],
     mut manifest: Manifest,
+    level: u32,
     out: W,
 ) -> Result<Manifest> {
     // Both cores compress: deflate is what a backup of a bucket spends its time on.
-    let mut tar = tar::Builder::new(ParallelGzWriter::new(out, flate2::Compression::new(6), 2));
+    let mut tar = tar::Builder::new(ParallelGzWriter::new(
+        out,
+        flate2::Compression::new(level),
+        2,
+    ));
     let progress = Progress::new(selected);
     // Small objects are fetched ahead, several at once; they are written (and
     // large ones streamed) strictly in key order, so the entries' order (not the

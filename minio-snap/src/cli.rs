@@ -65,6 +65,10 @@ pub struct BackupArgs {
     pub output: backup_common::cli::Output,
     #[arg(long = "type", value_enum, default_value = "full")]
     pub kind: Kind,
+    /// gzip level, 0 (stored) to 9 (small); blocks of media or encrypted data
+    /// are stored whatever the level
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: u32,
 }
 
 #[derive(Debug, Args)]

@@ -58,8 +58,8 @@ impl S3 {
         self.bucket.name()
     }
 
-    /// Sends a request; transport errors on requests that may be repeated
-    /// (GET, HEAD, DELETE, PUT of a whole body) are retried with backoff.
+    /// Sends a request that may be repeated (GET, HEAD, DELETE, PUT of a whole
+    /// body or of one part); transport errors are retried with backoff.
     fn send(&self, what: &str, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Response> {
         self.http
             .send_idempotent(make, |e, delay| {
@@ -71,6 +71,14 @@ impl S3 {
                     ),
                 )
             })
+            .map_err(|e| transport(&self.http, &self.endpoint, what, &e))
+    }
+
+    /// Sends a POST once: starting a multipart upload twice leaves an orphan
+    /// upload, completing it twice fails the second time.
+    fn send_once(&self, what: &str, req: reqwest::RequestBuilder) -> Result<Response> {
+        self.http
+            .send(req)
             .map_err(|e| transport(&self.http, &self.endpoint, what, &e))
     }
 
@@ -292,7 +300,7 @@ impl S3 {
         let mut create = self.bucket.create_multipart_upload(Some(&self.creds), key);
         headers(create.headers_mut());
         let url = create.sign(SIGNED_FOR);
-        let resp = self.send(&what, || with_headers(self.http.client().post(url.clone())))?;
+        let resp = self.send_once(&what, with_headers(self.http.client().post(url)))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }
@@ -345,9 +353,7 @@ impl S3 {
         );
         let url = complete.sign(SIGNED_FOR);
         let body = complete.body();
-        let resp = self.send(&what, || {
-            self.http.client().post(url.clone()).body(body.clone())
-        })?;
+        let resp = self.send_once(&what, self.http.client().post(url).body(body))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }

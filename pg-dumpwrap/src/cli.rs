@@ -65,8 +65,8 @@ pub struct BackupArgs {
     /// The pg_dump program; its major version must be at least the server's
     #[arg(long, value_name = "PATH", default_value = "pg_dump")]
     pub pg_dump: PathBuf,
-    /// gzip level, 1 (fast) to 9 (small)
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    /// gzip level, 0 (stored) to 9 (small)
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub level: u32,
 }
 
