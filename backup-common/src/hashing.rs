@@ -23,10 +23,6 @@ impl<W: Write> HashingWriter<W> {
         self.bytes
     }
 
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
     /// The inner writer, the lowercase hex sha256 and the byte count.
     pub fn finish(self) -> (W, String, u64) {
         (self.inner, hex::encode(self.hasher.finalize()), self.bytes)

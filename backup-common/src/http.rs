@@ -56,7 +56,7 @@ impl TimeoutArgs {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Attempts for a request that may be repeated safely, and the first pause.
-pub const ATTEMPTS: u32 = 4;
+const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 pub struct Http {

@@ -220,22 +220,6 @@ impl PgCluster {
         self.sql("postgres", &format!("CREATE DATABASE \"{db}\""));
     }
 
-    pub fn db_exists(&self, db: &str) -> bool {
-        self.sql(
-            "postgres",
-            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
-        ) == "1"
-    }
-
-    /// A role that logs in with a password, for the tools (they should not need
-    /// the superuser).
-    pub fn create_user(&self, user: &str, password: &str) {
-        self.sql(
-            "postgres",
-            &format!("CREATE ROLE \"{user}\" LOGIN CREATEDB PASSWORD '{password}'"),
-        );
-    }
-
     /// The database's schema and data as plain SQL, without the lines that differ
     /// between two dumps of equal databases (versions, the random `\restrict` key).
     pub fn comparable_dump(&self, db: &str) -> String {
