@@ -111,7 +111,30 @@ fn is_ident(b: u8) -> bool {
 impl SqlGuard {
     /// Checks the next piece of the dump; appends what psql may be fed to `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), Refusal> {
-        for &b in chunk {
+        let mut rest = chunk;
+        while let Some((&b, tail)) = rest.split_first() {
+            // COPY data is most of a dump: up to its line's end, only the first
+            // two bytes matter (`\.` ends the block), so it passes in bulk.
+            if let State::CopyData { line_len, first } = &mut self.state {
+                let end = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+                if end > 0 {
+                    let line = &rest[..end];
+                    for (k, &c) in line
+                        .iter()
+                        .enumerate()
+                        .take(2usize.saturating_sub(*line_len))
+                    {
+                        first[*line_len + k] = c;
+                    }
+                    *line_len += end;
+                    out.extend_from_slice(line);
+                    self.before_last = if end >= 2 { line[end - 2] } else { self.last };
+                    self.last = line[end - 1];
+                    rest = &rest[end..];
+                    continue;
+                }
+            }
+            rest = tail;
             self.step(b, out)?;
             if b == b'\n' {
                 self.line += 1;
