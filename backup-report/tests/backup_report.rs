@@ -276,3 +276,48 @@ fn unreadable_input_and_a_silent_component_fail_closed() {
         "{errors:?}"
     );
 }
+
+/// The records as the tools really print them (not copies): a qdrant-snap
+/// success against the stand-in and a pg-dumpwrap failure against a port
+/// nothing listens on.
+#[test]
+fn the_report_reads_the_records_the_tools_really_print() {
+    let root = tempfile::tempdir().unwrap();
+    let server = test_harness::qdrant::QdrantStandin::start(None);
+    server.add_collection("documents", 4, 20);
+    let bins = test_harness::script::bin_dir();
+    let qdrant = Tool::new(bins.join("qdrant-snap"))
+        .env("QDRANT_URL", &server.url)
+        .env("BACKUP_DIR", root.path())
+        .run(&["backup"]);
+    assert_eq!(qdrant.code, Some(0), "{}", qdrant.stderr);
+    let postgres = Tool::new(bins.join("pg-dumpwrap"))
+        .env("POSTGRES_HOST", "127.0.0.1")
+        .env("POSTGRES_PORT", test_harness::free_port().to_string())
+        .env("POSTGRES_PASSWORD", "pw-unused-3")
+        .env("BACKUP_DIR", root.path())
+        .run(&["backup"]);
+    assert_eq!(postgres.code, Some(1), "{}", postgres.stderr);
+
+    let t = Tool::new(BIN).env("BACKUP_DIR", root.path());
+    let args = ["--component", "qdrant", "--component", "postgres"];
+    let out = run_with_stdin(&t, &args, &format!("{}{}", qdrant.stdout, postgres.stdout));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.path().join("backup_report.json")).unwrap())
+            .unwrap();
+    let printed = |o: &test_harness::Output| -> serde_json::Value {
+        serde_json::from_str(o.stdout.trim()).unwrap()
+    };
+    let (qd, pg) = (printed(&qdrant), printed(&postgres));
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["components"]["qdrant"]["file"], qd["file"]);
+    assert_eq!(
+        report["components"]["qdrant"]["size_bytes"],
+        qd["size_bytes"]
+    );
+    assert_eq!(report["components"]["postgres"]["status"], "failed");
+    assert_eq!(report["components"]["postgres"]["error"], pg["error"]);
+    assert_eq!(report["statistics"]["qdrant_backups"], 1);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 1, "{report}");
+}
