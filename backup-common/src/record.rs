@@ -115,10 +115,10 @@ mod tests {
 
     #[test]
     fn failed_record_has_error_instead_of_file_fields() {
-        let r = ResultRecord::failed("minio", "bucket not found".into()).with("type", "full");
+        let r = ResultRecord::failed("minio", "bucket not found".into()).with("kind", "full");
         assert_eq!(
             r.to_line(),
-            r#"{"component":"minio","status":"failed","duration_seconds":0,"error":"bucket not found","type":"full"}"#
+            r#"{"component":"minio","status":"failed","duration_seconds":0,"error":"bucket not found","kind":"full"}"#
         );
     }
 }

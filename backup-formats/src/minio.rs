@@ -17,7 +17,7 @@ pub struct Manifest {
     pub format: String,
     pub bucket: String,
     /// `full` or `incremental`.
-    pub kind: String,
+    pub kind: Kind,
     pub created: String,
     /// The artifact an incremental builds on (file name in the same folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +30,23 @@ pub struct Manifest {
     pub deleted: Vec<String>,
     /// The objects this archive holds.
     pub objects: Vec<ObjectEntry>,
+}
+
+/// What an archive holds: every object, or only what changed since its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Full,
+    Incremental,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Full => "full",
+            Kind::Incremental => "incremental",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,9 +193,9 @@ impl Manifest {
         backup_common::names::check_bucket(&self.bucket)
             .map_err(|e| anyhow::anyhow!("the manifest's bucket: {e}"))?;
         let this = backup_common::ArtifactName::parse(name);
-        match (self.kind.as_str(), &self.base) {
-            ("full", None) => {}
-            ("incremental", Some(base)) => {
+        match (self.kind, &self.base) {
+            (Kind::Full, None) => {}
+            (Kind::Incremental, Some(base)) => {
                 let parsed = backup_common::ArtifactName::parse(base).filter(|b| {
                     !base.contains('/')
                         && b.prefix == self.bucket
@@ -197,9 +214,8 @@ impl Manifest {
                     bail!("the manifest's base {base} is not older than the archive itself");
                 }
             }
-            ("full", Some(_)) => bail!("a full archive's manifest names a base"),
-            ("incremental", None) => bail!("an incremental archive's manifest names no base"),
-            (other, _) => bail!("manifest kind {other:?} is neither full nor incremental"),
+            (Kind::Full, Some(_)) => bail!("a full archive's manifest names a base"),
+            (Kind::Incremental, None) => bail!("an incremental archive's manifest names no base"),
         }
         let mut keys = std::collections::BTreeSet::new();
         for o in &self.objects {

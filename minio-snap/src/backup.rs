@@ -98,11 +98,10 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
         format: manifest::FORMAT.into(),
         bucket: bucket.clone(),
         kind: if base.is_some() {
-            "incremental"
+            manifest::Kind::Incremental
         } else {
-            "full"
-        }
-        .into(),
+            manifest::Kind::Full
+        },
         created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         base: base
             .as_ref()
@@ -124,7 +123,7 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let published = run
         .publish(vec![pending], |published| {
             let mut record = ResultRecord::success(COMPONENT, &published[0])
-                .with("type", manifest.kind.clone())
+                .with("kind", manifest.kind.name())
                 .with("objects", manifest.objects.len())
                 .with("object_bytes", bytes);
             if let Some(b) = &manifest.base {
