@@ -135,9 +135,9 @@ impl Qdrant {
 
     /// The `result` of an answer; a body that stalls or breaks off says so
     /// rather than "not JSON".
-    fn json(&self, resp: Response, what: &str) -> Result<Value> {
-        // Only creating a snapshot waits on Qdrant; its client has no stall bound.
-        let waiting = what == "creating a snapshot";
+    /// `waiting`: the answer to a request that waits on Qdrant's work, whose
+    /// client is bounded by the overall timeout, not the stall timeout.
+    fn json(&self, resp: Response, what: &str, waiting: bool) -> Result<Value> {
         let text = self
             .http
             .block_on(resp.text())
@@ -155,7 +155,7 @@ impl Qdrant {
 
     pub fn list_collections(&self) -> Result<Vec<String>> {
         let resp = self.send_idempotent(Method::GET, "/collections")?;
-        let result = self.json(resp, "listing collections")?;
+        let result = self.json(resp, "listing collections", false)?;
         let mut names: Vec<String> = result["collections"]
             .as_array()
             .context("listing collections: no collections array in Qdrant's answer")?
@@ -169,7 +169,7 @@ impl Qdrant {
     /// Points count and vector configuration of a collection.
     pub fn collection_info(&self, name: &str) -> Result<(u64, Value)> {
         let resp = self.send_idempotent(Method::GET, &format!("/collections/{}", enc(name)))?;
-        let result = self.json(resp, "reading collection info")?;
+        let result = self.json(resp, "reading collection info", false)?;
         let points = result["points_count"]
             .as_u64()
             .with_context(|| format!("collection {name}: no points_count in Qdrant's answer"))?;
@@ -186,7 +186,7 @@ impl Qdrant {
             Method::POST,
             &path,
         )?;
-        let r = self.json(resp, "creating a snapshot")?;
+        let r = self.json(resp, "creating a snapshot", true)?;
         let field = |k: &str| r[k].clone();
         Ok(SnapshotInfo {
             name: field("name")
