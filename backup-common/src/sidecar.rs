@@ -27,11 +27,14 @@ pub fn read(artifact: &Path) -> Result<Option<String>> {
 }
 
 pub fn sha256_of_file(path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    std::io::copy(&mut file, &mut hasher)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    sha256_of(file).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn sha256_of(mut input: impl std::io::Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut input, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -62,10 +65,7 @@ pub fn check(artifact: &Path) -> Result<Checked> {
             sha256: None,
         });
     };
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let actual = hex::encode(hasher.finalize());
+    let actual = sha256_of(&mut file).with_context(|| format!("cannot read {}", path.display()))?;
     if actual != expected {
         bail!(
             "{} does not match its sidecar (sha256 {actual}, expected {expected}); the file is damaged — refusing to restore it",

@@ -101,6 +101,31 @@ pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
     manifest_of(&file, path)
 }
 
+/// The archives an archive in `dir` builds on, nearest first, starting from
+/// `base` (its manifest's): each one present with its sidecar (a backup, not an
+/// orphan), the chain ending in a full archive. The one walk of a chain for
+/// verify and weekly promotion; restore also checks each link's content.
+pub fn bases(dir: &Path, mut base: Option<String>) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    while let Some(name) = base {
+        let link = dir.join(&name);
+        if !link.is_file() {
+            anyhow::bail!("the chain is incomplete: {name}, which it builds on, is missing");
+        }
+        if backup_common::sidecar::read(&link)?.is_none() {
+            anyhow::bail!(
+                "the chain is incomplete: {name}, which it builds on, has no .sha256 sidecar and so is not a backup"
+            );
+        }
+        if found.len() >= 10_000 {
+            anyhow::bail!("the chain does not end in a full backup");
+        }
+        base = read_manifest(&link)?.base;
+        found.push(name);
+    }
+    Ok(found)
+}
+
 /// The same, through an open handle (read from its start).
 pub fn manifest_of(file: &std::fs::File, path: &Path) -> anyhow::Result<Manifest> {
     use std::io::Seek;

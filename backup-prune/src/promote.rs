@@ -48,22 +48,13 @@ pub use backup_common::record::published;
 /// The artifacts a restore of `name` needs, oldest first: itself, or for a
 /// MinIO incremental its whole chain (each link a backup, with its sidecar).
 fn chain(dir: &Path, component: Component, name: &str) -> Result<Vec<String>> {
-    let mut chain = vec![name.to_owned()];
     if component != Component::Minio {
-        return Ok(chain);
+        return Ok(vec![name.to_owned()]);
     }
-    let mut current = name.to_owned();
-    while let Some(base) = backup_formats::minio::read_manifest(&dir.join(&current))?.base {
-        if sidecar::read(&dir.join(&base))?.is_none() {
-            bail!("{current} builds on {base}, which has no .sha256 sidecar (not a backup)");
-        }
-        chain.push(base.clone());
-        if chain.len() > 10_000 {
-            bail!("the chain of {name} does not end in a full backup");
-        }
-        current = base;
-    }
+    let base = backup_formats::minio::read_manifest(&dir.join(name))?.base;
+    let mut chain = backup_formats::minio::bases(dir, base)?;
     chain.reverse();
+    chain.push(name.to_owned());
     Ok(chain)
 }
 

@@ -106,24 +106,8 @@ fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
         Some(_) => {}
     }
     // An incremental is only restorable with every link of its chain.
-    let mut base = checked.builds_on;
-    let mut seen = 0;
-    while let Some(name) = base {
-        let link = resolved.with_file_name(&name);
-        if !link.is_file() {
-            anyhow::bail!("the chain is incomplete: {name}, which it builds on, is missing");
-        }
-        if sidecar::read(&link)?.is_none() {
-            anyhow::bail!(
-                "the chain is incomplete: {name}, which it builds on, has no .sha256 sidecar and so is not a backup"
-            );
-        }
-        seen += 1;
-        if seen > 10_000 {
-            anyhow::bail!("the chain does not end in a full backup");
-        }
-        base = backup_formats::minio::read_manifest(&link)?.base;
-    }
+    let dir = resolved.parent().unwrap_or(Path::new("/"));
+    backup_formats::minio::bases(dir, checked.builds_on)?;
     Ok(())
 }
 
