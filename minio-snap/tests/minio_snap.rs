@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use test_harness::planted::{run_with_links_at_old_names, Victim};
 use test_harness::s3::S3Server;
 use test_harness::{finish, terminate, tree, Output, Tool};
 
@@ -486,29 +487,6 @@ fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
     );
 }
 
-/// A file outside every folder the tool may write, and what it must still hold.
-struct Victim {
-    _dir: tempfile::TempDir,
-    file: PathBuf,
-}
-
-impl Victim {
-    fn new() -> Victim {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("precious");
-        fs::write(&file, b"untouched").unwrap();
-        Victim { _dir: dir, file }
-    }
-
-    fn assert_untouched(&self) {
-        assert_eq!(
-            fs::read(&self.file).unwrap(),
-            b"untouched",
-            "written through a link"
-        );
-    }
-}
-
 #[test]
 fn planted_links_at_the_old_staging_name_change_nothing() {
     let s3 = S3Server::start();
@@ -517,25 +495,13 @@ fn planted_links_at_the_old_staging_name_change_nothing() {
     let t = tool(&s3, dir.path(), "documents");
     let archive = published(&t.run(&["backup"]), dir.path());
     let tmp = tempfile::tempdir().unwrap();
-    let victim = Victim::new();
-    // Frozen as it starts, so the old predictable name (…-PID) can be planted.
-    let child = t
-        .clone()
-        .env("TMPDIR", tmp.path())
-        .env("MINIO_BUCKET", "check")
-        .env("FAILPOINTS", "tool::started=return(SIGSTOP)")
-        .spawn(&["restore", archive.to_str().unwrap()]);
-    test_harness::wait_stopped(&child);
-    std::os::unix::fs::symlink(
-        &victim.file,
-        tmp.path()
-            .join(format!(".minio-snap-restore-{}", child.id())),
-    )
-    .unwrap();
-    test_harness::resume(&child);
-    let out = finish(child);
+    let out = run_with_links_at_old_names(
+        &t.clone().env("MINIO_BUCKET", "check"),
+        &["restore", archive.to_str().unwrap()],
+        tmp.path(),
+        |pid| vec![format!(".minio-snap-restore-{pid}")],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    victim.assert_untouched();
     assert_eq!(s3.keys("check"), s3.keys("documents"));
     let left: Vec<String> = tree(tmp.path())
         .into_iter()

@@ -124,23 +124,17 @@ fn api_and_cli_backups_agree_and_restores_bring_workflows_back() {
     // Links planted at the old predictable temp names (…-PID-import.json)
     // change nothing: the CLI's files live in a private folder of their own.
     let tmp = tempfile::tempdir().unwrap();
-    let victim_dir = tempfile::tempdir().unwrap();
-    let victim = victim_dir.path().join("precious");
-    fs::write(&victim, b"untouched").unwrap();
-    let child = cli
-        .clone()
-        .env("TMPDIR", tmp.path())
-        .env("FAILPOINTS", "tool::started=return(SIGSTOP)")
-        .spawn(&["restore", latest.to_str().unwrap()]);
-    test_harness::wait_stopped(&child);
-    for what in ["import", "workflows"] {
-        let old_name = format!(".n8n-export-{}-{what}.json", child.id());
-        std::os::unix::fs::symlink(&victim, tmp.path().join(old_name)).unwrap();
-    }
-    test_harness::resume(&child);
-    let out = test_harness::finish(child);
+    let out = test_harness::planted::run_with_links_at_old_names(
+        &cli,
+        &["restore", latest.to_str().unwrap()],
+        tmp.path(),
+        |pid| {
+            ["import", "workflows"]
+                .map(|what| format!(".n8n-export-{pid}-{what}.json"))
+                .to_vec()
+        },
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(fs::read(&victim).unwrap(), b"untouched");
     assert_eq!(tree(tmp.path()).len(), 2, "only the planted links are left");
 }
 

@@ -545,37 +545,34 @@ fn planted_links_and_a_changed_staged_snapshot_restore_nothing_foreign() {
     let t = tool(&server, dir.path());
     let (archive, _) = good_backup(&t, dir.path());
     let tmp = tempfile::tempdir().unwrap();
-    let victim_dir = tempfile::tempdir().unwrap();
-    let victim = victim_dir.path().join("precious");
-    fs::write(&victim, b"untouched").unwrap();
-    let restore = |failpoint: &str, as_name: &str| {
-        t.clone()
-            .env("TMPDIR", tmp.path())
-            .env("FAILPOINTS", failpoint)
-            .spawn(&[
-                "restore",
-                archive.to_str().unwrap(),
-                "--collection",
-                "documents",
-                "--as",
-                as_name,
-            ])
+    let restore_as = |as_name: &'static str| {
+        [
+            "restore",
+            archive.to_str().unwrap(),
+            "--collection",
+            "documents",
+            "--as",
+            as_name,
+        ]
     };
 
     // A link at the old predictable staging name (…-PID.snapshot).
-    let child = restore("tool::started=return(SIGSTOP)", "documents_a");
-    test_harness::wait_stopped(&child);
-    let old_name = format!(".qdrant-snap-restore-{}.snapshot", child.id());
-    std::os::unix::fs::symlink(&victim, tmp.path().join(old_name)).unwrap();
-    test_harness::resume(&child);
-    let out = test_harness::finish(child);
+    let out = test_harness::planted::run_with_links_at_old_names(
+        &t,
+        &restore_as("documents_a"),
+        tmp.path(),
+        |pid| vec![format!(".qdrant-snap-restore-{pid}.snapshot")],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(fs::read(&victim).unwrap(), b"untouched");
     assert_eq!(tree(tmp.path()).len(), 1, "only the planted link is left");
 
     // The staged snapshot changed in place after it was checked: the upload
     // is abandoned before Qdrant has all of it.
-    let child = restore("qdrant::restore::staged=1*return(SIGSTOP)", "documents_b");
+    let child = t
+        .clone()
+        .env("TMPDIR", tmp.path())
+        .env("FAILPOINTS", "qdrant::restore::staged=1*return(SIGSTOP)")
+        .spawn(&restore_as("documents_b"));
     test_harness::wait_stopped(&child);
     let staged = fs::read_dir(tmp.path())
         .unwrap()

@@ -5,6 +5,7 @@
 
 pub mod n8n;
 pub mod pg;
+pub mod planted;
 pub mod qdrant;
 pub mod s3;
 pub mod script;
