@@ -232,10 +232,11 @@ fn disk_full_publishes_nothing() {
 fn sigterm_stops_the_cli_and_publishes_nothing() {
     // SIGTERM while the CLI runs: the CLI is stopped with us, nothing is published.
     let dir = tempfile::tempdir().unwrap();
-    // No n8n needed: the "CLI" is a shell that waits.
+    // No n8n needed: the "CLI" is a shell that waits, far longer than the
+    // minute `wait_for` allows, so only being stopped with the tool ends it.
     let child = Tool::new(BIN)
         .env("BACKUP_DIR", dir.path())
-        .env("N8N_CLI", "sh -c 'sleep 60' sh")
+        .env("N8N_CLI", "sh -c 'sleep 600' sh")
         .spawn(&["backup"]);
     // The CLI (here a shell that waits) must have started: its pid is a child's.
     let tool_pid = child.id();
