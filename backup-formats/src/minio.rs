@@ -288,3 +288,78 @@ mod tests {
         assert!(archive_path("d", ".unsafe-keys/x").starts_with("d_backup/.unsafe-keys/"));
     }
 }
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// An archive holding only its manifest, and its sidecar unless `orphan`.
+    fn archive(dir: &Path, name: &str, base: Option<&str>, orphan: bool) {
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            bucket: "docs".into(),
+            kind: if base.is_some() {
+                Kind::Incremental
+            } else {
+                Kind::Full
+            },
+            created: "2024-01-01T00:00:00+00:00".into(),
+            base: base.map(str::to_owned),
+            keys: Vec::new(),
+            deleted: Vec::new(),
+            objects: Vec::new(),
+        };
+        let json = serde_json::to_vec(&manifest).unwrap();
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(json.len() as u64);
+        header.set_mode(0o600);
+        tar.append_data(&mut header, FILE_NAME, &json[..]).unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        std::fs::File::create(dir.join(name))
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+        if !orphan {
+            let sha = hex::encode(sha2::Sha256::digest(&bytes));
+            std::fs::write(
+                dir.join(format!("{name}.sha256")),
+                format!("{sha}  {name}\n"),
+            )
+            .unwrap();
+        }
+    }
+
+    const FULL: &str = "docs_20240101_000000.tar.gz";
+    const INCR: &str = "docs_20240102_000000.incr.tar.gz";
+
+    #[test]
+    fn a_chain_runs_through_backups_to_a_full_one() {
+        let dir = tempfile::tempdir().unwrap();
+        archive(dir.path(), FULL, None, false);
+        archive(dir.path(), INCR, Some(FULL), false);
+        assert_eq!(bases(dir.path(), Some(INCR.into())).unwrap(), [INCR, FULL]);
+        assert!(bases(dir.path(), None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_link_without_its_sidecar_or_missing_breaks_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        archive(dir.path(), FULL, None, true);
+        let err = bases(dir.path(), Some(FULL.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no .sha256 sidecar and so is not a backup"),
+            "{err}"
+        );
+        let err = bases(dir.path(), Some(INCR.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("which it builds on, is missing"), "{err}");
+    }
+}
