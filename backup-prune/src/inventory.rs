@@ -3,7 +3,7 @@
 //! never choose it. One component at a time, so memory is bounded by the
 //! largest folder, not the whole tree.
 
-use crate::policy::{Artifact, Inventory};
+use crate::policy::{Artifact, Base, Inventory};
 use backup_common::{folder, Component, IsoWeek};
 use std::fs;
 use std::path::Path;
@@ -40,12 +40,30 @@ pub fn scan_component(
         .into_iter()
         .map(|name| Artifact { component, name })
         .collect();
+    for incr in inv.artifacts.iter().filter(|a| a.is_incremental()) {
+        let file = incr.name.file_name();
+        inv.bases
+            .insert((component, file.clone()), base_of(&dir.join(&file)));
+    }
     let warnings = found
         .orphans
         .iter()
         .map(|o| folder::orphan_warning(&dir, o))
         .collect();
     Ok((inv, warnings))
+}
+
+/// What an incremental's manifest names as its base. This reads the archive
+/// to its end (the manifest is its last entry); incrementals hold only what
+/// changed, so this costs what a verify of them costs.
+fn base_of(path: &Path) -> Base {
+    match backup_formats::minio::read_manifest(path) {
+        Ok(manifest) => match manifest.base {
+            Some(name) => Base::Named(name),
+            None => Base::Unreadable("its manifest says it is a full archive".into()),
+        },
+        Err(e) => Base::Unreadable(format!("{e:#}")),
+    }
 }
 
 /// The file a `*_latest` link names, which must exist.

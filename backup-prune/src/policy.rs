@@ -35,10 +35,23 @@ impl Artifact {
     }
 }
 
+/// What an incremental's manifest says it builds on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// The file name of the archive it builds on, in the same folder.
+    Named(String),
+    /// The manifest could not be read (why): the archive is damaged, so which
+    /// archives it needs is unknown.
+    Unreadable(String),
+}
+
 /// Everything the policy looks at.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub artifacts: Vec<Artifact>,
+    /// Each incremental's base, as its manifest records it (the one answer to
+    /// "what is the chain of this incremental", shared with verify and restore).
+    pub bases: BTreeMap<(Component, String), Base>,
     /// The file names that `*_latest` links point at, per component.
     pub latest_targets: BTreeSet<(Component, String)>,
     pub weekly: Vec<IsoWeek>,
@@ -116,7 +129,12 @@ pub fn plan<Tz: TimeZone>(inventory: &Inventory, now: &DateTime<Tz>, policy: &Po
         .filter(|a| a.is_incremental())
         .collect();
     for incr in kept_incrementals {
-        keep.extend(chain_of(incr, &inventory.artifacts));
+        let chain = chain_of(incr, inventory);
+        keep.extend(chain.needs);
+        // Incrementals sharing a broken link would each say so.
+        if let Some(note) = chain.note.filter(|n| !plan.notes.contains(n)) {
+            plan.notes.push(note);
+        }
     }
 
     for a in &inventory.artifacts {
@@ -157,29 +175,70 @@ pub fn plan<Tz: TimeZone>(inventory: &Inventory, now: &DateTime<Tz>, policy: &Po
     plan
 }
 
-/// The artifacts an incremental needs to be restored: the newest full of its
-/// bucket before it, and every incremental between that full and it.
-pub fn chain_of<'a>(incr: &Artifact, all: &'a [Artifact]) -> Vec<&'a Artifact> {
-    let full_ext = incr.name.ext.trim_start_matches("incr.");
-    let same_bucket =
-        |a: &&Artifact| a.component == incr.component && a.name.prefix == incr.name.prefix;
-    let base = all
-        .iter()
-        .filter(same_bucket)
-        .filter(|a| a.name.ext == full_ext && a.name.timestamp < incr.name.timestamp)
-        .max_by_key(|a| &a.name.timestamp);
-    let since = base.map(|b| b.name.timestamp);
-    let mut chain: Vec<&Artifact> = all
-        .iter()
-        .filter(same_bucket)
-        .filter(|a| {
-            a.name.ext == incr.name.ext
-                && a.name.timestamp < incr.name.timestamp
-                && since.is_none_or(|s| a.name.timestamp > s)
-        })
-        .collect();
-    chain.extend(base);
-    chain
+/// What restoring an incremental needs, and what the operator should know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain<'a> {
+    /// The archives it builds on, nearest first.
+    pub needs: Vec<&'a Artifact>,
+    pub note: Option<String>,
+}
+
+/// The archives an incremental needs to be restored, following each manifest's
+/// base down to a full archive. Where a base is unreadable (a damaged archive),
+/// every older archive of the bucket is needed as far as anyone can tell: kept,
+/// never guessed away. A base that is missing cannot be kept; the note says so.
+pub fn chain_of<'a>(incr: &Artifact, inventory: &'a Inventory) -> Chain<'a> {
+    let mut needs = Vec::new();
+    let mut current = incr;
+    loop {
+        let file = current.name.file_name();
+        let base = inventory.bases.get(&(current.component, file.clone()));
+        let named = match base {
+            Some(Base::Named(name)) => name,
+            Some(Base::Unreadable(_)) | None => {
+                let why = match base {
+                    Some(Base::Unreadable(why)) => why.as_str(),
+                    _ => "its manifest was not read",
+                };
+                needs.extend(inventory.artifacts.iter().filter(|a| {
+                    a.component == current.component
+                        && a.name.prefix == current.name.prefix
+                        && a.name.timestamp < current.name.timestamp
+                }));
+                let note = format!(
+                    "{}/{file}: what it builds on is unknown ({why}); every older archive of bucket {} is kept",
+                    current.component, current.name.prefix
+                );
+                return Chain {
+                    needs,
+                    note: Some(note),
+                };
+            }
+        };
+        // A base is always older (the manifest is validated so), which also
+        // ends any loop a crafted set of manifests could describe.
+        let found = inventory.artifacts.iter().find(|a| {
+            a.component == current.component
+                && a.name.file_name() == *named
+                && a.name.timestamp < current.name.timestamp
+        });
+        let Some(found) = found else {
+            let note = format!(
+                "{}/{}: the chain is broken, {named} (which it builds on) is missing; it cannot be restored",
+                incr.component,
+                incr.name.file_name()
+            );
+            return Chain {
+                needs,
+                note: Some(note),
+            };
+        };
+        needs.push(found);
+        if !found.is_incremental() {
+            return Chain { needs, note: None };
+        }
+        current = found;
+    }
 }
 
 #[cfg(test)]
@@ -293,34 +352,145 @@ mod tests {
         assert!(p.notes[0].contains("db_20241201_020000.sql.gz is dated in the future"));
     }
 
+    /// A MinIO inventory whose incrementals build on what `chain` says:
+    /// (incremental, its base) by file name.
+    fn minio(files: &[&str], chain: &[(&str, Base)]) -> Inventory {
+        Inventory {
+            artifacts: files.iter().map(|f| art(Component::Minio, f)).collect(),
+            bases: chain
+                .iter()
+                .map(|(f, b)| ((Component::Minio, f.to_string()), b.clone()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn named(f: &str) -> Base {
+        Base::Named(f.into())
+    }
+
     #[test]
     fn keeps_the_full_and_earlier_incrementals_a_kept_incremental_builds_on() {
-        let m = |f: &str| art(Component::Minio, f);
-        let inv = Inventory {
-            artifacts: vec![
-                m("documents_20240101_020000.tar.gz"),
-                m("documents_20240102_020000.incr.tar.gz"),
-                m("documents_20240110_020000.tar.gz"),
-                m("documents_20240111_020000.incr.tar.gz"),
-                m("documents_20240112_020000.incr.tar.gz"),
-                m("documents_20240301_020000.incr.tar.gz"),
+        let inv = minio(
+            &[
+                "documents_20240101_020000.tar.gz",
+                "documents_20240102_020000.incr.tar.gz",
+                "documents_20240110_020000.tar.gz",
+                "documents_20240111_020000.incr.tar.gz",
+                "documents_20240112_020000.incr.tar.gz",
+                "documents_20240301_020000.incr.tar.gz",
             ],
-            ..Default::default()
-        };
+            &[
+                (
+                    "documents_20240102_020000.incr.tar.gz",
+                    named("documents_20240101_020000.tar.gz"),
+                ),
+                (
+                    "documents_20240111_020000.incr.tar.gz",
+                    named("documents_20240110_020000.tar.gz"),
+                ),
+                (
+                    "documents_20240112_020000.incr.tar.gz",
+                    named("documents_20240111_020000.incr.tar.gz"),
+                ),
+                (
+                    "documents_20240301_020000.incr.tar.gz",
+                    named("documents_20240112_020000.incr.tar.gz"),
+                ),
+            ],
+        );
         let policy = Policy {
             keep_min: 1,
             ..POLICY
         };
         // On 2024-03-15 only the March incremental is young; it builds on the
         // 10 January full through the incrementals of the 11th and 12th.
-        let files = deleted_files(&plan(&inv, &at(2024, 3, 15), &policy));
+        let p = plan(&inv, &at(2024, 3, 15), &policy);
         assert_eq!(
-            files,
+            deleted_files(&p),
             vec![
                 "documents_20240101_020000.tar.gz",
                 "documents_20240102_020000.incr.tar.gz"
             ]
         );
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn the_chain_is_the_manifests_not_the_timestamps() {
+        // The March incremental was made on the January full (the February one
+        // was not a backup yet when it ran, say): the manifest decides.
+        let inv = minio(
+            &[
+                "documents_20240101_020000.tar.gz",
+                "documents_20240201_020000.tar.gz",
+                "documents_20240301_020000.incr.tar.gz",
+            ],
+            &[(
+                "documents_20240301_020000.incr.tar.gz",
+                named("documents_20240101_020000.tar.gz"),
+            )],
+        );
+        let policy = Policy {
+            keep_min: 0,
+            ..POLICY
+        };
+        let p = plan(&inv, &at(2024, 3, 15), &policy);
+        assert_eq!(deleted_files(&p), vec!["documents_20240201_020000.tar.gz"]);
+    }
+
+    #[test]
+    fn an_unreadable_base_keeps_every_older_archive_of_the_bucket_and_says_so() {
+        let inv = minio(
+            &[
+                "documents_20240101_020000.tar.gz",
+                "documents_20240201_020000.tar.gz",
+                "documents_20240202_020000.incr.tar.gz",
+                "documents_20240301_020000.incr.tar.gz",
+                "other_20240101_020000.tar.gz",
+            ],
+            &[
+                (
+                    "documents_20240202_020000.incr.tar.gz",
+                    Base::Unreadable("not a tar.gz".into()),
+                ),
+                (
+                    "documents_20240301_020000.incr.tar.gz",
+                    named("documents_20240202_020000.incr.tar.gz"),
+                ),
+            ],
+        );
+        let policy = Policy {
+            keep_min: 0,
+            ..POLICY
+        };
+        let p = plan(&inv, &at(2024, 3, 15), &policy);
+        assert_eq!(deleted_files(&p), vec!["other_20240101_020000.tar.gz"]);
+        assert_eq!(
+            p.notes,
+            vec!["minio/documents_20240202_020000.incr.tar.gz: what it builds on is unknown (not a tar.gz); every older archive of bucket documents is kept"]
+        );
+    }
+
+    #[test]
+    fn a_missing_base_is_said_and_nothing_else_is_kept_for_it() {
+        let inv = minio(
+            &[
+                "documents_20240101_020000.tar.gz",
+                "documents_20240301_020000.incr.tar.gz",
+            ],
+            &[(
+                "documents_20240301_020000.incr.tar.gz",
+                named("documents_20240201_020000.tar.gz"),
+            )],
+        );
+        let policy = Policy {
+            keep_min: 0,
+            ..POLICY
+        };
+        let p = plan(&inv, &at(2024, 3, 15), &policy);
+        assert_eq!(deleted_files(&p), vec!["documents_20240101_020000.tar.gz"]);
+        assert!(p.notes[0].contains("the chain is broken, documents_20240201_020000.tar.gz (which it builds on) is missing"), "{:?}", p.notes);
     }
 
     #[test]
@@ -427,12 +597,15 @@ mod tests {
             )
         }
 
+        /// Each incremental's base: an earlier archive of its bucket picked by
+        /// `pick`, a name that is not there, or an unreadable manifest.
         fn inventory() -> impl Strategy<Value = Inventory> {
             (
                 prop::collection::vec(artifact(), 0..60),
                 prop::collection::vec(0usize..60, 0..4),
+                prop::collection::vec(0usize..20, 60),
             )
-                .prop_map(|(mut artifacts, latest)| {
+                .prop_map(|(mut artifacts, latest, picks)| {
                     artifacts.sort();
                     artifacts.dedup();
                     let latest_targets = latest
@@ -440,9 +613,30 @@ mod tests {
                         .filter_map(|i| artifacts.get(*i))
                         .map(|a| (a.component, a.name.file_name()))
                         .collect();
+                    let mut bases = BTreeMap::new();
+                    for (a, pick) in artifacts.iter().zip(&picks) {
+                        if !a.is_incremental() {
+                            continue;
+                        }
+                        let earlier: Vec<&Artifact> = artifacts
+                            .iter()
+                            .filter(|b| {
+                                b.component == a.component
+                                    && b.name.prefix == a.name.prefix
+                                    && b.name.timestamp < a.name.timestamp
+                            })
+                            .collect();
+                        let base = match (pick, earlier.len()) {
+                            (0, _) => Base::Unreadable("damaged".into()),
+                            (1, _) | (_, 0) => Base::Named("gone_20200101_000000.tar.gz".into()),
+                            (p, n) => Base::Named(earlier[p % n].name.file_name()),
+                        };
+                        bases.insert((a.component, a.name.file_name()), base);
+                    }
                     Inventory {
                         artifacts,
                         latest_targets,
+                        bases,
                         ..Default::default()
                     }
                 })
@@ -494,8 +688,8 @@ mod tests {
                     }
                 }
                 for a in after.artifacts.iter().filter(|a| a.is_incremental()) {
-                    let before = chain_of(a, &inv.artifacts);
-                    let now_chain = chain_of(a, &after.artifacts);
+                    let before = chain_of(a, &inv);
+                    let now_chain = chain_of(a, &after);
                     prop_assert_eq!(before, now_chain, "chain of {:?} broken", a.name);
                 }
                 for d in &p.deletions {

@@ -33,6 +33,18 @@ impl Tree {
         name
     }
 
+    /// A MinIO archive of bucket `documents` `days_old` days old (by its
+    /// name), with its sidecar, building on `base` if given.
+    fn minio(&self, days_old: i64, base: Option<&str>) -> String {
+        let ts = (Utc::now() - Duration::days(days_old)).format("%Y%m%d_%H%M%S");
+        let ext = if base.is_some() { "incr.tar.gz" } else { "tar.gz" };
+        let name = format!("documents_{ts}.{ext}");
+        let dir = self.root().join("minio");
+        fs::create_dir_all(&dir).unwrap();
+        test_harness::minio_manifest_archive(&dir, &name, "documents", base, false);
+        name
+    }
+
     fn link(&self, component: &str, link: &str, target: &str) {
         std::os::unix::fs::symlink(target, self.root().join(component).join(link)).unwrap();
     }
@@ -186,10 +198,10 @@ fn future_dated_artifacts_are_kept_and_reported() {
 #[test]
 fn keeps_the_chain_of_a_kept_incremental() {
     let t = Tree::new();
-    let old_full = t.artifact("minio", "documents", "tar.gz", 90);
-    let base = t.artifact("minio", "documents", "tar.gz", 60);
-    let incr1 = t.artifact("minio", "documents", "incr.tar.gz", 59);
-    let incr2 = t.artifact("minio", "documents", "incr.tar.gz", 2);
+    let old_full = t.minio(90, None);
+    let base = t.minio(60, None);
+    let incr1 = t.minio(59, Some(&base));
+    let incr2 = t.minio(2, Some(&incr1));
     t.link("minio", "documents_latest.tar.gz", &base);
     let out = t.run(&["--keep-min", "0"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -197,6 +209,41 @@ fn keeps_the_chain_of_a_kept_incremental() {
     for keep in [&base, &incr1, &incr2] {
         assert!(t.exists(&format!("minio/{keep}")));
     }
+}
+
+#[test]
+fn the_chain_kept_is_the_one_the_manifests_name() {
+    let t = Tree::new();
+    let old_full = t.minio(90, None);
+    let newer_full = t.minio(60, None);
+    // Made on the older full: the names' dates alone would keep the newer one.
+    let incr = t.minio(2, Some(&old_full));
+    let out = t.run(&["--keep-min", "0"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(deleted(&out), vec![newer_full]);
+    assert!(t.exists(&format!("minio/{old_full}")) && t.exists(&format!("minio/{incr}")));
+}
+
+#[test]
+fn a_damaged_incremental_keeps_everything_older_of_its_bucket_and_says_why() {
+    let t = Tree::new();
+    let old_full = t.minio(90, None);
+    let base = t.minio(60, None);
+    let incr = t.minio(2, Some(&base));
+    fs::write(t.root().join("minio").join(&incr), b"not an archive").unwrap();
+    let out = t.run(&["--keep-min", "0"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(deleted(&out), Vec::<String>::new());
+    assert!(t.exists(&format!("minio/{old_full}")));
+    assert!(
+        out.stderr.contains(&format!(
+            "minio/{incr}: what it builds on is unknown ("
+        )) && out
+            .stderr
+            .contains("every older archive of bucket documents is kept"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

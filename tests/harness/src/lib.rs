@@ -26,6 +26,54 @@ pub fn tar_gz_entries(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A minio-snap archive holding only its manifest (no objects) for bucket
+/// `bucket`, building on `base` (an incremental) or not (a full), written to
+/// `dir/name` with its sidecar unless `orphan`. For tests of what a chain is,
+/// where neither a server nor real dates matter.
+pub fn minio_manifest_archive(
+    dir: &std::path::Path,
+    name: &str,
+    bucket: &str,
+    base: Option<&str>,
+    orphan: bool,
+) {
+    use backup_formats::minio::{Kind, Manifest, FILE_NAME, FORMAT};
+    use sha2::Digest;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        bucket: bucket.into(),
+        kind: if base.is_some() {
+            Kind::Incremental
+        } else {
+            Kind::Full
+        },
+        created: "2024-01-01T00:00:00+00:00".into(),
+        base: base.map(str::to_owned),
+        keys: Vec::new(),
+        deleted: Vec::new(),
+        objects: Vec::new(),
+    };
+    let json = serde_json::to_vec(&manifest).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(json.len() as u64);
+    header.set_mode(0o600);
+    tar.append_data(&mut header, FILE_NAME, &json[..]).unwrap();
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    std::fs::write(dir.join(name), &bytes).unwrap();
+    if !orphan {
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        std::fs::write(
+            dir.join(format!("{name}.sha256")),
+            format!("{sha}  {name}\n"),
+        )
+        .unwrap();
+    }
+}
+
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
