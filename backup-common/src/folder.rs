@@ -77,6 +77,40 @@ pub fn scan(dir: &Path, component: Component) -> io::Result<Folder> {
     Ok(folder)
 }
 
+/// The `weekly/` folder of a tree: its week folders, oldest first, and the
+/// other folders found there (not ours: left alone, worth a warning).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Weekly {
+    pub weeks: Vec<crate::IsoWeek>,
+    pub foreign: Vec<PathBuf>,
+}
+
+/// Reads `root/weekly`; a missing folder holds no weeks. Files and hidden
+/// entries (a promotion's temp folders) are neither weeks nor foreign.
+pub fn weekly(root: &Path) -> io::Result<Weekly> {
+    let dir = root.join("weekly");
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Weekly::default()),
+        Err(e) => return Err(e),
+    };
+    let mut weekly = Weekly::default();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        match crate::IsoWeek::parse(&name) {
+            Some(week) => weekly.weeks.push(week),
+            None => weekly.foreign.push(entry.path()),
+        }
+    }
+    weekly.weeks.sort();
+    weekly.foreign.sort();
+    Ok(weekly)
+}
+
 /// The warning an orphan gets wherever it is seen.
 pub fn orphan_warning(dir: &Path, name: &ArtifactName) -> String {
     format!(

@@ -88,26 +88,17 @@ fn latest_target(dir: &Path, link: &Path, target: &Path) -> Result<String, Strin
 /// there (a foreign folder is left alone and does not fail the prune). `Err`:
 /// `weekly/` cannot be read.
 pub fn scan_weekly(root: &Path) -> Result<(Vec<IsoWeek>, Vec<String>), String> {
-    let weekly = root.join("weekly");
-    let mut weeks = Vec::new();
-    let mut warnings = Vec::new();
-    let entries = match fs::read_dir(&weekly) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((weeks, warnings)),
-        Err(e) => return Err(format!("cannot read {}: {e}", weekly.display())),
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !entry.path().is_dir() || name.starts_with('.') {
-            continue;
-        }
-        match IsoWeek::parse(&name) {
-            Some(week) => weeks.push(week),
-            None => warnings.push(format!(
+    let found = folder::weekly(root)
+        .map_err(|e| format!("cannot read {}: {e}", root.join("weekly").display()))?;
+    let warnings = found
+        .foreign
+        .iter()
+        .map(|path| {
+            format!(
                 "warning: {} is not a YYYY_WNN week folder; left alone — rename or remove it",
-                entry.path().display()
-            )),
-        }
-    }
-    Ok((weeks, warnings))
+                path.display()
+            )
+        })
+        .collect();
+    Ok((found.weeks, warnings))
 }

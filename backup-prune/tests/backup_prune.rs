@@ -37,7 +37,11 @@ impl Tree {
     /// name), with its sidecar, building on `base` if given.
     fn minio(&self, days_old: i64, base: Option<&str>) -> String {
         let ts = (Utc::now() - Duration::days(days_old)).format("%Y%m%d_%H%M%S");
-        let ext = if base.is_some() { "incr.tar.gz" } else { "tar.gz" };
+        let ext = if base.is_some() {
+            "incr.tar.gz"
+        } else {
+            "tar.gz"
+        };
         let name = format!("documents_{ts}.{ext}");
         let dir = self.root().join("minio");
         fs::create_dir_all(&dir).unwrap();
@@ -236,11 +240,11 @@ fn a_damaged_incremental_keeps_everything_older_of_its_bucket_and_says_why() {
     assert_eq!(deleted(&out), Vec::<String>::new());
     assert!(t.exists(&format!("minio/{old_full}")));
     assert!(
-        out.stderr.contains(&format!(
-            "minio/{incr}: what it builds on is unknown ("
-        )) && out
-            .stderr
-            .contains("every older archive of bucket documents is kept"),
+        out.stderr
+            .contains(&format!("minio/{incr}: what it builds on is unknown ("))
+            && out
+                .stderr
+                .contains("every older archive of bucket documents is kept"),
         "{}",
         out.stderr
     );

@@ -1,5 +1,6 @@
 //! backup-report's binary on a real tree, with result records as the tools print them.
 
+use backup_common::ResultRecord;
 use std::fs;
 use std::io::Write;
 use std::process::Stdio;
@@ -7,9 +8,32 @@ use test_harness::Tool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backup-report");
 
-// Lines exactly as pg-dumpwrap and qdrant-snap printed them in a run of their tests.
-const PG_OK: &str = r#"{"component":"postgres","status":"success","file":"shop_20261126_150401.sql.gz","size_bytes":1423630,"duration_seconds":2,"sha256":"abe0c9b21275e07519e67c4089148157f8d019308d71e772e4517b38de57640b","database":"shop","sql_bytes":5319170}"#;
-const QD_FAILED: &str = r#"{"component":"qdrant","status":"failed","duration_seconds":3,"error":"GET http://127.0.0.1:9/collections failed: error sending request — check QDRANT_URL and that Qdrant is running"}"#;
+/// A pg-dumpwrap success for the tree below, made with the record type the
+/// tools print (`backup_common::ResultRecord`), not copied: a fixed tree needs
+/// fixed names, which a real run cannot give. The test at the end feeds
+/// records the tools really printed.
+fn pg_ok() -> String {
+    let published = backup_common::publish::Published {
+        path: "postgres/shop_20261126_150401.sql.gz".into(),
+        file_name: "shop_20261126_150401.sql.gz".into(),
+        size_bytes: 2000,
+        sha256: "ab".repeat(32),
+    };
+    let mut record = ResultRecord::success("postgres", &published)
+        .with("database", "shop")
+        .with("sql_bytes", 5319170);
+    record.duration_seconds = 2;
+    record.to_line()
+}
+
+fn qd_failed() -> String {
+    let mut record = ResultRecord::failed(
+        "qdrant",
+        "GET http://127.0.0.1:9/collections failed: error sending request — check QDRANT_URL and that Qdrant is running".into(),
+    );
+    record.duration_seconds = 3;
+    record.to_line()
+}
 
 fn run_with_stdin(t: &Tool, args: &[&str], stdin: &str) -> test_harness::Output {
     run_with_stdin_bytes(t, args, stdin.as_bytes())
@@ -69,7 +93,7 @@ fn writes_the_report_metrics_and_summary_for_a_partial_run() {
             "--prometheus",
             prom.to_str().unwrap(),
         ],
-        &format!("{PG_OK}\nnot a record\n{QD_FAILED}\n"),
+        &format!("{}\nnot a record\n{}\n", pg_ok(), qd_failed()),
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
@@ -134,7 +158,7 @@ fn an_empty_run_is_reported_as_failed() {
 fn records_can_come_from_files() {
     let root = tree();
     let records = root.path().join("records.jsonl");
-    fs::write(&records, format!("{PG_OK}\n")).unwrap();
+    fs::write(&records, format!("{}\n", pg_ok())).unwrap();
     let out = Tool::new(BIN).env("BACKUP_DIR", root.path()).run(&[
         records.to_str().unwrap(),
         "--type",
@@ -198,7 +222,7 @@ fn health_is_a_fresh_completed_report() {
         "no secret here",
     );
 
-    let out = run_with_stdin(&t, &[], PG_OK);
+    let out = run_with_stdin(&t, &[], &pg_ok());
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let out = t.run(&["--health"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -208,7 +232,7 @@ fn health_is_a_fresh_completed_report() {
         out.stdout
     );
 
-    let out = run_with_stdin(&t, &[], &format!("{PG_OK}\n{QD_FAILED}"));
+    let out = run_with_stdin(&t, &[], &format!("{}\n{}", pg_ok(), qd_failed()));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let out = t.run(&["--health"]);
     out.assert_failed(
@@ -228,7 +252,7 @@ fn unreadable_input_and_a_silent_component_fail_closed() {
     let previous = root.path().join("backup_report.json");
     fs::write(&previous, "{\"status\":\"completed\"}").unwrap();
     // An invalid byte, a record in capitals, and minio selected but silent.
-    let mut stdin = format!("{PG_OK}\n").into_bytes();
+    let mut stdin = format!("{}\n", pg_ok()).into_bytes();
     stdin.extend_from_slice(b"\xff\xfe\n");
     stdin.extend_from_slice(br#"{"component":"n8n","status":"FAILED","duration_seconds":1}"#);
     stdin.push(b'\n');

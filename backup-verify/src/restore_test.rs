@@ -6,12 +6,13 @@
 
 use crate::{Cli, Verdict};
 use anyhow::{bail, Context, Result};
+use backup_common::Component;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 pub fn run(cli: &Cli) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
-    if let Some(dump) = latest(&cli.tree.backup_dir.join("postgres"), ".sql.gz") {
+    if let Some(dump) = latest(&cli.tree.backup_dir, Component::Postgres, ".sql.gz") {
         let failure = postgres(&dump)
             .err()
             .map(|e| backup_common::exit::one_line(&e));
@@ -21,7 +22,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
             failure,
         });
     }
-    if let Some(archive) = latest(&cli.tree.backup_dir.join("qdrant"), ".tar.gz") {
+    if let Some(archive) = latest(&cli.tree.backup_dir, Component::Qdrant, ".tar.gz") {
         let failure = qdrant(&archive)
             .err()
             .map(|e| backup_common::exit::one_line(&e));
@@ -41,18 +42,16 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
     verdicts
 }
 
-fn latest(dir: &Path, ext: &str) -> Option<PathBuf> {
-    let mut links: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.ends_with(&format!("_latest{ext}")) && p.exists()
-        })
-        .collect();
-    links.sort();
-    links.pop()
+/// The newest `*_latest<ext>` link of `component`'s folder that leads to a file.
+fn latest(root: &Path, component: Component, ext: &str) -> Option<PathBuf> {
+    let dir = root.join(component.name());
+    let found = backup_common::folder::scan(&dir, component).ok()?;
+    let suffix = format!("_latest{ext}");
+    found
+        .latest
+        .iter()
+        .map(|(name, _)| dir.join(name))
+        .rfind(|p| p.to_string_lossy().ends_with(&suffix) && p.exists())
 }
 
 /// Runs `<tool> restore-test <archive>` (the tool that knows the service does

@@ -8,22 +8,12 @@ use std::path::{Path, PathBuf};
 pub fn latest(root: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for c in Component::ALL {
-        for entry in entries(&root.join(c.name()))? {
-            let name = entry
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            if name.contains("_latest.")
-                && entry
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink())
-            {
-                out.push(entry);
-            }
-        }
+        let dir = root.join(c.name());
+        let found =
+            folder::scan(&dir, c).with_context(|| format!("cannot read {}", dir.display()))?;
+        out.extend(found.latest.iter().map(|(name, _)| dir.join(name)));
     }
-    if let Some(week) = newest_week(root)? {
+    if let Some(week) = weeks(root)?.pop() {
         out.extend(artifacts_under(
             &root.join("weekly").join(week.folder_name()),
         )?);
@@ -59,25 +49,7 @@ fn artifacts_under(base: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn weeks(root: &Path) -> Result<Vec<IsoWeek>> {
-    let mut weeks: Vec<IsoWeek> = entries(&root.join("weekly"))?
-        .iter()
-        .filter_map(|p| IsoWeek::parse(&p.file_name()?.to_string_lossy()))
-        .collect();
-    weeks.sort();
-    Ok(weeks)
-}
-
-fn newest_week(root: &Path) -> Result<Option<IsoWeek>> {
-    Ok(weeks(root)?.pop())
-}
-
-/// The sorted entries of a folder; a missing folder has none.
-fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    };
-    out.sort();
-    Ok(out)
+    let weekly = folder::weekly(root)
+        .with_context(|| format!("cannot read {}", root.join("weekly").display()))?;
+    Ok(weekly.weeks)
 }

@@ -2,14 +2,14 @@
 //! or changed one) into the tar.gz in key order, hashed on the way, manifest
 //! last, then publish atomically.
 
-use crate::cli::{BackupArgs, Kind};
+use crate::cli::{BackupArgs, Credentials, Endpoint, Kind};
 use crate::manifest::{self, KeyState, Manifest, ObjectEntry};
 use crate::s3::{Prefetched, S3};
 use anyhow::{bail, Context, Result};
 use backup_common::hashing::HashingReader;
 use backup_common::parallel_gzip::ParallelGzWriter;
 use backup_common::tool::BackupRun;
-use backup_common::{lock, log, publish, secret, ArtifactName, PendingArtifact, ResultRecord};
+use backup_common::{lock, log, publish, ArtifactName, PendingArtifact, ResultRecord};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
@@ -17,24 +17,22 @@ use std::path::{Path, PathBuf};
 
 pub const COMPONENT: &str = "minio";
 
-pub fn connect(endpoint: &crate::cli::Endpoint, bucket: &str) -> Result<S3> {
+pub fn connect(endpoint: &Endpoint, bucket: &str, credentials: &Credentials) -> Result<S3> {
     backup_common::names::check_bucket(bucket)
         .map_err(|e| backup_common::usage(format!("MINIO_BUCKET: {e}")))?;
-    let user = secret::required("MINIO_ROOT_USER")?;
-    let password = secret::required("MINIO_ROOT_PASSWORD")?;
     S3::new(
         &endpoint.url(),
         &endpoint.region,
         bucket,
-        user.expose(),
-        &password,
+        credentials.user.expose(),
+        &credentials.password,
         &endpoint.timeouts,
     )
 }
 
-pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
+pub fn backup(run: &BackupRun, args: &BackupArgs, credentials: &Credentials) -> Result<()> {
     let bucket = &args.endpoint.bucket;
-    let s3 = connect(&args.endpoint, bucket)?;
+    let s3 = connect(&args.endpoint, bucket, credentials)?;
     let dir = args.tree.backup_dir.join(COMPONENT);
     let to_stdout = args.output.to_stdout();
     // `-o -` writes nothing to the tree (an incremental still reads its base there).

@@ -41,6 +41,37 @@ pub struct Endpoint {
     pub timeouts: backup_common::http::TimeoutArgs,
 }
 
+/// MINIO_ROOT_USER / MINIO_ROOT_PASSWORD (or their *_FILE forms), read once at
+/// the command-line boundary (`lib::run`) and passed in.
+pub struct Credentials {
+    pub user: backup_common::Secret,
+    pub password: backup_common::Secret,
+}
+
+impl Credentials {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Credentials {
+            user: backup_common::secret::required("MINIO_ROOT_USER")?,
+            password: backup_common::secret::required("MINIO_ROOT_PASSWORD")?,
+        })
+    }
+}
+
+/// Where a restore writes: a bucket (which needs the credentials) or a folder.
+pub enum Destination {
+    Bucket(Credentials),
+    Dir(PathBuf),
+}
+
+impl RestoreArgs {
+    pub fn destination(&self) -> anyhow::Result<Destination> {
+        Ok(match &self.to_dir {
+            Some(dir) => Destination::Dir(dir.clone()),
+            None => Destination::Bucket(Credentials::from_env()?),
+        })
+    }
+}
+
 impl Endpoint {
     pub fn url(&self) -> String {
         self.endpoint

@@ -9,19 +9,22 @@ pub mod restore;
 pub mod s3;
 
 use backup_common::tool;
-use cli::{Cli, Command};
+use cli::{Cli, Command, Credentials};
 
+/// Runs the parsed command line; returns the process exit code. Credentials
+/// are read here, once, inside the run so that a missing one is the run's
+/// failure record.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(backup::COMPONENT, to_stdout, |run| {
-                backup::backup(run, &args)
+                backup::backup(run, &args, &Credentials::from_env()?)
             })
         }
-        Command::Restore(args) => {
-            tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
-        }
+        Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {
+            restore::restore(&args, &args.destination()?)
+        }),
         Command::Chain(args) => tool::run(backup::COMPONENT, "chain", || {
             for (path, _, _) in restore::resolve_chain(&args.file)? {
                 println!("{}", path.file_name().unwrap_or_default().to_string_lossy());

@@ -5,7 +5,7 @@
 //! not hold.
 
 use crate::backup::{connect, manifest_of, COMPONENT};
-use crate::cli::RestoreArgs;
+use crate::cli::{Destination, RestoreArgs};
 use crate::manifest::{archive_path, Manifest, ObjectEntry};
 use anyhow::{bail, Context, Result};
 use backup_common::hashing::copy_hashed;
@@ -15,24 +15,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub fn restore(args: &RestoreArgs) -> Result<()> {
+pub fn restore(args: &RestoreArgs, destination: &Destination) -> Result<()> {
     let started = std::time::Instant::now();
     let chain = resolve_chain(&args.file)?;
     let target_bucket = args.endpoint.bucket.clone();
-    let s3 = match &args.to_dir {
-        Some(_) => None,
-        None => {
-            let s3 = connect(&args.endpoint, &target_bucket)?;
+    let (s3, target_dir) = match destination {
+        Destination::Bucket(credentials) => {
+            let s3 = connect(&args.endpoint, &target_bucket, credentials)?;
             if !s3.bucket_exists()? {
                 s3.create_bucket()?;
                 log::log(COMPONENT, &format!("created bucket {target_bucket}"));
             }
-            Some(s3)
+            (Some(s3), None)
         }
-    };
-    let target_dir = match &args.to_dir {
-        Some(dir) => Some(crate::extract::TargetDir::open(dir)?),
-        None => None,
+        Destination::Dir(dir) => (None, Some(crate::extract::TargetDir::open(dir)?)),
     };
     let mut uploaded = 0usize;
     let mut deleted = 0usize;

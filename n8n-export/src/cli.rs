@@ -33,6 +33,11 @@ pub struct Source {
     /// The n8n CLI as a command prefix; when set, the CLI is used instead of the API
     #[arg(long, env = "N8N_CLI")]
     pub cli: Option<String>,
+    /// Where the CLI's files go, each in a private folder: one the n8n
+    /// container shares with this one when N8N_CLI is `docker exec …` (the CLI
+    /// must then run as this user) [default: the system temp folder]
+    #[arg(long, env = "N8N_CLI_TEMP_DIR", value_name = "DIR")]
+    pub cli_temp_dir: Option<PathBuf>,
     #[command(flatten)]
     pub timeouts: backup_common::http::TimeoutArgs,
 }

@@ -12,19 +12,26 @@ use backup_common::tool::{self, BackupRun};
 use backup_common::{lock, log, publish, secret, sidecar, PendingArtifact, ResultRecord};
 use cli::{BackupArgs, Cmd, RestoreArgs, Source};
 use serde_json::Value;
-use source::{Api, N8nCli, TempFile};
+use source::{Api, N8nCli};
 use std::io::Write;
 use std::path::Path;
 
 pub const COMPONENT: &str = "n8n";
 
+/// Runs the parsed command line; returns the process exit code. How n8n is
+/// reached (and the API key) is resolved here, once, inside the run so that a
+/// missing key is the run's failure record.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Cmd::Backup(args) => {
             let to_stdout = args.output.to_stdout();
-            tool::run_backup(COMPONENT, to_stdout, |run| backup(run, &args))
+            tool::run_backup(COMPONENT, to_stdout, |run| {
+                backup(run, &args, &mode(&args.source)?)
+            })
         }
-        Cmd::Restore(args) => tool::run(COMPONENT, "restore", || restore(&args)),
+        Cmd::Restore(args) => {
+            tool::run(COMPONENT, "restore", || restore(&args, mode(&args.source)?))
+        }
     }
 }
 
@@ -35,7 +42,13 @@ enum Mode {
 
 fn mode(source: &Source) -> Result<Mode> {
     match source.cli.as_deref().filter(|c| !c.trim().is_empty()) {
-        Some(prefix) => Ok(Mode::Cli(N8nCli::parse(prefix)?)),
+        Some(prefix) => Ok(Mode::Cli(N8nCli::parse(
+            prefix,
+            source
+                .cli_temp_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir),
+        )?)),
         None => Ok(Mode::Api(Api::new(
             &source.url,
             secret::required("N8N_API_KEY")?,
@@ -50,7 +63,7 @@ fn workflows_json(mode: &Mode) -> Result<(Vec<u8>, usize)> {
     let list = match mode {
         Mode::Api(api) => api.list_all()?,
         Mode::Cli(cli) => {
-            let temp = TempFile::new("workflows")?;
+            let temp = cli.temp_file("workflows")?;
             match cli.export("workflow", "workflows", &temp)? {
                 Some(value) => workflows::validate(&value)?.clone(),
                 None => Vec::new(),
@@ -71,8 +84,7 @@ fn workflows_json(mode: &Mode) -> Result<(Vec<u8>, usize)> {
     Ok((bytes, count))
 }
 
-fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
-    let mode = mode(&args.source)?;
+fn backup(run: &BackupRun, args: &BackupArgs, mode: &Mode) -> Result<()> {
     if args.credentials && matches!(mode, Mode::Api(_)) {
         return Err(backup_common::usage(
             "--credentials needs N8N_CLI: n8n's API cannot read credentials",
@@ -81,13 +93,13 @@ fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     if args.output.to_stdout() {
         std::io::stdout()
             .lock()
-            .write_all(&workflows_json(&mode)?.0)?;
+            .write_all(&workflows_json(mode)?.0)?;
         return Ok(());
     }
     let dir = args.tree.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
     let _lock = lock::lock_dir(&dir)?;
-    let (bytes, count) = workflows_json(&mode)?;
+    let (bytes, count) = workflows_json(mode)?;
     let credentials = match (&mode, args.credentials) {
         (Mode::Cli(cli), true) => Some(credentials_json(cli)?),
         _ => None,
@@ -127,7 +139,7 @@ fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
 
 /// Credentials as n8n stores them: encrypted, never `--decrypted`.
 fn credentials_json(cli: &N8nCli) -> Result<(Vec<u8>, usize)> {
-    let temp = TempFile::new("credentials")?;
+    let temp = cli.temp_file("credentials")?;
     let list = match cli.export("credentials", "credentials", &temp)? {
         Some(Value::Array(list)) => list,
         Some(_) => anyhow::bail!("n8n CLI export:credentials did not write a JSON array"),
@@ -150,7 +162,7 @@ fn write_pending(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PendingArtifa
     Ok(pending)
 }
 
-fn restore(args: &RestoreArgs) -> Result<()> {
+fn restore(args: &RestoreArgs, mode: Mode) -> Result<()> {
     let started = std::time::Instant::now();
     let sidecar::Checked {
         path: file,
@@ -165,10 +177,10 @@ fn restore(args: &RestoreArgs) -> Result<()> {
     let list = workflows::validate(&value)
         .with_context(|| format!("{} is not a workflow backup", file.display()))?;
     let (mut created, mut updated) = (0usize, 0usize);
-    match mode(&args.source)? {
+    match mode {
         Mode::Cli(cli) => {
             // The CLI keeps ids; a copy decides which workflows come back active.
-            let temp = TempFile::new("import")?;
+            let temp = cli.temp_file("import")?;
             temp.write(&serde_json::to_vec(&workflows::with_active(
                 list,
                 args.activate,

@@ -6,7 +6,7 @@ use backup_common::http::{Http, TimeoutArgs};
 use backup_common::{cleanup, Secret};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub struct Api {
@@ -189,9 +189,10 @@ impl Api {
     }
 }
 
-/// The n8n CLI, as a command prefix.
+/// The n8n CLI, as a command prefix, and where its files go.
 pub struct N8nCli {
     argv: Vec<String>,
+    temp_base: PathBuf,
 }
 
 /// A file the CLI writes or reads, in a private folder of its own (0700,
@@ -203,17 +204,12 @@ pub struct TempFile {
 }
 
 impl TempFile {
-    /// In `N8N_CLI_TEMP_DIR` (a folder the n8n container shares with this one
-    /// when N8N_CLI is `docker exec …`; the CLI must then run as this user),
-    /// else the system temp folder.
-    pub fn new(what: &str) -> Result<TempFile> {
-        let base = std::env::var_os("N8N_CLI_TEMP_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
+    /// In a private folder made in `base`.
+    fn new(base: &Path, what: &str) -> Result<TempFile> {
         let dir = cleanup::critical(|registry| {
             let dir = tempfile::Builder::new()
                 .prefix(".n8n-export-")
-                .tempdir_in(&base)?;
+                .tempdir_in(base)?;
             registry.add_temp(dir.path());
             Ok::<_, std::io::Error>(dir)
         })
@@ -261,14 +257,20 @@ impl Drop for TempFile {
 }
 
 impl N8nCli {
-    pub fn parse(prefix: &str) -> Result<N8nCli> {
+    /// `temp_base`: where the CLI's files go (`--cli-temp-dir`).
+    pub fn parse(prefix: &str, temp_base: PathBuf) -> Result<N8nCli> {
         let argv = shell_words::split(prefix).map_err(|e| {
             backup_common::usage(format!("N8N_CLI {prefix:?} is not a valid command: {e}"))
         })?;
         if argv.is_empty() {
             return Err(backup_common::usage("N8N_CLI is empty"));
         }
-        Ok(N8nCli { argv })
+        Ok(N8nCli { argv, temp_base })
+    }
+
+    /// A file for the CLI to write or read (see `TempFile`).
+    pub fn temp_file(&self, what: &str) -> Result<TempFile> {
+        TempFile::new(&self.temp_base, what)
     }
 
     /// Runs a CLI command; returns whether it succeeded and what it printed

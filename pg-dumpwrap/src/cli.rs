@@ -52,6 +52,15 @@ pub struct Connection {
     /// Database
     #[arg(long = "db", env = "POSTGRES_DB", default_value = "arasul_db")]
     pub db: String,
+    /// Seconds to wait for the server to accept a connection (libpq's own
+    /// default is forever: a dead host should fail the run instead)
+    #[arg(
+        long,
+        env = "PGCONNECT_TIMEOUT",
+        default_value_t = 15,
+        value_name = "SECONDS"
+    )]
+    pub connect_timeout: u32,
 }
 
 #[derive(Debug, Args)]

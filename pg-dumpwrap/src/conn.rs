@@ -8,16 +8,21 @@ use backup_common::{secret, Secret};
 use std::path::Path;
 use std::process::Command;
 
+/// The connection settings, resolved once at the command-line boundary
+/// (`lib::run`): the database name checked, the password read from
+/// POSTGRES_PASSWORD(_FILE). Nothing below reads the process environment.
+#[derive(Debug, Clone)]
 pub struct Conn {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub db: String,
+    connect_timeout: u32,
     password: Secret,
 }
 
 impl Conn {
-    pub fn from_args(args: &Connection) -> Result<Self> {
+    pub fn resolve(args: &Connection) -> Result<Self> {
         backup_common::names::check_database(&args.db)
             .map_err(|e| backup_common::usage(format!("POSTGRES_DB: {e}")))?;
         Ok(Conn {
@@ -25,8 +30,17 @@ impl Conn {
             port: args.port,
             user: args.user.clone(),
             db: args.db.clone(),
+            connect_timeout: args.connect_timeout,
             password: secret::required("POSTGRES_PASSWORD")?,
         })
+    }
+
+    /// The same server and credentials, another database (a scratch one).
+    pub fn with_db(&self, db: &str) -> Self {
+        Conn {
+            db: db.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// A command for `program` connected to database `db`.
@@ -38,13 +52,10 @@ impl Conn {
             .env("PGDATABASE", db)
             .env("PGPASSWORD", self.password.expose())
             .env("PGAPPNAME", "backup-kit")
+            .env("PGCONNECT_TIMEOUT", self.connect_timeout.to_string())
             // The secret's own variables are ours, not the child's business.
             .env_remove("POSTGRES_PASSWORD")
             .env_remove("POSTGRES_PASSWORD_FILE");
-        if std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
-            // libpq waits forever by default; a dead host should fail the run instead.
-            cmd.env("PGCONNECT_TIMEOUT", "15");
-        }
         cmd
     }
 }

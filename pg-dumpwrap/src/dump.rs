@@ -21,10 +21,9 @@ pub const SEED_OPTIONS: [&str; 4] = ["--no-owner", "--no-acl", "--clean", "--if-
 
 const CHUNK: usize = 256 * 1024;
 
-pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
-    let conn = Conn::from_args(&args.connection)?;
+pub fn backup(run: &BackupRun, args: &BackupArgs, conn: &Conn) -> Result<()> {
     if args.output.to_stdout() {
-        dump_into(&conn, args, std::io::stdout().lock())?;
+        dump_into(conn, args, std::io::stdout().lock())?;
         return Ok(());
     }
 
@@ -43,7 +42,7 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
         ),
     );
     let sql_bytes =
-        dump_into(&conn, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
+        dump_into(conn, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
     let published = run
         .publish(vec![pending], |published| {
             ResultRecord::success(COMPONENT, &published[0])

@@ -10,17 +10,24 @@ pub mod restore_test;
 
 use backup_common::tool;
 use cli::{Cli, Command};
+use conn::Conn;
 
-/// Runs the parsed command line; returns the process exit code.
+/// Runs the parsed command line; returns the process exit code. The
+/// connection (and its password) is resolved here, once, inside the run so
+/// that a missing password is the run's failure record.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
-            tool::run_backup(dump::COMPONENT, to_stdout, |run| dump::backup(run, &args))
+            tool::run_backup(dump::COMPONENT, to_stdout, |run| {
+                dump::backup(run, &args, &Conn::resolve(&args.connection)?)
+            })
         }
-        Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || restore::restore(&args)),
+        Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || {
+            restore::restore(&args, &Conn::resolve(&args.connection)?)
+        }),
         Command::RestoreTest(args) => tool::run(dump::COMPONENT, "restore-test", || {
-            restore_test::restore_test(&args)
+            restore_test::restore_test(&args, &Conn::resolve(&args.connection)?)
         }),
     }
 }

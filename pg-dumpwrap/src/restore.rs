@@ -19,15 +19,14 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-pub fn restore(args: &RestoreArgs) -> Result<()> {
-    println!("{}", run_restore(args)?);
+pub fn restore(args: &RestoreArgs, conn: &Conn) -> Result<()> {
+    println!("{}", run_restore(args, conn)?);
     Ok(())
 }
 
-/// Restores and returns the summary that `restore` prints.
-pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
+/// Restores into `conn`'s database and returns the summary that `restore` prints.
+pub fn run_restore(args: &RestoreArgs, conn: &Conn) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let conn = Conn::from_args(&args.connection)?;
     let sidecar::Checked {
         path: file,
         file: input,
@@ -44,7 +43,7 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
         ),
     }
     if args.create {
-        create_database(&conn, args)?;
+        create_database(conn, args)?;
     }
     log::log(
         COMPONENT,
@@ -56,7 +55,7 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
             conn.port
         ),
     );
-    let sql_bytes = stream_into_psql(&conn, args, &file, input)?;
+    let sql_bytes = stream_into_psql(conn, args, &file, input)?;
     let seconds = started.elapsed().as_secs();
     log::log(
         COMPONENT,

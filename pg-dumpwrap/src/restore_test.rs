@@ -50,12 +50,13 @@ pub fn copy_counts(sql: impl BufRead) -> Result<BTreeMap<String, u64>> {
 
 /// Restores the dump into a scratch database, compares the rows of every table
 /// with the dump's own count of them, and drops the scratch database again.
-pub fn restore_test(args: &RestoreTestArgs) -> Result<()> {
+pub fn restore_test(args: &RestoreTestArgs, server: &Conn) -> Result<()> {
     let dump = &args.file;
     let file =
         std::fs::File::open(dump).with_context(|| format!("cannot open {}", dump.display()))?;
     let expected = copy_counts(BufReader::new(flate2::read::MultiGzDecoder::new(file)))?;
-    let scratch = format!("{}_verify_{}", args.connection.db, std::process::id());
+    let scratch = format!("{}_verify_{}", server.db, std::process::id());
+    let conn = server.with_db(&scratch);
     let restore = RestoreArgs {
         file: dump.to_owned(),
         connection: Connection {
@@ -65,8 +66,7 @@ pub fn restore_test(args: &RestoreTestArgs) -> Result<()> {
         create: true,
         psql: args.psql.clone(),
     };
-    let conn = Conn::from_args(&restore.connection)?;
-    let restored = run_restore(&restore);
+    let restored = run_restore(&restore, &conn);
     let compared = restored.and_then(|_| {
         for (table, rows) in &expected {
             let got = psql(

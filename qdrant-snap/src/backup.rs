@@ -14,20 +14,14 @@ use std::io::{Read, Write};
 
 pub const COMPONENT: &str = "qdrant";
 
-pub fn connect(url: &str, timeouts: &backup_common::http::TimeoutArgs) -> Result<Qdrant> {
-    let key = backup_common::secret::from_env("QDRANT_API_KEY")?;
-    Qdrant::new(url, key, timeouts, COMPONENT)
-}
-
-pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
+pub fn backup(run: &BackupRun, args: &BackupArgs, qdrant: &Qdrant) -> Result<()> {
     for name in &args.collections {
         backup_common::names::check_collection(name)
             .map_err(|e| backup_common::usage(format!("--collection: {e}")))?;
     }
-    let qdrant = connect(&args.server.url, &args.server.timeouts)?;
     if args.output.to_stdout() {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        write_archive(&qdrant, args, stdout)?;
+        write_archive(qdrant, args, stdout)?;
         return Ok(());
     }
     let dir = args.tree.backup_dir.join(COMPONENT);
@@ -35,7 +29,7 @@ pub fn backup(run: &BackupRun, args: &BackupArgs) -> Result<()> {
     let _lock = lock::lock_dir(&dir)?;
     let mut pending = PendingArtifact::create_now(&dir, "qdrant", "tar.gz")?;
     let manifest =
-        write_archive(&qdrant, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
+        write_archive(qdrant, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
     let names: Vec<&str> = manifest
         .collections
         .iter()

@@ -41,6 +41,15 @@ pub struct Server {
     pub timeouts: backup_common::http::TimeoutArgs,
 }
 
+impl Server {
+    /// The client for this server, with QDRANT_API_KEY(_FILE) when set:
+    /// resolved once, at the command-line boundary (`lib::run`).
+    pub fn connect(&self) -> anyhow::Result<crate::api::Qdrant> {
+        let key = backup_common::secret::from_env("QDRANT_API_KEY")?;
+        crate::api::Qdrant::new(&self.url, key, &self.timeouts, crate::backup::COMPONENT)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(flatten)]

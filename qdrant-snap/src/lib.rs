@@ -11,19 +11,22 @@ pub mod restore_test;
 use backup_common::tool;
 use cli::{Cli, Command};
 
+/// Runs the parsed command line; returns the process exit code. The client
+/// (and its API key) is made here, once, inside the run so that an unreadable
+/// key file is the run's failure record.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(backup::COMPONENT, to_stdout, |run| {
-                backup::backup(run, &args)
+                backup::backup(run, &args, &args.server.connect()?)
             })
         }
-        Command::Restore(args) => {
-            tool::run(backup::COMPONENT, "restore", || restore::restore(&args))
-        }
+        Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {
+            restore::restore(&args, &args.server.connect()?)
+        }),
         Command::RestoreTest(args) => tool::run(backup::COMPONENT, "restore-test", || {
-            restore_test::restore_test(&args)
+            restore_test::restore_test(&args, &args.server.connect()?)
         }),
     }
 }

@@ -4,7 +4,8 @@
 //! (`POST /collections/{name}/snapshots/upload?priority=snapshot`), and check
 //! that the restored collection has the recorded number of points.
 
-use crate::backup::{connect, COMPONENT};
+use crate::api::Qdrant;
+use crate::backup::COMPONENT;
 use crate::cli::RestoreArgs;
 use crate::manifest::{self, Kind, Manifest};
 use anyhow::{bail, Context, Result};
@@ -15,13 +16,13 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-pub fn restore(args: &RestoreArgs) -> Result<()> {
-    println!("{}", run_restore(args)?);
+pub fn restore(args: &RestoreArgs, qdrant: &Qdrant) -> Result<()> {
+    println!("{}", run_restore(args, qdrant)?);
     Ok(())
 }
 
 /// Restores and returns the summary that `restore` prints.
-pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
+pub fn run_restore(args: &RestoreArgs, qdrant: &Qdrant) -> Result<serde_json::Value> {
     let started = Instant::now();
     let sidecar::Checked {
         path: file,
@@ -34,7 +35,6 @@ pub fn run_restore(args: &RestoreArgs) -> Result<serde_json::Value> {
             &format!("{} has no .sha256 sidecar; not checked", file.display()),
         );
     }
-    let qdrant = connect(&args.server.url, &args.server.timeouts)?;
     let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));
     let mut entries = archive
         .entries()

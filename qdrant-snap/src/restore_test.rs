@@ -2,14 +2,14 @@
 //! name, its points count checked against the manifest (by `run_restore`), and
 //! deleted again. backup-verify --restore-test runs it.
 
-use crate::backup::{connect, COMPONENT};
+use crate::api::Qdrant;
+use crate::backup::COMPONENT;
 use crate::cli::{RestoreArgs, RestoreTestArgs};
 use crate::restore::{manifest_of, run_restore};
 use anyhow::Result;
 
-pub fn restore_test(args: &RestoreTestArgs) -> Result<()> {
+pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant) -> Result<()> {
     let manifest = manifest_of(&std::fs::canonicalize(&args.file)?)?;
-    let api = connect(&args.server.url, &args.server.timeouts)?;
     for c in &manifest.collections {
         let scratch = format!("{}_verify_{}", c.name, std::process::id());
         let restore = RestoreArgs {
@@ -18,7 +18,7 @@ pub fn restore_test(args: &RestoreTestArgs) -> Result<()> {
             collections: vec![c.name.clone()],
             rename: Some(scratch.clone()),
         };
-        let restored = run_restore(&restore);
+        let restored = run_restore(&restore, api);
         // The scratch collection goes whatever happened.
         let _ = api.delete_collection(&scratch);
         restored?;

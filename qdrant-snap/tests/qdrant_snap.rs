@@ -394,9 +394,11 @@ fn sigterm_mid_download_removes_the_temp_file() {
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&server, dir.path());
     let (_, before) = good_backup(&t, dir.path());
-    big_collection(&server, work.path(), 1 << 20);
+    // Bytes reach the temp file a buffer at a time (about 1 MiB): a download of
+    // 4 MiB at a few MiB a minute is seen mid-way, soon, even on a loaded machine.
+    big_collection(&server, work.path(), 4 << 20);
     server.set_faults(Faults {
-        slow_download: Some(Duration::from_millis(300)),
+        slow_download: Some(Duration::from_millis(40)),
         ..Default::default()
     });
     let child = t.spawn(&["backup", "--collection", "big"]);
