@@ -79,6 +79,20 @@ if [ ! -x "$S3S_FS_HOME/bin/s3s-fs" ]; then
 fi
 export S3S_FS_BIN="$S3S_FS_HOME/bin/s3s-fs"
 
+# A second real S3 server, Garage, for the same tests: it keeps keys as data,
+# so it holds keys that s3s-fs (objects as files) cannot. Built once into a
+# stable place, with only the sqlite store and at opt-level 1: what the tests
+# need, in a fraction of a default build's time (see README).
+GARAGE_HOME=${GARAGE_HOME:-/opt/backup-kit/garage}
+if [ ! -x "$GARAGE_HOME/bin/garage" ]; then
+    say "building Garage 2.5.0 into $GARAGE_HOME (several minutes, once)"
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
+        cargo install --locked --quiet garage@2.5.0 --no-default-features \
+        --features bundled-libs,sqlite --root "$GARAGE_HOME"
+fi
+export GARAGE_BIN="$GARAGE_HOME/bin/garage"
+
 # `scripts/test.sh --install-only` (scripts/demo.sh uses it) stops here.
 if [ "${1:-}" = --install-only ]; then
     exit 0

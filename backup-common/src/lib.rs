@@ -21,6 +21,8 @@ pub mod naming;
 pub mod parallel_gzip;
 pub mod publish;
 pub mod record;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod secret;
 pub mod sidecar;
 pub mod tool;

@@ -1,5 +1,7 @@
 //! S3 through rusty-s3 (SigV4 presigning and the XML of the answers) over the
 //! shared HTTP plumbing (`backup_common::http`: bounded requests, retries).
+//! Object requests go through `backup_common::s3::object_url`, so that every
+//! key S3 allows is asked for as itself.
 
 use crate::manifest::ObjectEntry;
 use anyhow::{Context, Result};
@@ -7,7 +9,7 @@ use backup_common::http::{Body, Http, TimeoutArgs};
 use backup_common::{log, Secret};
 use reqwest::{Response, StatusCode};
 use rusty_s3::actions::ListObjectsV2;
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::{Bucket, Credentials, Map, Method, S3Action, UrlStyle};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -56,6 +58,60 @@ impl S3 {
 
     pub fn name(&self) -> &str {
         self.bucket.name()
+    }
+
+    /// A signed URL for a request on one object (see `backup_common::s3`).
+    fn object_url(
+        &self,
+        method: Method,
+        key: &str,
+        query: &[(&str, &str)],
+        headers: &Map<'_>,
+    ) -> Result<url::Url> {
+        Ok(backup_common::s3::object_url(
+            &self.bucket,
+            &self.creds,
+            method,
+            key,
+            query,
+            headers,
+            SIGNED_FOR,
+        )?)
+    }
+
+    /// Why a listed object answered 404: gone since the listing, or there and
+    /// refused by the server (it cannot serve that key) — told apart by
+    /// listing the key again.
+    fn not_found(&self, key: &str, answer: anyhow::Error) -> anyhow::Error {
+        match self.is_listed(key) {
+            Ok(false) => anyhow::anyhow!(
+                "GET {key:?}: 404 — the object was deleted while the backup ran; run it again"
+            ),
+            Ok(true) => anyhow::anyhow!(
+                "GET {key:?}: 404, yet the bucket still lists it — the server cannot serve this \
+                 key; check the server's log and its support for such keys, or rename the object"
+            ),
+            Err(e) => answer.context(format!("and listing {key:?} again failed: {e:#}")),
+        }
+    }
+
+    /// Whether a listing of the bucket holds `key` now.
+    fn is_listed(&self, key: &str) -> Result<bool> {
+        let url = {
+            let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
+            action.query_mut().remove("encoding-type");
+            action.with_prefix(key);
+            action.with_max_keys(1);
+            action.sign(SIGNED_FOR)
+        };
+        let what = format!("listing {key:?} again");
+        let resp = self.send(&what, || self.http.client().get(url.clone()))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp, &what));
+        }
+        let page: ListPage = quick_xml::de::from_str(&self.text(resp, &what)?)
+            .with_context(|| format!("{what}: malformed answer"))?;
+        Ok(page.contents.iter().any(|o| o.key == key))
     }
 
     /// Sends a request that may be repeated (GET, HEAD, DELETE, PUT of a whole
@@ -137,12 +193,12 @@ impl S3 {
     }
 
     pub fn get(&self, key: &str) -> Result<Object<'_>> {
-        let url = self
-            .bucket
-            .get_object(Some(&self.creds), key)
-            .sign(SIGNED_FOR);
+        let url = self.object_url(Method::Get, key, &[], &Map::new())?;
         let what = format!("GET {key}");
         let resp = self.send(&what, || self.http.client().get(url.clone()))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(self.not_found(key, self.fail(resp, &what)));
+        }
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
         }
@@ -157,22 +213,25 @@ impl S3 {
     /// Starts fetching a small object whole, concurrently with whatever the
     /// caller does next on this runtime; transport errors are retried.
     pub fn prefetch(&self, key: &str, size: u64) -> tokio::task::JoinHandle<Result<Prefetched>> {
-        let url = self
-            .bucket
-            .get_object(Some(&self.creds), key)
-            .sign(SIGNED_FOR);
+        let url = self.object_url(Method::Get, key, &[], &Map::new());
         let client = self.http.client().clone();
         let what = format!("GET {key}");
+        let key = key.to_owned();
         let endpoint = self.endpoint.clone();
         let explain = Explainer::of(&self.http);
         self.http.spawn(async move {
+            let url = url?;
             let resp = backup_common::http::retrying(|| client.get(url.clone()), |_, _| {})
                 .await
                 .map_err(|e| explain.transport(&endpoint, &what, &e))?;
             let status = resp.status();
             if !status.is_success() {
                 let body = resp.text().await.unwrap_or_default();
-                return Err(failure(status, &body, &what));
+                let answer = failure(status, &body, &what);
+                if status == StatusCode::NOT_FOUND {
+                    return Err(Missing { key, answer }.into());
+                }
+                return Err(answer);
             }
             let (content_type, metadata) = object_headers(resp.headers());
             // Collected into one buffer of the listed size: no doubling as it grows.
@@ -198,9 +257,14 @@ impl S3 {
         &self,
         handle: tokio::task::JoinHandle<Result<Prefetched>>,
     ) -> Result<Prefetched> {
-        self.http
+        let done = self
+            .http
             .block_on(handle)
-            .context("a download task failed")?
+            .context("a download task failed")?;
+        done.map_err(|e| match e.downcast::<Missing>() {
+            Ok(Missing { key, answer }) => self.not_found(&key, answer),
+            Err(e) => e,
+        })
     }
 
     pub fn bucket_exists(&self) -> Result<bool> {
@@ -227,10 +291,7 @@ impl S3 {
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
-        let url = self
-            .bucket
-            .delete_object(Some(&self.creds), key)
-            .sign(SIGNED_FOR);
+        let url = self.object_url(Method::Delete, key, &[], &Map::new())?;
         let resp = self.send(&format!("DELETE {key}"), || {
             self.http.client().delete(url.clone())
         })?;
@@ -260,14 +321,13 @@ impl S3 {
                 "object {key} changed after it was checked against the manifest; not restored"
             )
         };
-        let headers = |h: &mut rusty_s3::Map<'_>| {
-            if let Some(ct) = content_type {
-                h.insert("content-type", ct.to_owned());
-            }
-            for (k, v) in meta {
-                h.insert(format!("x-amz-meta-{k}"), v.clone());
-            }
-        };
+        let mut headers = Map::new();
+        if let Some(ct) = content_type {
+            headers.insert("content-type", ct.to_owned());
+        }
+        for (k, v) in meta {
+            headers.insert(format!("x-amz-meta-{k}"), v.clone());
+        }
         let with_headers = |req: reqwest::RequestBuilder| {
             let mut req = req;
             if let Some(ct) = content_type {
@@ -279,9 +339,7 @@ impl S3 {
             req
         };
         if size <= PART_SIZE {
-            let mut action = self.bucket.put_object(Some(&self.creds), key);
-            headers(action.headers_mut());
-            let url = action.sign(SIGNED_FOR);
+            let url = self.object_url(Method::Put, key, &[], &headers)?;
             let mut data = Vec::with_capacity(size as usize);
             file.read_to_end(&mut data)?;
             if hex::encode(Sha256::digest(&data)) != object.sha256 {
@@ -297,9 +355,7 @@ impl S3 {
             return Ok(());
         }
         let what = format!("multipart upload of {key}");
-        let mut create = self.bucket.create_multipart_upload(Some(&self.creds), key);
-        headers(create.headers_mut());
-        let url = create.sign(SIGNED_FOR);
+        let url = self.object_url(Method::Post, key, &[("uploads", "1")], &headers)?;
         let resp = self.send_once(&what, with_headers(self.http.client().post(url)))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
@@ -318,10 +374,13 @@ impl S3 {
                 break;
             }
             hasher.update(&buf);
-            let url = self
-                .bucket
-                .upload_part(Some(&self.creds), key, part_number, &upload_id)
-                .sign(SIGNED_FOR);
+            let part = part_number.to_string();
+            let url = self.object_url(
+                Method::Put,
+                key,
+                &[("partNumber", &part), ("uploadId", &upload_id)],
+                &Map::new(),
+            )?;
             let resp = self.send(&what, || {
                 self.http.client().put(url.clone()).body(buf.clone())
             })?;
@@ -338,21 +397,26 @@ impl S3 {
             part_number += 1;
         }
         if hex::encode(hasher.finalize()) != object.sha256 {
-            let abort = self
-                .bucket
-                .abort_multipart_upload(Some(&self.creds), key, &upload_id)
-                .sign(SIGNED_FOR);
+            let abort = self.object_url(
+                Method::Delete,
+                key,
+                &[("uploadId", &upload_id)],
+                &Map::new(),
+            )?;
             let _ = self.send(&what, || self.http.client().delete(abort.clone()));
             return Err(changed());
         }
-        let complete = self.bucket.complete_multipart_upload(
-            Some(&self.creds),
-            key,
-            &upload_id,
-            etags.iter().map(String::as_str),
-        );
-        let url = complete.sign(SIGNED_FOR);
-        let body = complete.body();
+        // rusty-s3 writes the completion's XML; the URL is ours, as above.
+        let body = self
+            .bucket
+            .complete_multipart_upload(
+                Some(&self.creds),
+                key,
+                &upload_id,
+                etags.iter().map(String::as_str),
+            )
+            .body();
+        let url = self.object_url(Method::Post, key, &[("uploadId", &upload_id)], &Map::new())?;
         let resp = self.send_once(&what, self.http.client().post(url).body(body))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, &what));
@@ -360,6 +424,21 @@ impl S3 {
         Ok(())
     }
 }
+
+/// A prefetch answered 404; `S3::finish` finds out why (`S3::not_found`).
+#[derive(Debug)]
+struct Missing {
+    key: String,
+    answer: anyhow::Error,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.answer)
+    }
+}
+
+impl std::error::Error for Missing {}
 
 /// One page of ListObjectsV2. Our own shape rather than rusty-s3's: servers
 /// differ in what they include (s3s-fs sends no ETag). A server that encodes

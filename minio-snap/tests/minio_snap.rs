@@ -1,16 +1,50 @@
-//! minio-snap's real binary against a real S3 server (s3s-fs, which checks signatures).
+//! minio-snap's real binary against real S3 servers: every test that talks S3
+//! runs once against s3s-fs and once against Garage (`on_both_servers!`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use test_harness::planted::{run_with_links_at_old_names, Victim};
-use test_harness::s3::S3Server;
+use test_harness::s3::{Flavor, S3Server};
 use test_harness::{finish, terminate, tree, Output, Tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_minio-snap");
 
+/// Each S3 test as two tests, `s3s_fs::name` and `garage::name`: the same
+/// steps and checks against each server.
+macro_rules! on_both_servers {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        mod s3s_fs {
+            $( #[test] $(#[$attr])* fn $name() { super::$name(super::Flavor::S3sFs) } )*
+        }
+        mod garage {
+            $( #[test] $(#[$attr])* fn $name() { super::$name(super::Flavor::Garage) } )*
+        }
+    };
+}
+
+on_both_servers!(
+    full_backup_round_trips_objects_types_and_metadata,
+    to_dir_extracts_inside_the_folder_only,
+    incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket,
+    failures_publish_nothing_and_leak_no_secret,
+    a_100_mib_object_round_trips_through_a_multipart_upload,
+    an_object_deleted_between_list_and_get_fails_the_backup,
+    the_server_dying_mid_backup_publishes_nothing,
+    sigterm_mid_backup_removes_the_temp_file,
+    #[ignore = "needs root (it mounts a tmpfs or runs crond); scripts/test.sh runs it as root"]
+    disk_full_publishes_nothing,
+    an_archive_left_without_its_sidecar_is_never_the_base_of_an_incremental,
+    planted_links_at_the_old_staging_name_change_nothing,
+    to_dir_never_writes_through_links_planted_in_the_target,
+    staged_content_changed_after_its_check_is_never_uploaded,
+    crafted_archives_are_refused_by_verify_and_restore_alike,
+    stdout_mode_streams_the_archive_and_writes_nothing,
+);
+
 fn tool(s3: &S3Server, dir: &Path, bucket: &str) -> Tool {
     Tool::new(BIN)
         .env("MINIO_ENDPOINT", &s3.endpoint)
+        .env("MINIO_REGION", &s3.region)
         .env("MINIO_ROOT_USER", &s3.access_key)
         .env("MINIO_ROOT_PASSWORD", &s3.secret_key)
         .env("MINIO_BUCKET", bucket)
@@ -74,9 +108,8 @@ fn fill(s3: &S3Server, bucket: &str, filler: usize) -> Vec<String> {
     keys
 }
 
-#[test]
-fn full_backup_round_trips_objects_types_and_metadata() {
-    let s3 = S3Server::start();
+fn full_backup_round_trips_objects_types_and_metadata(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     let keys = fill(&s3, "documents", 1200);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -116,9 +149,8 @@ fn full_backup_round_trips_objects_types_and_metadata() {
     }
 }
 
-#[test]
-fn to_dir_extracts_inside_the_folder_only() {
-    let s3 = S3Server::start();
+fn to_dir_extracts_inside_the_folder_only(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 3);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -141,9 +173,8 @@ fn to_dir_extracts_inside_the_folder_only() {
     );
 }
 
-#[test]
-fn incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket() {
-    let s3 = S3Server::start();
+fn incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 20);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -233,9 +264,8 @@ fn incremental_holds_exactly_the_changes_and_the_chain_restores_the_bucket() {
     assert!(out.stderr.contains("the chain is broken"), "{}", out.stderr);
 }
 
-#[test]
-fn failures_publish_nothing_and_leak_no_secret() {
-    let mut s3 = S3Server::start();
+fn failures_publish_nothing_and_leak_no_secret(flavor: Flavor) {
+    let mut s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 2);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -284,9 +314,8 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 const BIG: usize = 100 * 1024 * 1024;
 
-#[test]
-fn a_100_mib_object_round_trips_through_a_multipart_upload() {
-    let s3 = S3Server::start();
+fn a_100_mib_object_round_trips_through_a_multipart_upload(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     s3.create_bucket("documents");
     let big = noise(BIG + 12_345, 7);
     s3.put(
@@ -358,9 +387,8 @@ fn backup_under_way(t: &Tool, dir: &Path) -> std::process::Child {
     }
 }
 
-#[test]
-fn an_object_deleted_between_list_and_get_fails_the_backup() {
-    let s3 = S3Server::start();
+fn an_object_deleted_between_list_and_get_fails_the_backup(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     slow_bucket(&s3);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -377,9 +405,8 @@ fn an_object_deleted_between_list_and_get_fails_the_backup() {
     assert_eq!(after, before);
 }
 
-#[test]
-fn the_server_dying_mid_backup_publishes_nothing() {
-    let mut s3 = S3Server::start();
+fn the_server_dying_mid_backup_publishes_nothing(flavor: Flavor) {
+    let mut s3 = S3Server::start_as(flavor);
     slow_bucket(&s3);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -396,9 +423,8 @@ fn the_server_dying_mid_backup_publishes_nothing() {
     assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
 }
 
-#[test]
-fn sigterm_mid_backup_removes_the_temp_file() {
-    let s3 = S3Server::start();
+fn sigterm_mid_backup_removes_the_temp_file(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     slow_bucket(&s3);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -407,11 +433,9 @@ fn sigterm_mid_backup_removes_the_temp_file() {
     assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
 }
 
-#[test]
-#[ignore = "needs root (it mounts a tmpfs or runs crond); scripts/test.sh runs it as root"]
-fn disk_full_publishes_nothing() {
+fn disk_full_publishes_nothing(flavor: Flavor) {
     test_harness::require_root("minio disk_full_publishes_nothing");
-    let s3 = S3Server::start();
+    let s3 = S3Server::start_as(flavor);
     s3.create_bucket("documents");
     s3.put("documents", "small.txt", b"small", "text/plain", &[]);
     let disk = test_harness::SmallDisk::mount("1m");
@@ -430,9 +454,8 @@ fn disk_full_publishes_nothing() {
     assert_eq!(tree(disk.path()), before);
 }
 
-#[test]
-fn an_archive_left_without_its_sidecar_is_never_the_base_of_an_incremental() {
-    let s3 = S3Server::start();
+fn an_archive_left_without_its_sidecar_is_never_the_base_of_an_incremental(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 5);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -487,9 +510,8 @@ fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
     );
 }
 
-#[test]
-fn planted_links_at_the_old_staging_name_change_nothing() {
-    let s3 = S3Server::start();
+fn planted_links_at_the_old_staging_name_change_nothing(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 2);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -510,9 +532,8 @@ fn planted_links_at_the_old_staging_name_change_nothing() {
     assert!(left.is_empty(), "staging files left: {left:?}");
 }
 
-#[test]
-fn to_dir_never_writes_through_links_planted_in_the_target() {
-    let s3 = S3Server::start();
+fn to_dir_never_writes_through_links_planted_in_the_target(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 0);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -556,9 +577,8 @@ fn to_dir_never_writes_through_links_planted_in_the_target() {
     );
 }
 
-#[test]
-fn staged_content_changed_after_its_check_is_never_uploaded() {
-    let s3 = S3Server::start();
+fn staged_content_changed_after_its_check_is_never_uploaded(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     s3.create_bucket("documents");
     s3.put(
         "documents",
@@ -692,9 +712,8 @@ fn edit_manifest(body: &mut Vec<u8>, f: impl FnOnce(&mut serde_json::Value)) {
     *body = serde_json::to_vec(&m).unwrap();
 }
 
-#[test]
-fn crafted_archives_are_refused_by_verify_and_restore_alike() {
-    let s3 = S3Server::start();
+fn crafted_archives_are_refused_by_verify_and_restore_alike(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     fill(&s3, "documents", 2);
     let dir = tempfile::tempdir().unwrap();
     let t = tool(&s3, dir.path(), "documents");
@@ -810,9 +829,8 @@ fn crafted_archives_are_refused_by_verify_and_restore_alike() {
     }
 }
 
-#[test]
-fn stdout_mode_streams_the_archive_and_writes_nothing() {
-    let s3 = S3Server::start();
+fn stdout_mode_streams_the_archive_and_writes_nothing(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
     let keys = fill(&s3, "documents", 3);
     let dir = tempfile::tempdir().unwrap();
     let out = tool(&s3, dir.path(), "documents")
@@ -829,4 +847,194 @@ fn stdout_mode_streams_the_archive_and_writes_nothing() {
     assert_eq!(entries.last().map(String::as_str), Some("manifest.json"));
     assert_eq!(entries.len(), keys.len() + 1, "{entries:?}");
     assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));
+}
+
+// ---- Every key S3 allows ---------------------------------------------------
+
+/// The keys of one kind each server refuses to store as given (a PUT that
+/// fails, or an object listed under another key): those are left out of the
+/// round trip, and any change to this table fails the test. The README's
+/// compatibility note lists the same.
+fn refused(flavor: Flavor, kind: &str) -> Vec<String> {
+    let all = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect();
+    match (flavor, kind) {
+        // Garage drops a key's leading slashes (it stores `lead.txt`).
+        (Flavor::Garage, "leading_slash") => all(LEADING_SLASH),
+        // s3s-fs keeps objects as files: the file system decides what a key is.
+        (Flavor::S3sFs, "dot_segments") => all(DOT_SEGMENTS),
+        (Flavor::S3sFs, "empty_segments") => all(EMPTY_SEGMENTS),
+        (Flavor::S3sFs, "leading_slash") => all(LEADING_SLASH),
+        (Flavor::S3sFs, "trailing_slash") => all(TRAILING_SLASH),
+        (Flavor::S3sFs, "key_of_1024_bytes") => vec![long_key()],
+        _ => Vec::new(),
+    }
+}
+
+/// Stores `keys` (with bytes that name them), backs the bucket up, verifies
+/// the archive, restores it into a new bucket and compares every key and its
+/// bytes; then changes every object, takes an incremental and restores the
+/// chain the same way. Keys the server refuses must be exactly `refused`.
+fn keys_round_trip(flavor: Flavor, kind: &str, keys: &[&str]) {
+    let s3 = S3Server::start_as(flavor);
+    s3.create_bucket("documents");
+    s3.put("documents", "plain.txt", b"plain", "text/plain", &[]);
+    let body = |key: &str, round: u32| format!("{kind} round {round}: {key:?}").into_bytes();
+    let mut refusals: Vec<String> = Vec::new();
+    for key in keys {
+        if let Err(e) = s3.try_put("documents", key, &body(key, 1), "text/plain", &[]) {
+            refusals.push(format!("{key:?}: PUT answered {e}"));
+        }
+    }
+    let listed = s3.keys("documents");
+    for key in keys {
+        let put_failed = refusals.iter().any(|r| r.starts_with(&format!("{key:?}:")));
+        if !put_failed && !listed.iter().any(|k| k == key) {
+            refusals.push(format!("{key:?}: stored, but not listed under that key"));
+        }
+    }
+    let refused_keys: Vec<String> = keys
+        .iter()
+        .filter(|k| refusals.iter().any(|r| r.starts_with(&format!("{k:?}:"))))
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(
+        refused_keys,
+        refused(flavor, kind),
+        "{} refuses other {kind} keys than expected: {refusals:#?}; listed: {listed:?}",
+        flavor.name()
+    );
+    // A refused PUT may leave something behind that the server cannot take
+    // back on restore; what it stored under another key stays and round-trips.
+    for key in &refused_keys {
+        let _ = s3.try_delete("documents", key);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let compare = |restored: &str| {
+        assert_eq!(s3.keys(restored), s3.keys("documents"), "{kind}: the keys");
+        for key in s3.keys("documents") {
+            let (a, _, _) = s3.get("documents", &key).unwrap();
+            let (b, _, _) = s3.get(restored, &key).unwrap();
+            assert!(a == b, "{kind}: the bytes of {key:?}");
+        }
+    };
+    let full = published(&t.run(&["backup"]), dir.path());
+    let verify = Tool::new(test_harness::script::bin_dir().join("backup-verify"))
+        .env("BACKUP_DIR", dir.path())
+        .run(&[full.to_str().unwrap()]);
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    let out = t
+        .clone()
+        .env("MINIO_BUCKET", "restored")
+        .run(&["restore", full.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    compare("restored");
+
+    for key in s3.keys("documents") {
+        s3.put("documents", &key, &body(&key, 2), "text/plain", &[]);
+    }
+    test_harness::wait_for_next_second();
+    let incr = published(&t.run(&["backup", "--type", "incremental"]), dir.path());
+    let out = t
+        .clone()
+        .env("MINIO_BUCKET", "restored-again")
+        .run(&["restore", incr.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    compare("restored-again");
+}
+
+/// A 1,024-byte key (S3's limit) in parts a file system can hold.
+fn long_key() -> String {
+    let part = "p".repeat(200);
+    let mut key = [part.as_str(); 5].join("/");
+    key.push('/');
+    key.push_str(&"q".repeat(1024 - key.len()));
+    assert_eq!(key.len(), 1024);
+    key
+}
+
+macro_rules! key_kinds {
+    ($($name:ident: $keys:expr;)*) => {
+        mod keys {
+            mod s3s_fs {
+                $( #[test] fn $name() {
+                    super::super::keys_round_trip(super::super::Flavor::S3sFs, stringify!($name), &$keys[..])
+                } )*
+            }
+            mod garage {
+                $( #[test] fn $name() {
+                    super::super::keys_round_trip(super::super::Flavor::Garage, stringify!($name), &$keys[..])
+                } )*
+            }
+        }
+    };
+}
+
+const DOT_SEGMENTS: &[&str] = &[
+    "a/./b.txt",
+    "a/../b.txt",
+    "../up.txt",
+    "./here.txt",
+    "x/..",
+    "y/.",
+    "z/../../w",
+];
+const EMPTY_SEGMENTS: &[&str] = &["a//b.txt", "c///d.txt"];
+const LEADING_SLASH: &[&str] = &["/lead.txt", "//two.txt"];
+const TRAILING_SLASH: &[&str] = &["folder/", "a/b/"];
+
+key_kinds! {
+    dot_segments: crate::DOT_SEGMENTS;
+    empty_segments: crate::EMPTY_SEGMENTS;
+    leading_slash: crate::LEADING_SLASH;
+    trailing_slash: crate::TRAILING_SLASH;
+    percent: ["100%.txt", "%2F-not-a-slash.txt", "%zz", "%25"];
+    plus: ["a+b.txt", "+lead"];
+    spaces: ["with space.txt", " lead", "trail ", "a  b"];
+    question_mark: ["why?.txt", "?x=1"];
+    hash: ["#1.txt", "a#b"];
+    ampersand: ["a&b=c.txt", "&"];
+    unicode_nfc_and_nfd: ["caf\u{e9}.txt", "cafe\u{301}.txt"];
+    differ_only_by_case: ["Readme.TXT", "readme.txt", "README.txt"];
+    key_of_1024_bytes: [crate::long_key().as_str()];
+}
+
+#[test]
+fn a_key_the_server_lists_but_will_not_serve_is_named_as_refused_not_as_deleted() {
+    let server = test_harness::s3::ListsButWillNotServe::start("a/../b.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Tool::new(BIN)
+        .env("MINIO_ENDPOINT", &server.endpoint)
+        .env("MINIO_ROOT_USER", "user")
+        .env("MINIO_ROOT_PASSWORD", "secret-never-shown")
+        .env("MINIO_BUCKET", "documents")
+        .env("BACKUP_DIR", dir.path())
+        .run(&["backup"]);
+    out.assert_backup_failed(
+        1,
+        "GET \"a/../b.txt\": 404, yet the bucket still lists it — the server cannot serve this key",
+        "secret-never-shown",
+    );
+    assert!(!out.stderr.contains("deleted while"), "{}", out.stderr);
+}
+
+#[test]
+fn a_key_no_url_can_carry_fails_the_backup_by_name() {
+    // `..` alone: every URL parser resolves it to the bucket itself.
+    let server = test_harness::s3::ListsButWillNotServe::start("..");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Tool::new(BIN)
+        .env("MINIO_ENDPOINT", &server.endpoint)
+        .env("MINIO_ROOT_USER", "user")
+        .env("MINIO_ROOT_PASSWORD", "secret-never-shown")
+        .env("MINIO_BUCKET", "documents")
+        .env("BACKUP_DIR", dir.path())
+        .run(&["backup"]);
+    out.assert_backup_failed(
+        1,
+        "object key \"..\" cannot be requested over HTTP (every URL parser resolves it to the bucket itself); rename the object",
+        "secret-never-shown",
+    );
+    assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
 }

@@ -1,38 +1,94 @@
-//! A real S3 server for the tests: s3s-fs (it checks SigV4 signatures), as
-//! scripts/test.sh installs it (or `$S3S_FS_BIN`), on loopback with its own
-//! keys and a temp folder, plus a small client to fill and inspect buckets.
+//! Real S3 servers for the tests, on loopback with their own keys and temp
+//! folders, plus a small client to fill and inspect buckets: s3s-fs (it checks
+//! SigV4 signatures and stores objects as files) and Garage (a single-node
+//! cluster; it stores keys as data, so it holds keys no file system can), as
+//! scripts/test.sh installs them (or `$S3S_FS_BIN`, `$GARAGE_BIN`).
 
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use backup_common::s3::object_url;
+use rusty_s3::{Bucket, Credentials, Map, Method, S3Action, UrlStyle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// Which server: minio-snap's tests run against each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    S3sFs,
+    Garage,
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::S3sFs => "s3s-fs",
+            Flavor::Garage => "Garage",
+        }
+    }
+}
 
 pub struct S3Server {
+    pub flavor: Flavor,
     pub endpoint: String,
+    /// The region the server signs for (`MINIO_REGION`).
+    pub region: String,
     pub access_key: String,
     pub secret_key: String,
     dir: tempfile::TempDir,
     process: Option<Child>,
 }
 
-pub fn bin() -> PathBuf {
-    if let Some(b) = std::env::var_os("S3S_FS_BIN") {
+fn installed(var: &str, default: &str, what: &str) -> PathBuf {
+    if let Some(b) = std::env::var_os(var) {
         return b.into();
     }
-    let b = PathBuf::from("/opt/backup-kit/s3s-fs/bin/s3s-fs");
+    let b = PathBuf::from(default);
     assert!(
         b.exists(),
-        "s3s-fs is not installed at {}: run scripts/test.sh or set S3S_FS_BIN",
+        "{what} is not installed at {}: run scripts/test.sh or set {var}",
         b.display()
     );
     b
 }
 
+pub fn bin() -> PathBuf {
+    installed("S3S_FS_BIN", "/opt/backup-kit/s3s-fs/bin/s3s-fs", "s3s-fs")
+}
+
+pub fn garage_bin() -> PathBuf {
+    installed("GARAGE_BIN", "/opt/backup-kit/garage/bin/garage", "Garage")
+}
+
 const SIGNED_FOR: Duration = Duration::from_secs(600);
 
+fn wait_for_port(port: u16, what: &str) {
+    crate::wait_for(&format!("{what} to listen on port {port}"), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect()
+}
+
 impl S3Server {
+    /// s3s-fs, the server most tests use.
     pub fn start() -> S3Server {
+        S3Server::start_as(Flavor::S3sFs)
+    }
+
+    pub fn start_as(flavor: Flavor) -> S3Server {
+        match flavor {
+            Flavor::S3sFs => S3Server::start_s3s_fs(),
+            Flavor::Garage => S3Server::start_garage(),
+        }
+    }
+
+    fn start_s3s_fs() -> S3Server {
         let dir = tempfile::Builder::new().prefix("bk-s3-").tempdir().unwrap();
         let port = crate::free_port();
         let access_key = "bk-test-access".to_owned();
@@ -46,18 +102,98 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        S3Server {
+        let server = S3Server {
+            flavor: Flavor::S3sFs,
             endpoint: format!("http://127.0.0.1:{port}"),
+            region: "us-east-1".into(),
             access_key,
             secret_key,
             dir,
             process: Some(process),
-        }
+        };
+        wait_for_port(port, "s3s-fs");
+        server
+    }
+
+    /// A single-node Garage: its config, the node's role in the layout, and a
+    /// key that may create buckets (the steps of Garage's quick start).
+    fn start_garage() -> S3Server {
+        let dir = tempfile::Builder::new()
+            .prefix("bk-garage-")
+            .tempdir()
+            .unwrap();
+        let (s3_port, rpc_port) = (crate::free_port(), crate::free_port());
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{root}/meta"
+data_dir = "{root}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3_port}"
+"#,
+                root = dir.path().display(),
+                secret = random_hex(32),
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let process = Command::new(garage_bin())
+            .arg("-c")
+            .arg(&config)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start garage");
+        let access_key = format!("GK{}", random_hex(12));
+        let secret_key = random_hex(32);
+        let server = S3Server {
+            flavor: Flavor::Garage,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            region: "garage".into(),
+            access_key,
+            secret_key,
+            dir,
+            process: Some(process),
+        };
+        wait_for_port(rpc_port, "Garage's RPC");
+        let node = server.garage(&["node", "id", "-q"]);
+        let node = node.trim().split('@').next().unwrap().to_owned();
+        server.garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        server.garage(&["layout", "apply", "--version", "1"]);
+        let (key, secret) = (server.access_key.clone(), server.secret_key.clone());
+        server.garage(&["key", "import", "--yes", "-n", "tests", &key, &secret]);
+        server.garage(&["key", "allow", "--create-bucket", &key]);
+        wait_for_port(s3_port, "Garage's S3 API");
+        server
+    }
+
+    /// Runs Garage's CLI on this server; its stdout.
+    fn garage(&self, args: &[&str]) -> String {
+        let out = Command::new(garage_bin())
+            .arg("-c")
+            .arg(self.dir.path().join("garage.toml"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run garage");
+        assert!(
+            out.status.success(),
+            "garage {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Kills the server (as a crash would).
@@ -73,7 +209,7 @@ impl S3Server {
             self.endpoint.parse().unwrap(),
             UrlStyle::Path,
             name.to_owned(),
-            "us-east-1",
+            self.region.clone(),
         )
         .unwrap()
     }
@@ -82,17 +218,45 @@ impl S3Server {
         Credentials::new(&self.access_key, &self.secret_key)
     }
 
+    /// Creates a bucket. A Garage cluster whose layout was just applied answers
+    /// 503 until it is ready: that is waited for.
     pub fn create_bucket(&self, name: &str) {
         let url = self
             .bucket(name)
             .create_bucket(&self.creds())
             .sign(SIGNED_FOR);
-        let r = reqwest::blocking::Client::new().put(url).send().unwrap();
-        assert!(
-            r.status().is_success(),
-            "create bucket {name}: {}",
-            r.status()
+        let status = crate::wait_for(
+            &format!("{} to take bucket {name}", self.flavor.name()),
+            || {
+                let r = reqwest::blocking::Client::new()
+                    .put(url.clone())
+                    .send()
+                    .unwrap();
+                (r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(r.status())
+            },
         );
+        assert!(status.is_success(), "create bucket {name}: {status}");
+    }
+
+    /// A signed URL for a request on one object, by its exact key (the way
+    /// minio-snap asks: `backup_common::s3`).
+    fn object(
+        &self,
+        method: Method,
+        bucket: &str,
+        key: &str,
+        headers: &Map<'_>,
+    ) -> Result<url::Url, String> {
+        object_url(
+            &self.bucket(bucket),
+            &self.creds(),
+            method,
+            key,
+            &[],
+            headers,
+            SIGNED_FOR,
+        )
+        .map_err(|e| e.to_string())
     }
 
     pub fn put(
@@ -103,18 +267,26 @@ impl S3Server {
         content_type: &str,
         meta: &[(&str, &str)],
     ) {
-        let b = self.bucket(bucket);
-        let creds = self.creds();
-        let mut action = b.put_object(Some(&creds), key);
-        action
-            .headers_mut()
-            .insert("content-type", content_type.to_owned());
-        for (k, v) in meta {
-            action
-                .headers_mut()
-                .insert(format!("x-amz-meta-{k}"), v.to_string());
+        if let Err(e) = self.try_put(bucket, key, data, content_type, meta) {
+            panic!("put {key:?}: {e}");
         }
-        let url = action.sign(SIGNED_FOR);
+    }
+
+    /// Stores an object; `Err` says why the server refused it.
+    pub fn try_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: &[u8],
+        content_type: &str,
+        meta: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let mut headers = Map::new();
+        headers.insert("content-type", content_type.to_owned());
+        for (k, v) in meta {
+            headers.insert(format!("x-amz-meta-{k}"), v.to_string());
+        }
+        let url = self.object(Method::Put, bucket, key, &headers)?;
         let mut req = reqwest::blocking::Client::new()
             .put(url)
             .header("content-type", content_type)
@@ -122,13 +294,15 @@ impl S3Server {
         for (k, v) in meta {
             req = req.header(format!("x-amz-meta-{k}"), *v);
         }
-        let r = req.send().unwrap();
-        assert!(
-            r.status().is_success(),
-            "put {key}: {} {}",
-            r.status(),
-            r.text().unwrap_or_default()
-        );
+        let r = req.send().map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!(
+                "{} {}",
+                r.status(),
+                r.text().unwrap_or_default().trim()
+            ));
+        }
+        Ok(())
     }
 
     /// An object's bytes, content type and user metadata; `None` if absent.
@@ -138,14 +312,13 @@ impl S3Server {
         key: &str,
     ) -> Option<(Vec<u8>, String, BTreeMap<String, String>)> {
         let url = self
-            .bucket(bucket)
-            .get_object(Some(&self.creds()), key)
-            .sign(SIGNED_FOR);
+            .object(Method::Get, bucket, key, &Map::new())
+            .unwrap_or_else(|e| panic!("{e}"));
         let r = reqwest::blocking::Client::new().get(url).send().unwrap();
         if r.status().as_u16() == 404 {
             return None;
         }
-        assert!(r.status().is_success(), "get {key}: {}", r.status());
+        assert!(r.status().is_success(), "get {key:?}: {}", r.status());
         let ct = r
             .headers()
             .get("content-type")
@@ -165,12 +338,21 @@ impl S3Server {
     }
 
     pub fn delete(&self, bucket: &str, key: &str) {
-        let url = self
-            .bucket(bucket)
-            .delete_object(Some(&self.creds()), key)
-            .sign(SIGNED_FOR);
-        let r = reqwest::blocking::Client::new().delete(url).send().unwrap();
-        assert!(r.status().is_success(), "delete {key}: {}", r.status());
+        if let Err(e) = self.try_delete(bucket, key) {
+            panic!("delete {key:?}: {e}");
+        }
+    }
+
+    pub fn try_delete(&self, bucket: &str, key: &str) -> Result<(), String> {
+        let url = self.object(Method::Delete, bucket, key, &Map::new())?;
+        let r = reqwest::blocking::Client::new()
+            .delete(url)
+            .send()
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(r.status().to_string());
+        }
+        Ok(())
     }
 
     /// Every key of a bucket, sorted.
@@ -209,6 +391,7 @@ impl S3Server {
         keys
     }
 
+    /// s3s-fs's backing folder (Garage keeps its own database there).
     pub fn root(&self) -> &std::path::Path {
         self.dir.path()
     }
@@ -233,5 +416,61 @@ struct Listed {
 impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// An S3 endpoint whose bucket `documents` lists one object that every GET
+/// answers 404 for: how a server behaves that cannot serve a key it holds
+/// (Garage with a `..` key asked for by a client that resolved the dot
+/// segments). Signatures are not checked; the listing is all it knows.
+pub struct ListsButWillNotServe {
+    pub endpoint: String,
+    server: std::sync::Arc<tiny_http::Server>,
+}
+
+impl ListsButWillNotServe {
+    pub fn start(key: &str) -> ListsButWillNotServe {
+        let server =
+            std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the fake S3"));
+        let endpoint = format!("http://{}", server.server_addr());
+        let (srv, key) = (server.clone(), key.to_owned());
+        std::thread::spawn(move || {
+            for request in srv.incoming_requests() {
+                let path = request.url().split('?').next().unwrap_or_default();
+                let listing = path == "/documents" || path == "/documents/";
+                let (status, body) = if listing {
+                    let escaped = key
+                        .replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;");
+                    (
+                        200,
+                        format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult>\
+                             <Name>documents</Name><KeyCount>1</KeyCount><IsTruncated>false</IsTruncated>\
+                             <Contents><Key>{escaped}</Key><Size>5</Size><ETag>\"x\"</ETag>\
+                             <LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>\
+                             </ListBucketResult>"
+                        ),
+                    )
+                } else {
+                    (
+                        404,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code>\
+                         <Message>The specified key does not exist.</Message></Error>"
+                            .to_owned(),
+                    )
+                };
+                let _ = request
+                    .respond(tiny_http::Response::from_string(body).with_status_code(status));
+            }
+        });
+        ListsButWillNotServe { endpoint, server }
+    }
+}
+
+impl Drop for ListsButWillNotServe {
+    fn drop(&mut self) {
+        self.server.unblock();
     }
 }
