@@ -5,7 +5,8 @@
 # the tree, restores every component from the weekly snapshot into fresh
 # targets and compares them with the originals, and finally runs once with
 # MinIO unreachable. Files stay in $DEMO_DIR (default /tmp/backup-kit-demo);
-# the services are stopped when the script ends.
+# the services are stopped when the script ends. DEMO_S3=garage runs the S3
+# part against Garage instead of s3s-fs.
 set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -48,7 +49,7 @@ pg() { PGPASSWORD=$(cat "$POSTGRES_PASSWORD_FILE") psql -X -q -At -v ON_ERROR_ST
     -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" "$@"; }
 pg_digest() { pg -d "$1" -c "SELECT count(*), md5(string_agg(title || meta::text || encode(body, 'hex'), ',' ORDER BY id)) FROM app.documents"; }
 export RCLONE_CONFIG_DEMO_TYPE=s3 RCLONE_CONFIG_DEMO_PROVIDER=Other RCLONE_CONFIG_DEMO_ENDPOINT="$MINIO_ENDPOINT" \
-    RCLONE_CONFIG_DEMO_ACCESS_KEY_ID="$MINIO_ROOT_USER"
+    RCLONE_CONFIG_DEMO_ACCESS_KEY_ID="$MINIO_ROOT_USER" RCLONE_CONFIG_DEMO_REGION="$MINIO_REGION"
 RCLONE_CONFIG_DEMO_SECRET_ACCESS_KEY=$(cat "$MINIO_ROOT_PASSWORD_FILE")
 export RCLONE_CONFIG_DEMO_SECRET_ACCESS_KEY
 # rclone's S3 client refuses a custom CA bundle with its own transport; plain http here.

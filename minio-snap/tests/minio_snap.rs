@@ -1000,17 +1000,22 @@ key_kinds! {
     key_of_1024_bytes: [crate::long_key().as_str()];
 }
 
-#[test]
-fn a_key_the_server_lists_but_will_not_serve_is_named_as_refused_not_as_deleted() {
-    let server = test_harness::s3::ListsButWillNotServe::start("a/../b.txt");
-    let dir = tempfile::tempdir().unwrap();
-    let out = Tool::new(BIN)
+/// A backup of bucket `documents` from the fake server.
+fn backup_from(server: &test_harness::s3::ListsButWillNotServe, dir: &Path) -> Output {
+    Tool::new(BIN)
         .env("MINIO_ENDPOINT", &server.endpoint)
         .env("MINIO_ROOT_USER", "user")
         .env("MINIO_ROOT_PASSWORD", "secret-never-shown")
         .env("MINIO_BUCKET", "documents")
-        .env("BACKUP_DIR", dir.path())
-        .run(&["backup"]);
+        .env("BACKUP_DIR", dir)
+        .run(&["backup"])
+}
+
+#[test]
+fn a_key_the_server_lists_but_will_not_serve_is_named_as_refused_not_as_deleted() {
+    let server = test_harness::s3::ListsButWillNotServe::start("a/../b.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let out = backup_from(&server, dir.path());
     out.assert_backup_failed(
         1,
         "GET \"a/../b.txt\": 404, yet the bucket still lists it — the server cannot serve this key",
@@ -1024,13 +1029,7 @@ fn a_key_no_url_can_carry_fails_the_backup_by_name() {
     // `..` alone: every URL parser resolves it to the bucket itself.
     let server = test_harness::s3::ListsButWillNotServe::start("..");
     let dir = tempfile::tempdir().unwrap();
-    let out = Tool::new(BIN)
-        .env("MINIO_ENDPOINT", &server.endpoint)
-        .env("MINIO_ROOT_USER", "user")
-        .env("MINIO_ROOT_PASSWORD", "secret-never-shown")
-        .env("MINIO_BUCKET", "documents")
-        .env("BACKUP_DIR", dir.path())
-        .run(&["backup"]);
+    let out = backup_from(&server, dir.path());
     out.assert_backup_failed(
         1,
         "object key \"..\" cannot be requested over HTTP (every URL parser resolves it to the bucket itself); rename the object",

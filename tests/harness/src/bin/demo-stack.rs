@@ -3,13 +3,14 @@
 //! n8n, writes their settings to DIR/stack.env (secrets as *_FILE files in
 //! DIR/secrets), copies the objects it put into the bucket to DIR/seed/minio,
 //! and keeps everything running until its stdin closes; then it stops them all.
+//! `DEMO_S3=garage` makes the S3 server Garage instead of s3s-fs.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use test_harness::n8n::{sample_workflows, N8n};
 use test_harness::qdrant::QdrantStandin;
-use test_harness::s3::S3Server;
+use test_harness::s3::{Flavor, S3Server};
 use test_harness::PgCluster;
 
 fn secret(dir: &Path, name: &str, value: &str) -> String {
@@ -44,8 +45,15 @@ fn main() {
          CREATE VIEW app.recent AS SELECT * FROM app.documents WHERE id > 49000;",
     );
 
-    eprintln!("demo-stack: S3 server (s3s-fs) with bucket documents (200 objects)");
-    let s3 = S3Server::start();
+    let flavor = match std::env::var("DEMO_S3").as_deref() {
+        Ok("garage") => Flavor::Garage,
+        _ => Flavor::S3sFs,
+    };
+    eprintln!(
+        "demo-stack: S3 server ({}) with bucket documents (200 objects)",
+        flavor.name()
+    );
+    let s3 = S3Server::start_as(flavor);
     s3.create_bucket("documents");
     for i in 0..200 {
         let key = format!("reports/{:02}/report-{i:04}.txt", i % 12);
@@ -76,7 +84,7 @@ fn main() {
         "export PATH=\"{pg_bin}:$PATH\"
 export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT={pg_port} POSTGRES_USER={pg_user} POSTGRES_DB=arasul_db
 export POSTGRES_PASSWORD_FILE={pg_pw}
-export MINIO_ENDPOINT={s3_url} MINIO_BUCKET=documents MINIO_ROOT_USER={s3_user}
+export MINIO_ENDPOINT={s3_url} MINIO_REGION={s3_region} MINIO_BUCKET=documents MINIO_ROOT_USER={s3_user}
 export MINIO_ROOT_PASSWORD_FILE={s3_pw}
 export QDRANT_URL={qdrant_url} QDRANT_API_KEY_FILE={qdrant_pw}
 export N8N_URL={n8n_url} N8N_API_KEY_FILE={n8n_pw}
@@ -87,6 +95,7 @@ export N8N_URL={n8n_url} N8N_API_KEY_FILE={n8n_pw}
         pg_pw = secret(&dir, "postgres", &pg.password),
         s3_url = s3.endpoint,
         s3_user = s3.access_key,
+        s3_region = s3.region,
         s3_pw = secret(&dir, "minio", &s3.secret_key),
         qdrant_url = qdrant.url,
         qdrant_pw = secret(&dir, "qdrant", &qdrant_key),
