@@ -46,6 +46,11 @@ done
 if ! /bin/busybox --list 2>/dev/null | grep -qx crond; then
     apt_install busybox-static
 fi
+# Debian's age: the encryption tests check interop with an implementation
+# nobody here wrote.
+for tool in age age-keygen; do
+    command -v "$tool" >/dev/null 2>&1 || apt_install age
+done
 for tool in curl flock rclone; do
     command -v "$tool" >/dev/null 2>&1 || apt_install curl util-linux rclone
 done

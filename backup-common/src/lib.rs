@@ -7,6 +7,7 @@
 
 pub mod cleanup;
 pub mod cli;
+pub mod crypt;
 pub mod dump_sql;
 pub mod dump_trailer;
 pub mod exit;

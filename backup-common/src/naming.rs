@@ -64,16 +64,37 @@ impl fmt::Display for Component {
 pub struct ArtifactName {
     pub prefix: String,
     pub timestamp: NaiveDateTime,
-    /// Everything after the dot that follows the timestamp: `sql.gz`, `tar.gz`, `incr.tar.gz`, `json`.
+    /// Everything after the dot that follows the timestamp, without the
+    /// encrypted suffix: `sql.gz`, `tar.gz`, `incr.tar.gz`, `json`.
     pub ext: String,
+    /// `<name>.age`: the artifact encrypted with age. Same series, retention
+    /// and chains as the plain artifact of that name.
+    pub encrypted: bool,
 }
 
+/// The suffix of an encrypted artifact (`backup_common::crypt`).
+pub const ENCRYPTED_SUFFIX: &str = ".age";
+
 impl ArtifactName {
+    /// `ext` may end in `.age` (an encrypted artifact).
     pub fn new(prefix: &str, timestamp: NaiveDateTime, ext: &str) -> Self {
+        let (ext, encrypted) = match ext.strip_suffix(ENCRYPTED_SUFFIX) {
+            Some(plain) => (plain, true),
+            None => (ext, false),
+        };
         ArtifactName {
             prefix: prefix.to_owned(),
             timestamp,
             ext: ext.to_owned(),
+            encrypted,
+        }
+    }
+
+    fn suffix(&self) -> &'static str {
+        if self.encrypted {
+            ENCRYPTED_SUFFIX
+        } else {
+            ""
         }
     }
 
@@ -84,21 +105,39 @@ impl ArtifactName {
 
     pub fn file_name(&self) -> String {
         format!(
-            "{}_{}.{}",
+            "{}_{}.{}{}",
             self.prefix,
             self.timestamp.format(TIMESTAMP_FORMAT),
-            self.ext
+            self.ext,
+            self.suffix()
         )
     }
 
-    /// The `*_latest` link for this artifact. Incrementals are never "latest": the
-    /// link must always name something restorable on its own.
+    /// The `*_latest` link for this artifact, with its encrypted suffix if any.
+    /// Incrementals are never "latest": the link must always name something
+    /// restorable on its own.
     pub fn latest_link_name(&self) -> Option<String> {
         if self.ext.starts_with("incr.") {
             None
         } else {
-            Some(format!("{}_latest.{}", self.prefix, self.ext))
+            Some(format!(
+                "{}_latest.{}{}",
+                self.prefix,
+                self.ext,
+                self.suffix()
+            ))
         }
+    }
+
+    /// The latest link of the other kind (plain for an encrypted artifact and
+    /// the reverse): publishing this artifact retires it, so that no link is
+    /// left on an older backup once encryption is switched on or off.
+    pub fn other_latest_link_name(&self) -> Option<String> {
+        let other = ArtifactName {
+            encrypted: !self.encrypted,
+            ..self.clone()
+        };
+        other.latest_link_name()
     }
 
     /// Parses `<prefix>_<YYYYMMDD>_<HHMMSS>.<ext>`; anything else (links, sidecars,

@@ -12,6 +12,7 @@
 //! record printed always describes what is on disk.
 
 use crate::cleanup::{self, Registry};
+use crate::crypt::{Encryption, Sealed};
 use crate::hashing::HashingWriter;
 use crate::naming::ArtifactName;
 use anyhow::{bail, Context, Result};
@@ -38,7 +39,8 @@ pub struct PendingArtifact {
     /// `None` once handed over to be published.
     temp: Option<TempPath>,
     temp_path: PathBuf,
-    writer: Option<HashingWriter<BufWriter<File>>>,
+    /// The tool writes plaintext; the file gets it encrypted when asked.
+    writer: Option<Sealed<HashingWriter<BufWriter<File>>>>,
 }
 
 /// Creates `dir` (and missing parents) with mode 0700.
@@ -54,12 +56,20 @@ impl PendingArtifact {
     /// Starts `<dir>/<prefix>_<now>.<ext>`. If an artifact of that second already
     /// exists (two runs within one second), waits for the next second rather
     /// than overwrite it.
-    pub fn create_now(dir: &Path, prefix: &str, ext: &str) -> Result<Self> {
+    /// With encryption on, the name ends in `.age` and the content is
+    /// encrypted on its way to the file.
+    pub fn create_now(
+        dir: &Path,
+        prefix: &str,
+        ext: &str,
+        encryption: &Encryption,
+    ) -> Result<Self> {
         ensure_dir(dir)?;
+        let ext = encryption.ext(ext);
         for _ in 0..30 {
-            let name = ArtifactName::now(prefix, ext);
+            let name = ArtifactName::now(prefix, &ext);
             if dir.join(name.file_name()).symlink_metadata().is_err() {
-                return Self::create(dir, name);
+                return Self::create(dir, name, encryption);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -69,7 +79,12 @@ impl PendingArtifact {
         )
     }
 
-    pub fn create(dir: &Path, name: ArtifactName) -> Result<Self> {
+    pub fn create(dir: &Path, name: ArtifactName, encryption: &Encryption) -> Result<Self> {
+        assert_eq!(
+            name.encrypted,
+            encryption.is_on(),
+            "the name says how it is written"
+        );
         ensure_dir(dir)?;
         let file = cleanup::temp_file_in(dir, &temp_prefix(&name.file_name()))
             .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
@@ -80,7 +95,9 @@ impl PendingArtifact {
             temp_path: temp.to_path_buf(),
             temp: Some(temp),
             // Compressors hand over a few KiB at a time; one syscall per MiB instead.
-            writer: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
+            writer: Some(
+                encryption.wrap(HashingWriter::new(BufWriter::with_capacity(1 << 20, file)))?,
+            ),
         })
     }
 
@@ -96,9 +113,13 @@ impl PendingArtifact {
         self.dir.join(self.name.file_name())
     }
 
-    /// Bytes written so far.
+    /// Bytes written to the file so far (unknown while encrypting: age
+    /// buffers a chunk at a time, so this reads 0).
     pub fn bytes(&self) -> u64 {
-        self.writer.as_ref().map_or(0, |w| w.bytes())
+        self.writer
+            .as_ref()
+            .and_then(|w| w.inner())
+            .map_or(0, |w| w.bytes())
     }
 
     /// Publishes this artifact alone, announcing nothing (see `publish_all`).
@@ -110,6 +131,9 @@ impl PendingArtifact {
     /// Flushes the content to disk and prepares the sidecar and link beside it.
     fn prepare(mut self) -> Result<Prepared> {
         let writer = self.writer.take().expect("prepared once");
+        let writer = writer
+            .finish()
+            .with_context(|| format!("cannot write {}", self.temp_path.display()))?;
         let (file, sha256, size_bytes) = writer.finish();
         let file = file
             .into_inner()
@@ -140,6 +164,7 @@ impl PendingArtifact {
             dir: self.dir.clone(),
             artifact: self.temp.take(),
             sidecar: Some(sidecar),
+            retire: link.as_ref().and(self.name.other_latest_link_name()),
             link,
             temps,
         })
@@ -175,6 +200,8 @@ struct Prepared {
     sidecar: Option<TempPath>,
     /// The new link under its temp name, and the link's real name.
     link: Option<(TempPath, String)>,
+    /// The other kind's latest link, removed once the new one is in place.
+    retire: Option<String>,
     /// Every temp name above, to unregister once the unit is over.
     temps: Vec<PathBuf>,
 }
@@ -274,6 +301,16 @@ fn move_all_into_place(prepared: &mut [Prepared], done: &mut Done) -> Result<()>
                 .with_context(|| format!("cannot repoint {}", link.display()))?;
             done.links.push((link, before));
             cleanup::failpoint("publish::linked");
+        }
+        // The latest link of the other kind (plain vs `.age`) would name an
+        // older backup as "latest": it goes in the same unit.
+        if let Some(other) = p.retire.take() {
+            let link = p.dir.join(&other);
+            if let Ok(before) = fs::read_link(&link) {
+                fs::remove_file(&link)
+                    .with_context(|| format!("cannot remove {}", link.display()))?;
+                done.links.push((link, Some(before)));
+            }
         }
         sync_dir(&p.dir)?;
     }
@@ -378,7 +415,8 @@ mod tests {
     fn publishes_artifact_sidecar_and_relative_latest_link() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("postgres");
-        let mut a = PendingArtifact::create(&dir, name("20240124_020015")).unwrap();
+        let mut a =
+            PendingArtifact::create(&dir, name("20240124_020015"), &Encryption::Off).unwrap();
         a.write_all(b"abc").unwrap();
         let temps = listing(&dir);
         assert_eq!(temps.len(), 1, "{temps:?}");
@@ -413,7 +451,7 @@ mod tests {
     fn latest_moves_to_the_newer_artifact() {
         let dir = tempfile::tempdir().unwrap();
         for ts in ["20240124_020015", "20240125_020012"] {
-            let mut a = PendingArtifact::create(dir.path(), name(ts)).unwrap();
+            let mut a = PendingArtifact::create(dir.path(), name(ts), &Encryption::Off).unwrap();
             a.write_all(ts.as_bytes()).unwrap();
             a.publish().unwrap();
         }
@@ -430,12 +468,14 @@ mod tests {
     #[test]
     fn dropping_unpublished_leaves_nothing_and_keeps_latest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut good = PendingArtifact::create(dir.path(), name("20240124_020015")).unwrap();
+        let mut good =
+            PendingArtifact::create(dir.path(), name("20240124_020015"), &Encryption::Off).unwrap();
         good.write_all(b"good").unwrap();
         good.publish().unwrap();
         let before = listing(dir.path());
 
-        let mut bad = PendingArtifact::create(dir.path(), name("20240125_020012")).unwrap();
+        let mut bad =
+            PendingArtifact::create(dir.path(), name("20240125_020012"), &Encryption::Off).unwrap();
         bad.write_all(b"half").unwrap();
         drop(bad);
 
@@ -450,7 +490,8 @@ mod tests {
     fn never_overwrites_an_existing_artifact() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("db_20240124_020015.sql.gz"), b"precious").unwrap();
-        let mut a = PendingArtifact::create(dir.path(), name("20240124_020015")).unwrap();
+        let mut a =
+            PendingArtifact::create(dir.path(), name("20240124_020015"), &Encryption::Off).unwrap();
         a.write_all(b"new").unwrap();
         let err = a.publish().unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
@@ -464,10 +505,12 @@ mod tests {
     #[test]
     fn create_now_picks_a_free_second() {
         let dir = tempfile::tempdir().unwrap();
-        let mut first = PendingArtifact::create_now(dir.path(), "db", "sql.gz").unwrap();
+        let mut first =
+            PendingArtifact::create_now(dir.path(), "db", "sql.gz", &Encryption::Off).unwrap();
         first.write_all(b"1").unwrap();
         let first = first.publish().unwrap();
-        let second = PendingArtifact::create_now(dir.path(), "db", "sql.gz").unwrap();
+        let second =
+            PendingArtifact::create_now(dir.path(), "db", "sql.gz", &Encryption::Off).unwrap();
         assert_ne!(second.final_path(), first.path);
     }
 

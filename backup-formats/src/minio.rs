@@ -4,6 +4,7 @@
 //! key list at backup time and the keys deleted since.
 
 use anyhow::Context;
+use backup_common::crypt::Decryption;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -94,18 +95,24 @@ pub fn archive_path(bucket: &str, key: &str) -> String {
 }
 
 /// The manifest of an archive (its last entry; the archive is read to the end
-/// and must be well-formed: `read_archive`).
-pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+/// and must be well-formed: `read_archive`), decrypted first if it is `.age`.
+pub fn read_manifest(path: &Path, decryption: &Decryption) -> anyhow::Result<Manifest> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    manifest_of(&file, path)
+    manifest_of(&file, path, decryption)
 }
 
 /// The archives an archive in `dir` builds on, nearest first, starting from
 /// `base` (its manifest's): each one present with its sidecar (a backup, not an
 /// orphan), the chain ending in a full archive. The one walk of a chain for
-/// verify and weekly promotion; restore also checks each link's content.
-pub fn bases(dir: &Path, mut base: Option<String>) -> anyhow::Result<Vec<String>> {
+/// verify and weekly promotion; restore also checks each link's content. Only
+/// incrementals are opened (a full one's name says it ends the chain), so an
+/// encrypted full archive needs no identity here.
+pub fn bases(
+    dir: &Path,
+    mut base: Option<String>,
+    decryption: &Decryption,
+) -> anyhow::Result<Vec<String>> {
     let mut found = Vec::new();
     while let Some(name) = base {
         let link = dir.join(&name);
@@ -120,19 +127,29 @@ pub fn bases(dir: &Path, mut base: Option<String>) -> anyhow::Result<Vec<String>
         if found.len() >= 10_000 {
             anyhow::bail!("the chain does not end in a full backup");
         }
-        base = read_manifest(&link)?.base;
+        let full = backup_common::ArtifactName::parse(&name).is_some_and(|n| n.ext == "tar.gz");
+        base = if full {
+            None
+        } else {
+            read_manifest(&link, decryption)?.base
+        };
         found.push(name);
     }
     Ok(found)
 }
 
 /// The same, through an open handle (read from its start).
-pub fn manifest_of(file: &std::fs::File, path: &Path) -> anyhow::Result<Manifest> {
+pub fn manifest_of(
+    file: &std::fs::File,
+    path: &Path,
+    decryption: &Decryption,
+) -> anyhow::Result<Manifest> {
     use std::io::Seek;
     let mut file = file.try_clone()?;
     file.seek(std::io::SeekFrom::Start(0))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    read_archive(std::io::BufReader::new(file), &name, |_, entry| {
+    let plain = decryption.reader(std::io::BufReader::new(file), &name)?;
+    read_archive(plain, &name, |_, entry| {
         std::io::copy(entry, &mut std::io::sink())?;
         Ok(())
     })

@@ -4,6 +4,7 @@
 //! largest folder, not the whole tree.
 
 use crate::policy::{Artifact, Base, Inventory};
+use backup_common::crypt::Decryption;
 use backup_common::{folder, Component, IsoWeek};
 use std::fs;
 use std::path::Path;
@@ -17,6 +18,7 @@ pub fn scan_component(
     root: &Path,
     component: Component,
     now: SystemTime,
+    decryption: &Decryption,
 ) -> Result<(Inventory, Vec<String>), String> {
     let dir = root.join(component.name());
     let found =
@@ -42,8 +44,10 @@ pub fn scan_component(
         .collect();
     for incr in inv.artifacts.iter().filter(|a| a.is_incremental()) {
         let file = incr.name.file_name();
-        inv.bases
-            .insert((component, file.clone()), base_of(&dir.join(&file)));
+        inv.bases.insert(
+            (component, file.clone()),
+            base_of(&dir.join(&file), decryption),
+        );
     }
     let warnings = found
         .orphans
@@ -56,8 +60,8 @@ pub fn scan_component(
 /// What an incremental's manifest names as its base. This reads the archive
 /// to its end (the manifest is its last entry); incrementals hold only what
 /// changed, so this costs what a verify of them costs.
-fn base_of(path: &Path) -> Base {
-    match backup_formats::minio::read_manifest(path) {
+fn base_of(path: &Path, decryption: &Decryption) -> Base {
+    match backup_formats::minio::read_manifest(path, decryption) {
         Ok(manifest) => match manifest.base {
             Some(name) => Base::Named(name),
             None => Base::Unreadable("its manifest says it is a full archive".into()),

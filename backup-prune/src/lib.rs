@@ -9,6 +9,7 @@ pub mod policy;
 pub mod promote;
 
 use anyhow::{bail, Result};
+use backup_common::crypt::Decryption;
 use backup_common::{lock, log, Component};
 use chrono::Local;
 use policy::{Policy, Target};
@@ -37,7 +38,8 @@ fn promote(args: &cli::PromoteArgs) -> Result<()> {
     // Under the component's lock, as a backup or a prune would work there.
     let (component, _) = promote::published(&args.record)?;
     let _lock = lock::lock_dir(&root.join(component.name()))?;
-    let paths = promote::promote(root, week, &args.record)?;
+    let decryption = Decryption::from_env(COMPONENT);
+    let paths = promote::promote(root, week, &args.record, &decryption)?;
     let mut out = std::io::stdout().lock();
     for p in paths {
         writeln!(out, "{}", p.display())?;
@@ -74,6 +76,9 @@ fn prune(cli: &cli::Cli) -> Result<()> {
         keep_min: cli.keep_min,
     };
     let now = Local::now();
+    // Encrypted incrementals' manifests open only with the identity; without
+    // it their chains are kept whole (see `policy::chain_of`).
+    let decryption = Decryption::from_env(COMPONENT);
     let mut problems = Vec::new();
     let mut outcome = Outcome::default();
     // One write per line would be a third of the syscalls of a large prune.
@@ -87,7 +92,8 @@ fn prune(cli: &cli::Cli) -> Result<()> {
         carry_out(root, &plan, cli.dry_run, &mut outcome, &mut out);
     };
     for component in Component::ALL {
-        match inventory::scan_component(root, component, std::time::SystemTime::now()) {
+        match inventory::scan_component(root, component, std::time::SystemTime::now(), &decryption)
+        {
             Ok(found) => apply(found),
             Err(problem) => problems.push(problem),
         }

@@ -5,6 +5,7 @@
 //! one is complete.
 
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Decryption;
 use backup_common::{cleanup, log, sidecar, ArtifactName, Component, IsoWeek};
 use std::collections::BTreeSet;
 use std::fs;
@@ -47,12 +48,19 @@ pub use backup_common::record::published;
 
 /// The artifacts a restore of `name` needs, oldest first: itself, or for a
 /// MinIO incremental its whole chain (each link a backup, with its sidecar).
-fn chain(dir: &Path, component: Component, name: &str) -> Result<Vec<String>> {
-    if component != Component::Minio {
+fn chain(
+    dir: &Path,
+    component: Component,
+    name: &str,
+    decryption: &Decryption,
+) -> Result<Vec<String>> {
+    let incremental =
+        backup_common::ArtifactName::parse(name).is_some_and(|n| n.ext == "incr.tar.gz");
+    if component != Component::Minio || !incremental {
         return Ok(vec![name.to_owned()]);
     }
-    let base = backup_formats::minio::read_manifest(&dir.join(name))?.base;
-    let mut chain = backup_formats::minio::bases(dir, base)?;
+    let base = backup_formats::minio::read_manifest(&dir.join(name), decryption)?.base;
+    let mut chain = backup_formats::minio::bases(dir, base, decryption)?;
     chain.reverse();
     chain.push(name.to_owned());
     Ok(chain)
@@ -60,7 +68,12 @@ fn chain(dir: &Path, component: Component, name: &str) -> Result<Vec<String>> {
 
 /// Promotes the artifact `record_file` names into `root/weekly/<week>/`;
 /// returns the promoted artifacts' paths (for backup-verify).
-pub fn promote(root: &Path, week: IsoWeek, record_file: &Path) -> Result<Vec<PathBuf>> {
+pub fn promote(
+    root: &Path,
+    week: IsoWeek,
+    record_file: &Path,
+    decryption: &Decryption,
+) -> Result<Vec<PathBuf>> {
     let (component, name) = published(record_file)?;
     let src = root.join(component.name());
     if ArtifactName::parse(&name).is_none() || sidecar::read(&src.join(&name))?.is_none() {
@@ -69,7 +82,7 @@ pub fn promote(root: &Path, week: IsoWeek, record_file: &Path) -> Result<Vec<Pat
             src.display()
         );
     }
-    let wanted = chain(&src, component, &name)?;
+    let wanted = chain(&src, component, &name, decryption)?;
     let dst = root
         .join("weekly")
         .join(week.folder_name())

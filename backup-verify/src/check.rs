@@ -2,6 +2,7 @@
 //! go through a hasher (for the sidecar) on their way into the decoder.
 
 use anyhow::{anyhow, bail, Context, Result};
+use backup_common::crypt::{self, Decryption};
 use backup_common::dump_trailer::DumpTail;
 use backup_common::hashing::HashingReader;
 use backup_formats::qdrant::{self as qmanifest, Manifest};
@@ -29,6 +30,9 @@ impl Kind {
     /// `weekly/YYYY_WNN/<component>/`).
     pub fn of(path: &Path) -> Option<Kind> {
         let name = path.file_name()?.to_str()?;
+        let name = name
+            .strip_suffix(backup_common::crypt::SUFFIX)
+            .unwrap_or(name);
         let folder = path.parent()?.file_name()?.to_str()?;
         match (folder, name) {
             ("postgres", n) if n.ends_with(".sql.gz") => Some(Kind::PgDump),
@@ -59,24 +63,43 @@ impl Kind {
 pub struct Checked {
     pub sha256: String,
     pub builds_on: Option<String>,
+    /// Encrypted and no identity: only the age header was checked.
+    pub header_only: bool,
 }
 
-/// Checks `content` as `kind`; `name` is the artifact's file name.
-pub fn check(kind: Kind, name: &str, content: impl Read) -> Result<Checked> {
+/// Checks `content` as `kind`; `name` is the artifact's file name. The hash is
+/// of the bytes as they are on disk (an encrypted file's sidecar hashes the
+/// ciphertext); the checks read the plaintext.
+pub fn check(
+    kind: Kind,
+    name: &str,
+    content: impl Read,
+    decryption: &Decryption,
+) -> Result<Checked> {
     let mut tee = HashingReader::new(io::BufReader::with_capacity(256 * 1024, content));
     let mut builds_on = None;
-    match kind {
-        Kind::PgDump => check_pg_dump(&mut tee)?,
-        Kind::QdrantArchive => check_qdrant_archive(&mut tee)?,
-        Kind::N8nJson => check_n8n(&mut tee)?,
-        Kind::N8nCredentials => check_n8n_credentials(&mut tee)?,
-        Kind::MinioArchive => builds_on = check_minio_archive(&mut tee, name)?,
+    let header_only = crypt::is_encrypted(name) && !decryption.has_identity();
+    if header_only {
+        crypt::check_header(&mut tee)?;
+    } else {
+        let mut plain = decryption.reader(&mut tee, name)?;
+        match kind {
+            Kind::PgDump => check_pg_dump(&mut plain)?,
+            Kind::QdrantArchive => check_qdrant_archive(&mut plain)?,
+            Kind::N8nJson => check_n8n(&mut plain)?,
+            Kind::N8nCredentials => check_n8n_credentials(&mut plain)?,
+            Kind::MinioArchive => builds_on = check_minio_archive(&mut plain, name)?,
+        }
+        // age authenticates each chunk as it is read, the last one included:
+        // what the checks left unread is read (and so authenticated) too.
+        io::copy(&mut plain, &mut io::sink()).context("the content does not decrypt whole")?;
     }
     // Whatever a decoder left unread still counts for the hash.
     io::copy(&mut tee, &mut io::sink()).context("read error")?;
     Ok(Checked {
         sha256: tee.sha256(),
         builds_on,
+        header_only,
     })
 }
 
@@ -275,19 +298,40 @@ mod tests {
     #[test]
     fn n8n_workflows_need_their_fields() {
         let good = br#"[{"id":"1","name":"a","nodes":[],"connections":{}}]"#;
-        assert!(check(Kind::N8nJson, "workflows_20240101_000000.json", &good[..]).is_ok());
+        assert!(check(
+            Kind::N8nJson,
+            "workflows_20240101_000000.json",
+            &good[..],
+            &Decryption::default()
+        )
+        .is_ok());
         assert!(
-            check(Kind::N8nJson, "workflows_20240101_000000.json", &b"[]"[..]).is_ok(),
+            check(
+                Kind::N8nJson,
+                "workflows_20240101_000000.json",
+                &b"[]"[..],
+                &Decryption::default()
+            )
+            .is_ok(),
             "an empty instance is a valid backup"
         );
         let bad = br#"[{"id":"1","name":"a","nodes":[]}]"#;
-        assert!(
-            check(Kind::N8nJson, "workflows_20240101_000000.json", &bad[..])
-                .unwrap_err()
-                .to_string()
-                .contains("workflow #0")
-        );
-        assert!(check(Kind::N8nJson, "workflows_20240101_000000.json", &b"{}"[..]).is_err());
+        assert!(check(
+            Kind::N8nJson,
+            "workflows_20240101_000000.json",
+            &bad[..],
+            &Decryption::default()
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("workflow #0"));
+        assert!(check(
+            Kind::N8nJson,
+            "workflows_20240101_000000.json",
+            &b"{}"[..],
+            &Decryption::default()
+        )
+        .is_err());
     }
 
     #[test]
@@ -296,14 +340,16 @@ mod tests {
         assert!(check(
             Kind::N8nCredentials,
             "credentials_20240101_000000.json",
-            &good[..]
+            &good[..],
+            &Decryption::default()
         )
         .is_ok());
         let decrypted = br#"[{"id":"1","name":"pg","type":"postgres","data":{"password":"x"}}]"#;
         assert!(check(
             Kind::N8nCredentials,
             "credentials_20240101_000000.json",
-            &decrypted[..]
+            &decrypted[..],
+            &Decryption::default()
         )
         .is_err());
     }

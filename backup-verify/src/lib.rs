@@ -6,6 +6,7 @@ pub mod restore_test;
 pub mod select;
 
 use anyhow::Result;
+use backup_common::crypt::Decryption;
 use backup_common::sidecar;
 use check::Kind;
 use clap::Parser;
@@ -49,6 +50,9 @@ pub struct Verdict {
     pub path: PathBuf,
     pub kind: Option<&'static str>,
     pub failure: Option<String>,
+    /// An encrypted artifact checked without its identity: only its sidecar
+    /// and its age header could be (a distinct verdict, never a full "OK").
+    pub header_only: bool,
 }
 
 impl Verdict {
@@ -64,9 +68,16 @@ impl Verdict {
             if let Some(f) = &self.failure {
                 v["reason"] = f.as_str().into();
             }
+            if self.header_only {
+                v["checked"] = "sidecar and age header only (encrypted; no identity)".into();
+            }
             v.to_string()
         } else {
             match &self.failure {
+                None if self.header_only => format!(
+                    "OK (encrypted: sidecar and header only) {}",
+                    self.path.display()
+                ),
                 None => format!("OK {}", self.path.display()),
                 Some(reason) => format!("FAIL {}: {reason}", self.path.display()),
             }
@@ -74,41 +85,50 @@ impl Verdict {
     }
 }
 
-/// Checks one artifact: its content by kind and its sidecar, in one read.
-pub fn verify_file(path: &Path) -> Verdict {
+/// Checks one artifact: its content by kind and its sidecar, in one read (an
+/// encrypted one decrypted on the way, given the identity).
+pub fn verify_file(path: &Path, decryption: &Decryption) -> Verdict {
     let kind = Kind::of(path);
+    let mut header_only = false;
     let failure = match kind {
         None => Some(
             "not an artifact this tool knows (postgres/*.sql.gz, qdrant/*.tar.gz, n8n/*.json)"
                 .to_owned(),
         ),
-        Some(kind) => verify_kind(path, kind)
-            .err()
-            .map(|e| backup_common::exit::one_line(&e)),
+        Some(kind) => match verify_kind(path, kind, decryption) {
+            Ok(checked) => {
+                header_only = checked.header_only;
+                None
+            }
+            Err(e) => Some(backup_common::exit::one_line(&e)),
+        },
     };
     Verdict {
         path: path.to_owned(),
         kind: kind.map(Kind::name),
         failure,
+        header_only,
     }
 }
 
-fn verify_kind(path: &Path, kind: Kind) -> Result<()> {
+fn verify_kind(path: &Path, kind: Kind, decryption: &Decryption) -> Result<check::Checked> {
     let resolved = std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let expected = sidecar::read(&resolved)?;
     let file = std::fs::File::open(&resolved).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let name = resolved.file_name().unwrap_or_default().to_string_lossy();
-    let checked = check::check(kind, &name, file)?;
-    let actual = checked.sha256;
+    let checked = check::check(kind, &name, file, decryption)?;
+    let actual = &checked.sha256;
     match expected {
         None => anyhow::bail!("no .sha256 sidecar"),
-        Some(e) if e != actual => anyhow::bail!("sha256 {actual} does not match the sidecar's {e}"),
+        Some(e) if e != *actual => {
+            anyhow::bail!("sha256 {actual} does not match the sidecar's {e}")
+        }
         Some(_) => {}
     }
     // An incremental is only restorable with every link of its chain.
     let dir = resolved.parent().unwrap_or(Path::new("/"));
-    backup_formats::minio::bases(dir, checked.builds_on)?;
-    Ok(())
+    backup_formats::minio::bases(dir, checked.builds_on.clone(), decryption)?;
+    Ok(checked)
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -131,9 +151,10 @@ pub fn run(cli: Cli) -> i32 {
                 cli.tree.backup_dir.display()
             );
         }
+        let decryption = Decryption::from_env(COMPONENT);
         let mut failed = 0;
         for path in &paths {
-            let verdict = verify_file(path);
+            let verdict = verify_file(path, &decryption);
             failed += usize::from(verdict.failure.is_some());
             println!("{}", verdict.line(cli.json));
         }

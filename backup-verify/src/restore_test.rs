@@ -20,6 +20,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
             path: dump,
             kind: Some("postgres restore test"),
             failure,
+            header_only: false,
         });
     }
     if let Some(archive) = latest(&cli.tree.backup_dir, Component::Qdrant, ".tar.gz") {
@@ -30,6 +31,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
             path: archive,
             kind: Some("qdrant restore test"),
             failure,
+            header_only: false,
         });
     }
     if verdicts.is_empty() {
@@ -37,6 +39,7 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
             path: cli.tree.backup_dir.clone(),
             kind: Some("restore test"),
             failure: Some("no *_latest PostgreSQL or Qdrant backup to restore".into()),
+            header_only: false,
         });
     }
     verdicts
@@ -46,12 +49,16 @@ pub fn run(cli: &Cli) -> Vec<Verdict> {
 fn latest(root: &Path, component: Component, ext: &str) -> Option<PathBuf> {
     let dir = root.join(component.name());
     let found = backup_common::folder::scan(&dir, component).ok()?;
-    let suffix = format!("_latest{ext}");
+    let plain = format!("_latest{ext}");
+    let encrypted = format!("{plain}{}", backup_common::crypt::SUFFIX);
     found
         .latest
         .iter()
         .map(|(name, _)| dir.join(name))
-        .rfind(|p| p.to_string_lossy().ends_with(&suffix) && p.exists())
+        .rfind(|p| {
+            let name = p.to_string_lossy();
+            (name.ends_with(&plain) || name.ends_with(&encrypted)) && p.exists()
+        })
 }
 
 /// Runs `<tool> restore-test <archive>` (the tool that knows the service does

@@ -2,6 +2,7 @@
 //! corruption FAIL, every intact file OK), the binary's selection and output,
 //! and the restore test against a real PostgreSQL and the Qdrant stand-in.
 
+use backup_common::crypt::Decryption;
 use backup_verify::verify_file;
 use std::fs;
 use std::io::Write;
@@ -75,6 +76,11 @@ fn n8n_json(n: u32) -> Vec<u8> {
 }
 
 /// A component tool's real binary (backup-verify itself depends on none of them).
+/// Reading plain artifacts needs no identity.
+fn plain() -> Decryption {
+    Decryption::default()
+}
+
 fn tool(name: &str) -> Tool {
     Tool::new(test_harness::script::bin_dir().join(name))
 }
@@ -108,7 +114,7 @@ fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(folder);
     let intact = place(&dir, name, good, good);
-    let v = verify_file(&intact);
+    let v = verify_file(&intact, &plain());
     assert_eq!(v.failure, None, "intact {name} must pass");
     // A stale or swapped sidecar is one case each, not a random trial.
     for (what, bytes, sidecar_of) in [
@@ -121,7 +127,7 @@ fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
     ] {
         let path = place(&dir, name, bytes, sidecar_of);
         assert!(
-            verify_file(&path).failure.is_some(),
+            verify_file(&path, &plain()).failure.is_some(),
             "{name}: {what} passed as OK"
         );
     }
@@ -141,7 +147,7 @@ fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
             }
         };
         let path = place(&dir, name, &bytes, good);
-        let v = verify_file(&path);
+        let v = verify_file(&path, &plain());
         assert!(
             v.failure.is_some(),
             "{name}: trial {seed} (kind {kind}) passed as OK"
@@ -151,7 +157,7 @@ fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
     assert!(kinds.iter().all(|k| *k >= TRIALS as u32 / 4), "{kinds:?}");
     // And the intact file still passes afterwards.
     let path = place(&dir, name, good, good);
-    assert_eq!(verify_file(&path).failure, None);
+    assert_eq!(verify_file(&path, &plain()).failure, None);
 }
 
 /// Truncations that keep a matching sidecar: only decoding can catch them.
@@ -164,7 +170,7 @@ fn truncations_caught_by_content(folder: &str, name: &str, good: &[u8], trials: 
     for cut in random.chain(tail) {
         let cut = cut as usize;
         let path = place(&dir, name, &good[..cut], &good[..cut]);
-        let v = verify_file(&path);
+        let v = verify_file(&path, &plain());
         assert!(
             v.failure.is_some(),
             "{name} cut at {cut} of {} passed",
@@ -193,7 +199,7 @@ fn a_dump_without_its_trailer_fails_even_with_a_matching_sidecar() {
         &cut,
         &cut,
     );
-    let reason = verify_file(&path).failure.unwrap();
+    let reason = verify_file(&path, &plain()).failure.unwrap();
     assert!(reason.contains("dump complete"), "{reason}");
 }
 
@@ -230,7 +236,7 @@ fn a_qdrant_snapshot_that_does_not_match_the_manifest_fails() {
         &bad,
         &bad,
     );
-    let reason = verify_file(&path).failure.unwrap();
+    let reason = verify_file(&path, &plain()).failure.unwrap();
     assert!(reason.contains("the manifest records"), "{reason}");
 }
 
@@ -460,9 +466,9 @@ fn minio_archives(root: &Path) -> (PathBuf, PathBuf) {
 fn corrupt_minio_archives_fail_intact_ones_pass_and_chains_must_be_complete() {
     let root = tempfile::tempdir().unwrap();
     let (full, incr) = minio_archives(root.path());
-    assert_eq!(verify_file(&full).failure, None);
+    assert_eq!(verify_file(&full, &plain()).failure, None);
     assert_eq!(
-        verify_file(&incr).failure,
+        verify_file(&incr, &plain()).failure,
         None,
         "an incremental with its base present"
     );
@@ -473,7 +479,7 @@ fn corrupt_minio_archives_fail_intact_ones_pass_and_chains_must_be_complete() {
     truncations_caught_by_content("minio", "documents_20240101_000000.tar.gz", &good, 50);
 
     fs::remove_file(&full).unwrap();
-    let reason = verify_file(&incr).failure.unwrap();
+    let reason = verify_file(&incr, &plain()).failure.unwrap();
     assert!(reason.contains("the chain is incomplete"), "{reason}");
 }
 

@@ -6,6 +6,7 @@ use crate::cli::{BackupArgs, Credentials, Endpoint, Kind};
 use crate::manifest::{self, KeyState, Manifest, ObjectEntry};
 use crate::s3::{Prefetched, S3};
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::{Decryption, Encryption};
 use backup_common::hashing::HashingReader;
 use backup_common::parallel_gzip::ParallelGzWriter;
 use backup_common::tool::BackupRun;
@@ -30,7 +31,14 @@ pub fn connect(endpoint: &Endpoint, bucket: &str, credentials: &Credentials) -> 
     )
 }
 
-pub fn backup(run: &BackupRun, args: &BackupArgs, credentials: &Credentials) -> Result<()> {
+/// `crypt`: how the new archive is written, and what opens an encrypted base.
+pub fn backup(
+    run: &BackupRun,
+    args: &BackupArgs,
+    credentials: &Credentials,
+    crypt: (&Encryption, &Decryption),
+) -> Result<()> {
+    let (encryption, decryption) = crypt;
     let bucket = &args.endpoint.bucket;
     let s3 = connect(&args.endpoint, bucket, credentials)?;
     let dir = args.tree.backup_dir.join(COMPONENT);
@@ -58,7 +66,23 @@ pub fn backup(run: &BackupRun, args: &BackupArgs, credentials: &Credentials) -> 
     let base = match args.kind {
         Kind::Full => None,
         Kind::Incremental => match newest_in_chain(&dir, bucket)? {
-            Some(path) => Some((path.clone(), read_manifest(&path)?)),
+            // The host that only encrypts cannot read what it wrote: without
+            // the identity an encrypted base gives nothing to compare with.
+            Some(path)
+                if backup_common::crypt::is_encrypted(&path.to_string_lossy())
+                    && !decryption.has_identity() =>
+            {
+                log::log(
+                    COMPONENT,
+                    &format!(
+                        "{} is encrypted and BACKUP_AGE_IDENTITY_FILE is not set, so it cannot be \
+                         compared with; making a full backup",
+                        path.display()
+                    ),
+                );
+                None
+            }
+            Some(path) => Some((path.clone(), read_manifest(&path, decryption)?)),
             None => {
                 log::log(
                     COMPONENT,
@@ -111,10 +135,12 @@ pub fn backup(run: &BackupRun, args: &BackupArgs, credentials: &Credentials) -> 
     };
     if to_stdout {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        write_archive(&s3, &selected, manifest, args.level, stdout)?;
+        let mut out = encryption.wrap(stdout)?;
+        write_archive(&s3, &selected, manifest, args.level, &mut out)?;
+        out.finish()?.flush()?;
         return Ok(());
     }
-    let mut pending = PendingArtifact::create_now(&dir, bucket, ext)?;
+    let mut pending = PendingArtifact::create_now(&dir, bucket, ext, encryption)?;
     let manifest = write_archive(&s3, &selected, manifest, args.level, &mut pending)
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
     let bytes: u64 = manifest.objects.iter().map(|o| o.size).sum();

@@ -8,6 +8,7 @@ pub use backup_formats::minio as manifest;
 pub mod restore;
 pub mod s3;
 
+use backup_common::crypt::{Decryption, Encryption};
 use backup_common::tool;
 use cli::{Cli, Command, Credentials};
 
@@ -19,14 +20,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(backup::COMPONENT, to_stdout, |run| {
-                backup::backup(run, &args, &Credentials::from_env()?)
+                let credentials = Credentials::from_env()?;
+                let encryption = Encryption::from_env()?;
+                let decryption = Decryption::from_env(backup::COMPONENT);
+                backup::backup(run, &args, &credentials, (&encryption, &decryption))
             })
         }
         Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {
-            restore::restore(&args, &args.destination()?)
+            let decryption = Decryption::from_env(backup::COMPONENT);
+            restore::restore(&args, &args.destination()?, &decryption)
         }),
         Command::Chain(args) => tool::run(backup::COMPONENT, "chain", || {
-            for (path, _, _) in restore::resolve_chain(&args.file)? {
+            let decryption = Decryption::from_env(backup::COMPONENT);
+            for (path, _, _) in restore::resolve_chain(&args.file, &decryption)? {
                 println!("{}", path.file_name().unwrap_or_default().to_string_lossy());
             }
             Ok(())

@@ -8,6 +8,7 @@ use crate::backup::{connect, manifest_of, COMPONENT};
 use crate::cli::{Destination, RestoreArgs};
 use crate::manifest::{archive_path, Manifest, ObjectEntry};
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Decryption;
 use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
 
@@ -15,9 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub fn restore(args: &RestoreArgs, destination: &Destination) -> Result<()> {
+pub fn restore(
+    args: &RestoreArgs,
+    destination: &Destination,
+    decryption: &Decryption,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let chain = resolve_chain(&args.file)?;
+    let chain = resolve_chain(&args.file, decryption)?;
     let target_bucket = args.endpoint.bucket.clone();
     let (s3, target_dir) = match destination {
         Destination::Bucket(credentials) => {
@@ -41,7 +46,14 @@ pub fn restore(args: &RestoreArgs, destination: &Destination) -> Result<()> {
                 manifest.objects.len()
             ),
         );
-        uploaded += apply(path, file, manifest, s3.as_ref(), target_dir.as_ref())?;
+        uploaded += apply(
+            path,
+            file,
+            manifest,
+            s3.as_ref(),
+            target_dir.as_ref(),
+            decryption,
+        )?;
         for key in &manifest.deleted {
             match (&s3, &target_dir) {
                 (Some(s3), _) => s3.delete(key)?,
@@ -81,12 +93,15 @@ pub fn restore(args: &RestoreArgs, destination: &Destination) -> Result<()> {
 /// sidecar checked and its manifest validated through that handle, which the
 /// restore then reads. A base is only ever a name in the same folder
 /// (`Manifest::validate`).
-pub fn resolve_chain(file: &Path) -> Result<Vec<(PathBuf, std::fs::File, Manifest)>> {
+pub fn resolve_chain(
+    file: &Path,
+    decryption: &Decryption,
+) -> Result<Vec<(PathBuf, std::fs::File, Manifest)>> {
     let mut chain = Vec::new();
     let mut next = sidecar::check(file)?;
     loop {
         let path = next.path.clone();
-        let manifest = manifest_of(&next.file, &path)?;
+        let manifest = manifest_of(&next.file, &path, decryption)?;
         let base = manifest.base.clone();
         chain.push((path.clone(), next.file, manifest));
         let Some(base) = base else { break };
@@ -129,6 +144,7 @@ fn apply(
     manifest: &Manifest,
     s3: Option<&crate::s3::S3>,
     to_dir: Option<&crate::extract::TargetDir>,
+    decryption: &Decryption,
 ) -> Result<usize> {
     let by_path: BTreeMap<&str, &ObjectEntry> = manifest
         .objects
@@ -137,8 +153,10 @@ fn apply(
         .collect();
     let mut file = file.try_clone()?;
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let plain = decryption.reader(std::io::BufReader::new(file), &name)?;
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-        std::io::BufReader::new(file),
+        std::io::BufReader::new(plain),
     ));
     let mut written = 0;
     for entry in archive.entries()? {

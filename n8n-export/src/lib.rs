@@ -8,6 +8,7 @@ pub mod workflows;
 pub use cli::Cli;
 
 use anyhow::{Context, Result};
+use backup_common::crypt::{Decryption, Encryption};
 use backup_common::tool::{self, BackupRun};
 use backup_common::{lock, log, publish, secret, sidecar, PendingArtifact, ResultRecord};
 use cli::{BackupArgs, Cmd, RestoreArgs, Source};
@@ -26,12 +27,13 @@ pub fn run(cli: Cli) -> i32 {
         Cmd::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(COMPONENT, to_stdout, |run| {
-                backup(run, &args, &mode(&args.source)?)
+                let mode = mode(&args.source)?;
+                backup(run, &args, &mode, &Encryption::from_env()?)
             })
         }
-        Cmd::Restore(args) => {
-            tool::run(COMPONENT, "restore", || restore(&args, mode(&args.source)?))
-        }
+        Cmd::Restore(args) => tool::run(COMPONENT, "restore", || {
+            restore(&args, mode(&args.source)?, &Decryption::from_env(COMPONENT))
+        }),
     }
 }
 
@@ -84,16 +86,16 @@ fn workflows_json(mode: &Mode) -> Result<(Vec<u8>, usize)> {
     Ok((bytes, count))
 }
 
-fn backup(run: &BackupRun, args: &BackupArgs, mode: &Mode) -> Result<()> {
+fn backup(run: &BackupRun, args: &BackupArgs, mode: &Mode, encryption: &Encryption) -> Result<()> {
     if args.credentials && matches!(mode, Mode::Api(_)) {
         return Err(backup_common::usage(
             "--credentials needs N8N_CLI: n8n's API cannot read credentials",
         ));
     }
     if args.output.to_stdout() {
-        std::io::stdout()
-            .lock()
-            .write_all(&workflows_json(mode)?.0)?;
+        let mut out = encryption.wrap(std::io::stdout().lock())?;
+        out.write_all(&workflows_json(mode)?.0)?;
+        out.finish()?.flush()?;
         return Ok(());
     }
     let dir = args.tree.backup_dir.join(COMPONENT);
@@ -105,9 +107,9 @@ fn backup(run: &BackupRun, args: &BackupArgs, mode: &Mode) -> Result<()> {
         _ => None,
     };
     // Workflows and credentials are published as one unit: both or neither.
-    let mut pending = vec![write_pending(&dir, "workflows", &bytes)?];
+    let mut pending = vec![write_pending(&dir, "workflows", &bytes, encryption)?];
     if let Some((bytes, _)) = &credentials {
-        pending.push(write_pending(&dir, "credentials", bytes)?);
+        pending.push(write_pending(&dir, "credentials", bytes, encryption)?);
     }
     let published = run
         .publish(pending, |published| {
@@ -153,8 +155,13 @@ fn credentials_json(cli: &N8nCli) -> Result<(Vec<u8>, usize)> {
     Ok((bytes, n))
 }
 
-fn write_pending(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PendingArtifact> {
-    let mut pending = PendingArtifact::create_now(dir, prefix, "json")?;
+fn write_pending(
+    dir: &Path,
+    prefix: &str,
+    bytes: &[u8],
+    encryption: &Encryption,
+) -> Result<PendingArtifact> {
+    let mut pending = PendingArtifact::create_now(dir, prefix, "json", encryption)?;
     pending
         .write_all(bytes)
         .with_context(|| format!("cannot write {}", pending.temp_path().display()))
@@ -162,13 +169,15 @@ fn write_pending(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PendingArtifa
     Ok(pending)
 }
 
-fn restore(args: &RestoreArgs, mode: Mode) -> Result<()> {
+fn restore(args: &RestoreArgs, mode: Mode, decryption: &Decryption) -> Result<()> {
     let started = std::time::Instant::now();
     let sidecar::Checked {
         path: file,
-        file: mut input,
+        file: input,
         sha256: checked,
     } = sidecar::check(&args.file)?;
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let mut input = decryption.reader(input, &name)?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut input, &mut text)
         .with_context(|| format!("cannot read {}", file.display()))?;

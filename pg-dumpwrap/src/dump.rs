@@ -5,6 +5,7 @@ use crate::cli::BackupArgs;
 use crate::conn::Conn;
 use crate::pg_error;
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Encryption;
 use backup_common::dump_trailer::DumpTail;
 use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
@@ -21,16 +22,23 @@ pub const SEED_OPTIONS: [&str; 4] = ["--no-owner", "--no-acl", "--clean", "--if-
 
 const CHUNK: usize = 256 * 1024;
 
-pub fn backup(run: &BackupRun, args: &BackupArgs, conn: &Conn) -> Result<()> {
+pub fn backup(
+    run: &BackupRun,
+    args: &BackupArgs,
+    conn: &Conn,
+    encryption: &Encryption,
+) -> Result<()> {
     if args.output.to_stdout() {
-        dump_into(conn, args, std::io::stdout().lock())?;
+        let mut out = encryption.wrap(std::io::stdout().lock())?;
+        dump_into(conn, args, &mut out)?;
+        out.finish()?.flush()?;
         return Ok(());
     }
 
     let dir = args.tree.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
     let _lock = lock::lock_dir(&dir)?;
-    let mut pending = PendingArtifact::create_now(&dir, &conn.db, "sql.gz")?;
+    let mut pending = PendingArtifact::create_now(&dir, &conn.db, "sql.gz", encryption)?;
     log::log(
         COMPONENT,
         &format!(

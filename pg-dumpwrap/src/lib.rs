@@ -8,6 +8,7 @@ pub mod pg_error;
 pub mod restore;
 pub mod restore_test;
 
+use backup_common::crypt::{Decryption, Encryption};
 use backup_common::tool;
 use cli::{Cli, Command};
 use conn::Conn;
@@ -20,14 +21,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(dump::COMPONENT, to_stdout, |run| {
-                dump::backup(run, &args, &Conn::resolve(&args.connection)?)
+                let conn = Conn::resolve(&args.connection)?;
+                dump::backup(run, &args, &conn, &Encryption::from_env()?)
             })
         }
         Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || {
-            restore::restore(&args, &Conn::resolve(&args.connection)?)
+            let conn = Conn::resolve(&args.connection)?;
+            restore::restore(&args, &conn, &Decryption::from_env(dump::COMPONENT))
         }),
         Command::RestoreTest(args) => tool::run(dump::COMPONENT, "restore-test", || {
-            restore_test::restore_test(&args, &Conn::resolve(&args.connection)?)
+            let conn = Conn::resolve(&args.connection)?;
+            restore_test::restore_test(&args, &conn, &Decryption::from_env(dump::COMPONENT))
         }),
     }
 }

@@ -9,6 +9,7 @@ use crate::conn::Conn;
 use crate::dump::COMPONENT;
 use crate::pg_error;
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Decryption;
 use backup_common::dump_sql::SqlGuard;
 use backup_common::dump_trailer::DumpTail;
 use backup_common::{log, sidecar};
@@ -19,13 +20,18 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-pub fn restore(args: &RestoreArgs, conn: &Conn) -> Result<()> {
-    println!("{}", run_restore(args, conn)?);
+pub fn restore(args: &RestoreArgs, conn: &Conn, decryption: &Decryption) -> Result<()> {
+    println!("{}", run_restore(args, conn, decryption)?);
     Ok(())
 }
 
-/// Restores into `conn`'s database and returns the summary that `restore` prints.
-pub fn run_restore(args: &RestoreArgs, conn: &Conn) -> Result<serde_json::Value> {
+/// Restores into `conn`'s database and returns the summary that `restore`
+/// prints. An encrypted dump (`.age`) is decrypted with the identity.
+pub fn run_restore(
+    args: &RestoreArgs,
+    conn: &Conn,
+    decryption: &Decryption,
+) -> Result<serde_json::Value> {
     let started = Instant::now();
     let sidecar::Checked {
         path: file,
@@ -42,6 +48,13 @@ pub fn run_restore(args: &RestoreArgs, conn: &Conn) -> Result<serde_json::Value>
             &format!("{} has no .sha256 sidecar; not checked", file.display()),
         ),
     }
+    // Checked whole before anything is touched (a database created, psql started).
+    refuse_what_pg_dump_never_writes(&file, &input, decryption).map_err(|e| {
+        e.context(format!(
+            "nothing was restored into {} (checked before psql started; nothing to roll back)",
+            conn.db
+        ))
+    })?;
     if args.create {
         create_database(conn, args)?;
     }
@@ -55,7 +68,7 @@ pub fn run_restore(args: &RestoreArgs, conn: &Conn) -> Result<serde_json::Value>
             conn.port
         ),
     );
-    let sql_bytes = stream_into_psql(conn, args, &file, input)?;
+    let sql_bytes = stream_into_psql(conn, args, &file, input, decryption)?;
     let seconds = started.elapsed().as_secs();
     log::log(
         COMPONENT,
@@ -100,10 +113,12 @@ fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {
 /// Reads the whole dump once before psql starts: anything pg_dump does not
 /// write (a psql meta-command, `COPY … PROGRAM`) refuses the restore before a
 /// single statement is applied.
-fn refuse_what_pg_dump_never_writes(file: &Path, input: &File) -> Result<()> {
-    let mut input = input.try_clone()?;
-    input.seek(SeekFrom::Start(0))?;
-    let mut sql = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input));
+fn refuse_what_pg_dump_never_writes(
+    file: &Path,
+    input: &File,
+    decryption: &Decryption,
+) -> Result<()> {
+    let mut sql = plain_sql(file, input, decryption)?;
     let mut guard = SqlGuard::default();
     let mut buf = vec![0u8; 256 * 1024];
     let mut passed = Vec::with_capacity(buf.len());
@@ -162,13 +177,29 @@ fn psql_has_restrict(psql: &Path) -> bool {
     }
 }
 
-fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path, input: File) -> Result<u64> {
-    refuse_what_pg_dump_never_writes(file, &input).map_err(|e| {
-        e.context(format!(
-            "nothing was restored into {} (checked before psql started; nothing to roll back)",
-            conn.db
-        ))
-    })?;
+/// The SQL of a dump, read from the start of `input` (decrypted if it is `.age`).
+fn plain_sql<'a>(
+    file: &Path,
+    input: &File,
+    decryption: &Decryption,
+) -> Result<MultiGzDecoder<BufReader<Box<dyn Read + 'a>>>> {
+    let mut input = input.try_clone()?;
+    input.seek(SeekFrom::Start(0))?;
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let plain = decryption.reader(BufReader::with_capacity(256 * 1024, input), &name)?;
+    Ok(MultiGzDecoder::new(BufReader::with_capacity(
+        256 * 1024,
+        plain,
+    )))
+}
+
+fn stream_into_psql(
+    conn: &Conn,
+    args: &RestoreArgs,
+    file: &Path,
+    input: File,
+    decryption: &Decryption,
+) -> Result<u64> {
     let restrict = psql_has_restrict(&args.psql);
     if !restrict {
         log::log(
@@ -176,9 +207,7 @@ fn stream_into_psql(conn: &Conn, args: &RestoreArgs, file: &Path, input: File) -
             "psql has no \\restrict (older than 15.14/16.10/17.6); relying on pg-dumpwrap's own check of the dump",
         );
     }
-    let mut input = input;
-    input.seek(SeekFrom::Start(0))?;
-    let mut sql = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input));
+    let mut sql = plain_sql(file, &input, decryption)?;
 
     let mut cmd = conn.command(&args.psql, &conn.db);
     cmd.args([

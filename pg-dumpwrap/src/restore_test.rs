@@ -7,6 +7,7 @@ use crate::conn::Conn;
 use crate::dump::COMPONENT;
 use crate::restore::run_restore;
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Decryption;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -50,11 +51,13 @@ pub fn copy_counts(sql: impl BufRead) -> Result<BTreeMap<String, u64>> {
 
 /// Restores the dump into a scratch database, compares the rows of every table
 /// with the dump's own count of them, and drops the scratch database again.
-pub fn restore_test(args: &RestoreTestArgs, server: &Conn) -> Result<()> {
+pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decryption) -> Result<()> {
     let dump = &args.file;
     let file =
         std::fs::File::open(dump).with_context(|| format!("cannot open {}", dump.display()))?;
-    let expected = copy_counts(BufReader::new(flate2::read::MultiGzDecoder::new(file)))?;
+    let name = dump.file_name().unwrap_or_default().to_string_lossy();
+    let plain = decryption.reader(BufReader::new(file), &name)?;
+    let expected = copy_counts(BufReader::new(flate2::read::MultiGzDecoder::new(plain)))?;
     let scratch = format!("{}_verify_{}", server.db, std::process::id());
     let conn = server.with_db(&scratch);
     let restore = RestoreArgs {
@@ -66,7 +69,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn) -> Result<()> {
         create: true,
         psql: args.psql.clone(),
     };
-    let restored = run_restore(&restore, &conn);
+    let restored = run_restore(&restore, &conn, decryption);
     let compared = restored.and_then(|_| {
         for (table, rows) in &expected {
             let got = psql(

@@ -775,3 +775,105 @@ fn a_database_name_that_cannot_name_a_file_is_a_usage_error() {
         );
     }
 }
+
+/// Encrypted with recipients and with a passphrase: `.sql.gz.age` with a
+/// latest link of the same suffix and a sidecar of the encrypted file; restore
+/// needs the identity (exit 2 without, 1 with a wrong one, nothing touched
+/// either way); Debian's `age` decrypts what the tool wrote.
+#[test]
+fn encrypted_dumps_round_trip_and_need_their_identity() {
+    use test_harness::age::{sha256_of, AgeKeys, Mode};
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    let keys = AgeKeys::new();
+    let other = AgeKeys::new();
+    for mode in Mode::ALL {
+        let backups = tempfile::tempdir().unwrap();
+        let plain = tool(&pg, backups.path(), "shop");
+        let r = assert_success(&mode.apply(&keys, plain.clone(), false).run(&["backup"]));
+        let file = r["file"].as_str().unwrap().to_owned();
+        assert!(file.ends_with(".sql.gz.age"), "{mode:?}: {file}");
+        let dir = backups.path().join("postgres");
+        let link = dir.join("shop_latest.sql.gz.age");
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new(&file));
+        assert_eq!(r["sha256"].as_str().unwrap(), sha256_of(&dir.join(&file)));
+        let check = sh("sha256sum -c *.sha256", &dir);
+        assert!(check.status.success(), "{mode:?}: sha256sum -c");
+        if mode == Mode::Recipients {
+            let sql = keys.decrypt_with_cli(&dir.join(&file));
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&sql[..]), &mut text)
+                .unwrap();
+            assert!(text.contains("-- PostgreSQL database dump complete"));
+        }
+
+        let restore = |t: Tool, db: &str| {
+            t.env("POSTGRES_DB", db)
+                .run(&["restore", "--create", link.to_str().unwrap()])
+        };
+        let out = restore(plain.clone(), "shop_none");
+        assert_eq!(out.code, Some(2), "{mode:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("set BACKUP_AGE_IDENTITY_FILE"),
+            "{}",
+            out.stderr
+        );
+        let wrong = mode.apply(&other, plain.clone(), true);
+        let out = restore(wrong, "shop_wrong");
+        assert_eq!(out.code, Some(1), "{mode:?}: {}", out.stderr);
+        assert!(out.stderr.contains("cannot decrypt"), "{}", out.stderr);
+        for db in ["shop_none", "shop_wrong"] {
+            assert_eq!(
+                pg.sql(
+                    "postgres",
+                    &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")
+                ),
+                "0",
+                "{mode:?}: {db} was created"
+            );
+        }
+        let out = restore(mode.apply(&keys, plain.clone(), true), "shop_back");
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        assert!(
+            pg.comparable_dump("shop") == pg.comparable_dump("shop_back"),
+            "{mode:?}: dumps differ after restore"
+        );
+        pg.sql("postgres", "DROP DATABASE shop_back");
+        assert!(
+            !out.all().contains("correct horse"),
+            "the passphrase leaked"
+        );
+    }
+}
+
+/// A plain dump that Debian's `age -r` encrypted is restored like one of ours.
+#[test]
+fn a_dump_encrypted_by_debians_age_restores() {
+    use test_harness::age::{sha256_of, AgeKeys};
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    let keys = AgeKeys::new();
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let r = assert_success(&t.run(&["backup"]));
+    let dir = backups.path().join("postgres");
+    let plain = dir.join(r["file"].as_str().unwrap());
+    let encrypted = dir.join(format!("{}.age", r["file"].as_str().unwrap()));
+    keys.encrypt_with_cli(&plain, &encrypted);
+    fs::write(
+        dir.join(format!("{}.age.sha256", r["file"].as_str().unwrap())),
+        format!(
+            "{}  {}.age\n",
+            sha256_of(&encrypted),
+            r["file"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = t
+        .clone()
+        .env("POSTGRES_DB", "shop_back")
+        .env("BACKUP_AGE_IDENTITY_FILE", keys.identity_file())
+        .run(&["restore", "--create", encrypted.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(pg.comparable_dump("shop") == pg.comparable_dump("shop_back"));
+}

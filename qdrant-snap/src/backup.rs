@@ -5,6 +5,7 @@ use crate::api::{Qdrant, SnapshotInfo};
 use crate::cli::BackupArgs;
 use crate::manifest::{self, CollectionEntry, Kind, Manifest, SnapshotFile};
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Encryption;
 use backup_common::hashing::HashingReader;
 use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
@@ -14,20 +15,27 @@ use std::io::{Read, Write};
 
 pub const COMPONENT: &str = "qdrant";
 
-pub fn backup(run: &BackupRun, args: &BackupArgs, qdrant: &Qdrant) -> Result<()> {
+pub fn backup(
+    run: &BackupRun,
+    args: &BackupArgs,
+    qdrant: &Qdrant,
+    encryption: &Encryption,
+) -> Result<()> {
     for name in &args.collections {
         backup_common::names::check_collection(name)
             .map_err(|e| backup_common::usage(format!("--collection: {e}")))?;
     }
     if args.output.to_stdout() {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        write_archive(qdrant, args, stdout)?;
+        let mut out = encryption.wrap(stdout)?;
+        write_archive(qdrant, args, &mut out)?;
+        out.finish()?.flush()?;
         return Ok(());
     }
     let dir = args.tree.backup_dir.join(COMPONENT);
     publish::ensure_dir(&dir)?;
     let _lock = lock::lock_dir(&dir)?;
-    let mut pending = PendingArtifact::create_now(&dir, "qdrant", "tar.gz")?;
+    let mut pending = PendingArtifact::create_now(&dir, "qdrant", "tar.gz", encryption)?;
     let manifest =
         write_archive(qdrant, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
     let names: Vec<&str> = manifest

@@ -8,6 +8,7 @@ pub use backup_formats::qdrant as manifest;
 pub mod restore;
 pub mod restore_test;
 
+use backup_common::crypt::{Decryption, Encryption};
 use backup_common::tool;
 use cli::{Cli, Command};
 
@@ -19,14 +20,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(backup::COMPONENT, to_stdout, |run| {
-                backup::backup(run, &args, &args.server.connect()?)
+                let qdrant = args.server.connect()?;
+                backup::backup(run, &args, &qdrant, &Encryption::from_env()?)
             })
         }
         Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {
-            restore::restore(&args, &args.server.connect()?)
+            let qdrant = args.server.connect()?;
+            restore::restore(&args, &qdrant, &Decryption::from_env(backup::COMPONENT))
         }),
         Command::RestoreTest(args) => tool::run(backup::COMPONENT, "restore-test", || {
-            restore_test::restore_test(&args, &args.server.connect()?)
+            let qdrant = args.server.connect()?;
+            restore_test::restore_test(&args, &qdrant, &Decryption::from_env(backup::COMPONENT))
         }),
     }
 }

@@ -9,6 +9,7 @@ use crate::backup::COMPONENT;
 use crate::cli::RestoreArgs;
 use crate::manifest::{self, Kind, Manifest};
 use anyhow::{bail, Context, Result};
+use backup_common::crypt::Decryption;
 use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
 use flate2::read::MultiGzDecoder;
@@ -16,13 +17,17 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-pub fn restore(args: &RestoreArgs, qdrant: &Qdrant) -> Result<()> {
-    println!("{}", run_restore(args, qdrant)?);
+pub fn restore(args: &RestoreArgs, qdrant: &Qdrant, decryption: &Decryption) -> Result<()> {
+    println!("{}", run_restore(args, qdrant, decryption)?);
     Ok(())
 }
 
 /// Restores and returns the summary that `restore` prints.
-pub fn run_restore(args: &RestoreArgs, qdrant: &Qdrant) -> Result<serde_json::Value> {
+pub fn run_restore(
+    args: &RestoreArgs,
+    qdrant: &Qdrant,
+    decryption: &Decryption,
+) -> Result<serde_json::Value> {
     let started = Instant::now();
     let sidecar::Checked {
         path: file,
@@ -35,7 +40,9 @@ pub fn run_restore(args: &RestoreArgs, qdrant: &Qdrant) -> Result<serde_json::Va
             &format!("{} has no .sha256 sidecar; not checked", file.display()),
         );
     }
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let plain = decryption.reader(std::io::BufReader::new(input), &name)?;
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(plain)));
     let mut entries = archive
         .entries()
         .with_context(|| format!("{} is not a tar.gz archive", file.display()))?;
@@ -118,10 +125,12 @@ pub fn run_restore(args: &RestoreArgs, qdrant: &Qdrant) -> Result<serde_json::Va
 }
 
 /// The manifest of an archive, read from its first entry.
-pub fn manifest_of(file: &Path) -> Result<Manifest> {
+pub fn manifest_of(file: &Path, decryption: &Decryption) -> Result<Manifest> {
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(input)));
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let plain = decryption.reader(std::io::BufReader::new(input), &name)?;
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(plain)));
     let mut entries = archive
         .entries()
         .with_context(|| format!("{} is not a tar.gz archive", file.display()))?;

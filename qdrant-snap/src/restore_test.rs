@@ -7,9 +7,10 @@ use crate::backup::COMPONENT;
 use crate::cli::{RestoreArgs, RestoreTestArgs};
 use crate::restore::{manifest_of, run_restore};
 use anyhow::Result;
+use backup_common::crypt::Decryption;
 
-pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant) -> Result<()> {
-    let manifest = manifest_of(&std::fs::canonicalize(&args.file)?)?;
+pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant, decryption: &Decryption) -> Result<()> {
+    let manifest = manifest_of(&std::fs::canonicalize(&args.file)?, decryption)?;
     for c in &manifest.collections {
         let scratch = format!("{}_verify_{}", c.name, std::process::id());
         let restore = RestoreArgs {
@@ -18,7 +19,7 @@ pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant) -> Result<()> {
             collections: vec![c.name.clone()],
             rename: Some(scratch.clone()),
         };
-        let restored = run_restore(&restore, api);
+        let restored = run_restore(&restore, api, decryption);
         // The scratch collection goes whatever happened.
         let _ = api.delete_collection(&scratch);
         restored?;

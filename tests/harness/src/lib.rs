@@ -3,6 +3,7 @@
 //! removed when the value is dropped; no test depends on a service that happens
 //! to be running.
 
+pub mod age;
 pub mod n8n;
 pub mod pg;
 pub mod planted;
