@@ -1037,3 +1037,71 @@ fn a_key_no_url_can_carry_fails_the_backup_by_name() {
     );
     assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
 }
+
+/// Encryption: a plain full, then encrypted incrementals (a mixed chain);
+/// without the identity the host cannot read its encrypted base, so the next
+/// "incremental" is a full one; restore of the chain needs the identity.
+#[test]
+fn encrypted_archives_chain_with_plain_ones_and_restore_with_the_identity() {
+    use test_harness::age::{AgeKeys, Mode};
+    let keys = AgeKeys::new();
+    for mode in Mode::ALL {
+        let s3 = S3Server::start();
+        let source = fill(&s3, "documents", 20);
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(&s3, dir.path(), "documents");
+        let full = published(&t.run(&["backup"]), dir.path());
+        assert!(full.to_string_lossy().ends_with(".tar.gz"));
+
+        s3.put("documents", "new/one.txt", b"one", "text/plain", &[]);
+        test_harness::wait_for_next_second();
+        let with_identity = mode.apply(&keys, t.clone(), true);
+        let out = with_identity.run(&["backup", "--type", "incremental"]);
+        let incr = published(&out, dir.path());
+        assert!(
+            incr.to_string_lossy().ends_with(".incr.tar.gz.age"),
+            "{incr:?}"
+        );
+        assert_eq!(out.record()["objects"], 1, "{mode:?}: only the change");
+
+        s3.put("documents", "new/two.txt", b"two", "text/plain", &[]);
+        test_harness::wait_for_next_second();
+        let encrypt_only = mode.apply(&keys, t.clone(), false);
+        let out = encrypt_only.run(&["backup", "--type", "incremental"]);
+        let second = published(&out, dir.path());
+        assert!(
+            out.stderr
+                .contains("is encrypted and BACKUP_AGE_IDENTITY_FILE is not set"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            second.to_string_lossy().ends_with(".tar.gz.age")
+                && !second.to_string_lossy().contains(".incr.")
+        );
+        assert!(dir
+            .path()
+            .join("minio/documents_latest.tar.gz.age")
+            .exists());
+        assert!(
+            !dir.path().join("minio/documents_latest.tar.gz").exists(),
+            "the plain latest link is retired"
+        );
+
+        let restore = |t: Tool, bucket: &str, file: &Path| {
+            t.env("MINIO_BUCKET", bucket)
+                .run(&["restore", file.to_str().unwrap()])
+        };
+        let out = restore(t.clone(), "nope", &incr);
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        let out = restore(with_identity.clone(), "restored", &incr);
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        let mut expected = source.clone();
+        expected.push("new/one.txt".into());
+        expected.sort();
+        assert_eq!(s3.keys("restored"), expected);
+        let out = restore(with_identity.clone(), "restored-full", &second);
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        assert_eq!(s3.keys("restored-full"), s3.keys("documents"));
+    }
+}

@@ -136,6 +136,53 @@ fn api_and_cli_backups_agree_and_restores_bring_workflows_back() {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(tree(tmp.path()).len(), 2, "only the planted links are left");
+
+    encrypted_exports_round_trip(&n8n);
+}
+
+/// Encrypted with recipients and with a passphrase: workflows and credentials
+/// as `….json.age` (Debian's `age` decrypts them to today's JSON); restore
+/// needs the identity: exit 2 without, 1 with a wrong one, nothing imported.
+fn encrypted_exports_round_trip(n8n: &N8n) {
+    use test_harness::age::{AgeKeys, Mode};
+    let keys = AgeKeys::new();
+    let other = AgeKeys::new();
+    for mode in Mode::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = cli_tool(n8n, dir.path());
+        let out = mode
+            .apply(&keys, cli.clone(), false)
+            .run(&["backup", "--credentials"]);
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        let r = record(&out);
+        let file = dir.path().join("n8n").join(r["file"].as_str().unwrap());
+        assert!(file.to_string_lossy().ends_with(".json.age"), "{file:?}");
+        assert!(r["credentials_file"]
+            .as_str()
+            .unwrap()
+            .ends_with(".json.age"));
+        if mode == Mode::Recipients {
+            let plain: Vec<Value> = serde_json::from_slice(&keys.decrypt_with_cli(&file)).unwrap();
+            assert_eq!(essences(&plain), essences(&n8n.workflows()));
+        }
+        let latest = dir.path().join("n8n/workflows_latest.json.age");
+        n8n.delete("manual0000000001");
+        let restore = |t: Tool| t.run(&["restore", latest.to_str().unwrap()]);
+        let out = restore(cli.clone());
+        assert_eq!(out.code, Some(2), "{mode:?}: {}", out.stderr);
+        let out = restore(mode.apply(&other, cli.clone(), true));
+        assert_eq!(out.code, Some(1), "{mode:?}: {}", out.stderr);
+        assert!(!n8n
+            .workflows()
+            .iter()
+            .any(|w| w["id"] == "manual0000000001"));
+        let out = restore(mode.apply(&keys, cli.clone(), true));
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        assert!(n8n
+            .workflows()
+            .iter()
+            .any(|w| w["id"] == "manual0000000001"));
+    }
 }
 
 #[test]

@@ -623,3 +623,45 @@ fn a_collection_name_qdrant_would_refuse_is_a_usage_error() {
         );
     }
 }
+
+/// Encrypted with recipients and with a passphrase: `qdrant_….tar.gz.age`,
+/// decrypted by Debian's `age` to the archive of today; restore needs the
+/// identity (exit 2 without, 1 with a wrong one, no collection touched).
+#[test]
+fn encrypted_archives_round_trip_and_need_their_identity() {
+    use test_harness::age::{AgeKeys, Mode};
+    let keys = AgeKeys::new();
+    let other = AgeKeys::new();
+    for mode in Mode::ALL {
+        let server = standin();
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(&server, dir.path());
+        let out = mode.apply(&keys, t.clone(), false).run(&["backup"]);
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        let file = record(&out)["file"].as_str().unwrap().to_owned();
+        assert!(file.ends_with(".tar.gz.age"), "{file}");
+        let latest = dir.path().join("qdrant/qdrant_latest.tar.gz.age");
+        assert!(latest.exists());
+        if mode == Mode::Recipients {
+            let plain = dir.path().join("plain.tar.gz");
+            fs::write(&plain, keys.decrypt_with_cli(&latest)).unwrap();
+            assert_eq!(entries(&plain)[0].0, "manifest.json");
+        }
+        server.delete_collection("documents");
+        let restore = |t: Tool| t.run(&["restore", latest.to_str().unwrap()]);
+        let out = restore(t.clone());
+        assert_eq!(out.code, Some(2), "{mode:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("set BACKUP_AGE_IDENTITY_FILE"),
+            "{}",
+            out.stderr
+        );
+        let out = restore(mode.apply(&other, t.clone(), true));
+        assert_eq!(out.code, Some(1), "{mode:?}: {}", out.stderr);
+        assert_eq!(server.points_count("documents"), None, "{mode:?}: touched");
+        let out = restore(mode.apply(&keys, t.clone(), true));
+        assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
+        assert_eq!(server.points_count("documents"), Some(50));
+        assert!(!out.all().contains(KEY));
+    }
+}
