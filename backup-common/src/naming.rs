@@ -282,6 +282,29 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_artifact_is_the_same_artifact_with_age_after_it() {
+        let name = ArtifactName::parse("arasul_db_20240124_020015.sql.gz.age").unwrap();
+        assert_eq!(
+            (name.prefix.as_str(), name.ext.as_str()),
+            ("arasul_db", "sql.gz")
+        );
+        assert!(name.encrypted);
+        assert_eq!(name.file_name(), "arasul_db_20240124_020015.sql.gz.age");
+        assert_eq!(
+            name.latest_link_name().as_deref(),
+            Some("arasul_db_latest.sql.gz.age")
+        );
+        assert_eq!(
+            name.other_latest_link_name().as_deref(),
+            Some("arasul_db_latest.sql.gz")
+        );
+        let incr = ArtifactName::parse("documents_20240124_020030.incr.tar.gz.age").unwrap();
+        assert_eq!(incr.ext, "incr.tar.gz");
+        assert_eq!(incr.latest_link_name(), None);
+        assert_eq!(incr.other_latest_link_name(), None);
+    }
+
+    #[test]
     fn parses_every_artifact_kind_of_the_contract() {
         for (file, prefix, ext) in [
             ("arasul_db_20240124_020015.sql.gz", "arasul_db", "sql.gz"),

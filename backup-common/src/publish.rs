@@ -412,6 +412,47 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_artifact_retires_the_plain_latest_link_and_decrypts_back() {
+        use std::io::Read;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("postgres");
+        let mut plain =
+            PendingArtifact::create(&dir, name("20240124_020015"), &Encryption::Off).unwrap();
+        plain.write_all(b"plain").unwrap();
+        plain.publish().unwrap();
+        let identity = age::x25519::Identity::generate();
+        let sealed = Encryption::Recipients(vec![Box::new(identity.to_public())]);
+        let mut a = PendingArtifact::create_now(&dir, "db", "sql.gz", &sealed).unwrap();
+        a.write_all(b"secret rows").unwrap();
+        let p = a.publish().unwrap();
+        assert!(p.file_name.ends_with(".sql.gz.age"), "{}", p.file_name);
+        assert!(
+            !dir.join("db_latest.sql.gz").exists(),
+            "the plain link is retired"
+        );
+        assert_eq!(
+            fs::read_link(dir.join("db_latest.sql.gz.age")).unwrap(),
+            Path::new(&p.file_name)
+        );
+        let bytes = fs::read(&p.path).unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            p.sha256,
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "the sidecar hashes the file"
+        );
+        assert!(!bytes.windows(6).any(|w| w == b"secret"));
+        let mut text = String::new();
+        age::Decryptor::new(&bytes[..])
+            .unwrap()
+            .decrypt(std::iter::once(&identity as &dyn age::Identity))
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "secret rows");
+    }
+
+    #[test]
     fn publishes_artifact_sidecar_and_relative_latest_link() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("postgres");

@@ -322,6 +322,27 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_and_plain_artifacts_of_a_name_are_one_series() {
+        let inv = Inventory {
+            artifacts: vec![
+                art(Component::Postgres, "db_20240101_020000.sql.gz"),
+                art(Component::Postgres, "db_20240102_020000.sql.gz"),
+                art(Component::Postgres, "db_20240103_020000.sql.gz.age"),
+                art(Component::Postgres, "db_20240104_020000.sql.gz.age"),
+            ],
+            ..Default::default()
+        };
+        let policy = Policy {
+            keep_min: 3,
+            ..POLICY
+        };
+        assert_eq!(
+            deleted_files(&plan(&inv, &at(2025, 1, 1), &policy)),
+            vec!["db_20240101_020000.sql.gz"]
+        );
+    }
+
+    #[test]
     fn never_deletes_a_latest_target() {
         let inv = Inventory {
             artifacts: (1..=10).map(|d| pg(d, 1)).collect(),

@@ -70,6 +70,10 @@ pub struct ComponentEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_seconds: u64,
+    /// Whether the published artifact is encrypted (`.age`); absent for a
+    /// failed component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +100,7 @@ pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
                 size_bytes: r.size_bytes,
                 error: None,
                 duration_seconds: r.duration_seconds,
+                encrypted: r.file.as_deref().map(backup_common::crypt::is_encrypted),
             },
             Outcome::Failed {
                 error,
@@ -108,6 +113,7 @@ pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
                     size_bytes: None,
                     error: Some(error.clone()),
                     duration_seconds: *duration_seconds,
+                    encrypted: None,
                 }
             }
         };
@@ -170,6 +176,11 @@ pub fn prometheus(report: &Report, stats: &TreeStats) -> String {
             let ok = v.status == backup_common::record::Status::Success;
             Some(if ok { "1" } else { "0" }.into())
         }),
+    );
+    metric(
+        "backup_component_encrypted",
+        "1 if the artifact the component's last run published is encrypted (age), 0 if not.",
+        per(&|v| v.encrypted.map(|e| if e { "1" } else { "0" }.into())),
     );
     metric(
         "backup_component_duration_seconds",
@@ -367,7 +378,7 @@ mod tests {
         assert_eq!(r["duration_seconds"], 38);
         assert_eq!(
             r["components"]["postgres"],
-            json!({"status": "success", "file": "arasul_db_20240124_020015.sql.gz", "size_bytes": 15728640, "duration_seconds": 15})
+            json!({"status": "success", "file": "arasul_db_20240124_020015.sql.gz", "size_bytes": 15728640, "duration_seconds": 15, "encrypted": false})
         );
         assert_eq!(r["components"]["minio"]["status"], "failed");
         assert_eq!(
@@ -402,6 +413,13 @@ mod tests {
         let m = prometheus(&r, &stats);
         assert!(m.contains("backup_component_success{component=\"postgres\"} 1\n"));
         assert!(m.contains("backup_component_success{component=\"minio\"} 0\n"));
+        assert!(m.contains("backup_component_encrypted{component=\"postgres\"} 0\n"));
+        assert!(!m.contains("backup_component_encrypted{component=\"minio\"}"));
+        let sealed = PG_OK.replace(".sql.gz\"", ".sql.gz.age\"");
+        let r = assemble(&run(&[&sealed]), &stats, &facts());
+        assert_eq!(r.components["postgres"].encrypted, Some(true));
+        assert!(prometheus(&r, &stats)
+            .contains("backup_component_encrypted{component=\"postgres\"} 1\n"));
         assert!(m.contains(
             "backup_component_last_success_timestamp_seconds{component=\"postgres\"} 1706061690\n"
         ));

@@ -665,3 +665,61 @@ fn encrypted_archives_round_trip_and_need_their_identity() {
         assert!(!out.all().contains(KEY));
     }
 }
+
+/// A passphrase and recipients together is a usage error (one age file cannot
+/// be opened by both); an identity file others may read gets a warning naming
+/// it; neither key nor passphrase ever shows.
+#[test]
+fn age_settings_are_checked_and_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    use test_harness::age::AgeKeys;
+    let keys = AgeKeys::new();
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let out = t
+        .clone()
+        .env("BACKUP_AGE_RECIPIENTS", &keys.recipient)
+        .env("BACKUP_AGE_PASSPHRASE_FILE", keys.passphrase_file())
+        .run(&["backup"]);
+    let passphrase = fs::read_to_string(keys.passphrase_file()).unwrap();
+    out.assert_backup_failed(
+        2,
+        "BACKUP_AGE_PASSPHRASE_FILE and BACKUP_AGE_RECIPIENTS/BACKUP_AGE_RECIPIENTS_FILE are both set",
+        passphrase.trim(),
+    );
+    assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));
+
+    let out = t
+        .clone()
+        .env("BACKUP_AGE_RECIPIENTS", "age1notakey")
+        .run(&["backup"]);
+    out.assert_backup_failed(2, "BACKUP_AGE_RECIPIENTS/BACKUP_AGE_RECIPIENTS_FILE", KEY);
+
+    let out = t
+        .clone()
+        .env("BACKUP_AGE_RECIPIENTS", &keys.recipient)
+        .run(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let latest = dir.path().join("qdrant/qdrant_latest.tar.gz.age");
+    fs::set_permissions(keys.identity_file(), fs::Permissions::from_mode(0o644)).unwrap();
+    let identity = fs::read_to_string(keys.identity_file()).unwrap();
+    let secret_line = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let out = t
+        .clone()
+        .env("BACKUP_AGE_IDENTITY_FILE", keys.identity_file())
+        .run(&["restore", latest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: BACKUP_AGE_IDENTITY_FILE ({}) can be read by group or others",
+            keys.identity_file().display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.all().contains(secret_line));
+}
