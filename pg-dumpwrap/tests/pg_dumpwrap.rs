@@ -332,9 +332,13 @@ fn output_without_the_trailer_is_not_published_even_if_pg_dump_exits_0() {
         bin.path(),
         "printf -- '--\\n-- PostgreSQL database dump\\n--\\nCREATE TABLE t (x int);\\n'; exit 0",
     );
-    let out = t.run(&["backup", "--pg-dump", fake.to_str().unwrap()]);
-    out.assert_backup_failed(1, "without the \"dump complete\" trailer", &pg.password);
-    assert_unchanged(backups.path(), &before);
+    let keys = test_harness::age::AgeKeys::new();
+    // The plaintext is checked whether or not it is then encrypted.
+    for t in [t.clone(), t.env("BACKUP_AGE_RECIPIENTS", &keys.recipient)] {
+        let out = t.run(&["backup", "--pg-dump", fake.to_str().unwrap()]);
+        out.assert_backup_failed(1, "without the \"dump complete\" trailer", &pg.password);
+        assert_unchanged(backups.path(), &before);
+    }
 }
 
 #[test]
@@ -429,6 +433,11 @@ impl BlockedBackup {
     // The test waits for `run` (`finish`).
     #[allow(clippy::zombie_processes)]
     fn start() -> BlockedBackup {
+        BlockedBackup::start_with(&[])
+    }
+
+    /// With extra settings for the blocked run (encryption on, say).
+    fn start_with(env: &[(&str, String)]) -> BlockedBackup {
         let pg = PgCluster::start();
         pg.create_db("shop");
         pg.sql(
@@ -439,6 +448,7 @@ impl BlockedBackup {
         let t = tool(&pg, backups.path(), "shop");
         let before = first_backup(&t, backups.path());
         let lock = TableLock::take(&pg, "shop", "t");
+        let t = env.iter().fold(t, |t, (k, v)| t.env(k, v));
         let run = t.spawn(&["backup"]);
         let pg_dump = wait_for("pg_dump to start", || {
             children_of(run.id()).first().copied()
@@ -479,6 +489,16 @@ fn pg_dump_killed_mid_run_publishes_nothing() {
 
 #[test]
 fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
+    sigterm_mid_run(&[]);
+}
+
+#[test]
+fn sigterm_mid_run_with_encryption_on_leaves_nothing_either() {
+    let keys = test_harness::age::AgeKeys::new();
+    sigterm_mid_run(&[("BACKUP_AGE_RECIPIENTS", keys.recipient.clone())]);
+}
+
+fn sigterm_mid_run(env: &[(&str, String)]) {
     // `_pg` keeps the cluster running until the test ends.
     let BlockedBackup {
         pg: _pg,
@@ -487,7 +507,7 @@ fn sigterm_mid_run_removes_the_temp_file_and_stops_pg_dump() {
         lock,
         run,
         pg_dump,
-    } = BlockedBackup::start();
+    } = BlockedBackup::start_with(env);
     let dir = backups.path().join("postgres");
     wait_for("the temp file", || {
         tree(&dir)
@@ -538,14 +558,17 @@ fn disk_full_publishes_nothing_and_keeps_latest() {
         "shop",
         "INSERT INTO t SELECT md5(g::text) || md5((g * 7)::text) || md5(random()::text) FROM generate_series(1, 20000) g",
     );
-    let out = t.run(&["backup"]);
-    out.assert_backup_failed(1, "disk full", &pg.password);
-    assert!(
-        out.stderr.contains("No space left on device"),
-        "{}",
-        out.stderr
-    );
-    assert_unchanged(disk.path(), &before);
+    let keys = test_harness::age::AgeKeys::new();
+    for t in [t.clone(), t.env("BACKUP_AGE_RECIPIENTS", &keys.recipient)] {
+        let out = t.run(&["backup"]);
+        out.assert_backup_failed(1, "disk full", &pg.password);
+        assert!(
+            out.stderr.contains("No space left on device"),
+            "{}",
+            out.stderr
+        );
+        assert_unchanged(disk.path(), &before);
+    }
 }
 
 mod restore {
