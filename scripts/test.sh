@@ -55,6 +55,22 @@ for tool in curl flock rclone; do
     command -v "$tool" >/dev/null 2>&1 || apt_install curl util-linux rclone
 done
 
+# A second real S3 server, Garage, for the same tests: it keeps keys as data,
+# so it holds keys that s3s-fs (objects as files) cannot. Built once into a
+# stable place, with only the sqlite store and at opt-level 1: what the tests
+# need, in a fraction of a default build's time (see README). Built in the
+# background while n8n and s3s-fs install, which mostly wait on the network.
+GARAGE_HOME=${GARAGE_HOME:-/opt/backup-kit/garage}
+garage_build=
+if [ ! -x "$GARAGE_HOME/bin/garage" ]; then
+    say "building Garage 2.5.0 into $GARAGE_HOME (several minutes, once, in the background)"
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
+        cargo install --locked --quiet garage@2.5.0 --no-default-features \
+        --features bundled-libs,sqlite --root "$GARAGE_HOME" &
+    garage_build=$!
+fi
+
 # A real n8n for n8n-export's tests, installed once into a stable place outside
 # the repository and reused. 2.8.4 is the newest n8n that runs on Node 20; its
 # xlsx dependency points at a host npm cannot reach, hence the override.
@@ -84,17 +100,9 @@ if [ ! -x "$S3S_FS_HOME/bin/s3s-fs" ]; then
 fi
 export S3S_FS_BIN="$S3S_FS_HOME/bin/s3s-fs"
 
-# A second real S3 server, Garage, for the same tests: it keeps keys as data,
-# so it holds keys that s3s-fs (objects as files) cannot. Built once into a
-# stable place, with only the sqlite store and at opt-level 1: what the tests
-# need, in a fraction of a default build's time (see README).
-GARAGE_HOME=${GARAGE_HOME:-/opt/backup-kit/garage}
-if [ ! -x "$GARAGE_HOME/bin/garage" ]; then
-    say "building Garage 2.5.0 into $GARAGE_HOME (several minutes, once)"
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
-        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
-        cargo install --locked --quiet garage@2.5.0 --no-default-features \
-        --features bundled-libs,sqlite --root "$GARAGE_HOME"
+if [ -n "$garage_build" ]; then
+    say "waiting for the Garage build"
+    wait "$garage_build" || { say "building Garage failed; see above"; exit 1; }
 fi
 export GARAGE_BIN="$GARAGE_HOME/bin/garage"
 
