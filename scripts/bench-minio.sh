@@ -3,8 +3,9 @@
 # objects of mixed sizes and kinds on s3s-fs; compared in one run, alternating:
 #   baseline:   rclone copy (Debian's rclone) into a folder, then tar czf
 #   minio-snap: backup --type full
-# Also: peak RSS for a quarter-size bucket against the full one, and an
-# incremental after changing 1% of the objects against a full backup.
+# Also: peak RSS for a quarter-size bucket against the full one, an
+# incremental after changing 1% of the objects against a full backup, and each
+# round a full backup with encryption on (age, a throwaway key) against off.
 # Targets: wall <= 0.5x baseline; RSS <= 64 MiB, not growing with the bucket;
 # incremental <= 10% of a full backup's time.
 set -eu
@@ -17,6 +18,7 @@ command -v rclone >/dev/null 2>&1 || apt-get install -y -qq rclone >/dev/null
 cargo build --release --locked --quiet -p minio-snap
 tool="$(pwd)/target/release/minio-snap"
 rm -rf "$work"; mkdir -p "$work/s3" "$work/src"
+recipient=$(age-keygen -o "$work/age.key" 2>&1 | sed -n 's/^Public key: //p')
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
 server=$!
@@ -74,6 +76,8 @@ while [ "$i" -le "$ROUNDS" ]; do
     rm -rf "$work/copy" "$work/base.tar.gz" "$work/tree"
     timed baseline sh -c "rclone copy --transfers 8 s3:documents '$work/copy' && tar czf '$work/base.tar.gz' -C '$work/copy' ."
     timed minio-snap-full "$tool" backup --bucket documents --backup-dir "$work/tree"
+    rm -rf "$work/sealed"
+    timed minio-snap-full-age env BACKUP_AGE_RECIPIENTS="$recipient" "$tool" backup --bucket documents --backup-dir "$work/sealed"
     i=$((i + 1))
 done
 timed minio-snap-quarter "$tool" backup --bucket quarter --backup-dir "$work/tree-q"
@@ -99,6 +103,9 @@ med = lambda k: statistics.median(w for w, _ in rows[k])
 b, f = med("baseline"), med("minio-snap-full")
 print(f"full backup: baseline {b:.2f}s, minio-snap {f:.2f}s, ratio {f / b:.2f} (target <= 0.5)")
 print(f"peak RSS: quarter bucket {rows['minio-snap-quarter'][0][1]:.1f} MiB, full bucket {max(r for _, r in rows['minio-snap-full']):.1f} MiB (target <= 64, flat)")
+a = med("minio-snap-full-age")
+rss = lambda k: statistics.median(r for _, r in rows[k])
+print(f"encryption on/off: wall {a / f:.3f} (target <= 1.05), peak RSS {rss('minio-snap-full-age') - rss('minio-snap-full'):+.1f} MiB (target <= 4)")
 inc = rows["minio-snap-incremental"][0][0]
 print(f"incremental after changing 1%: {inc:.2f}s = {inc / f:.0%} of a full backup (target <= 10%)")
 PY

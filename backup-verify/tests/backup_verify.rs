@@ -353,37 +353,66 @@ fn an_empty_tree_is_not_reported_as_verified() {
     );
 }
 
+/// A PostgreSQL cluster with database `shop`, the Qdrant stand-in with
+/// `documents`, and a tree that `backups` fills with the tools.
+struct Services {
+    pg: PgCluster,
+    server: QdrantStandin,
+    root: tempfile::TempDir,
+    path: String,
+}
+
+impl Services {
+    fn start() -> Services {
+        let pg = PgCluster::start();
+        pg.create_db("shop");
+        pg.sql(
+            "shop",
+            "CREATE SCHEMA s; CREATE TABLE s.orders AS SELECT g AS id FROM generate_series(1, 5000) g; \
+             CREATE TABLE \"Tåble\" AS SELECT 'ü' AS x FROM generate_series(1, 7);",
+        );
+        let server = QdrantStandin::start(None);
+        server.add_collection("documents", 4, 50);
+        let bindir = pg.bin("psql").parent().unwrap().to_owned();
+        let path = format!("{}:{}", bindir.display(), std::env::var("PATH").unwrap());
+        Services {
+            pg,
+            server,
+            root: tempfile::tempdir().unwrap(),
+            path,
+        }
+    }
+
+    /// `t` set up for both services and the tree.
+    fn with(&self, t: Tool) -> Tool {
+        t.env("PATH", &self.path)
+            .env("POSTGRES_HOST", "127.0.0.1")
+            .env("POSTGRES_PORT", self.pg.port.to_string())
+            .env("POSTGRES_USER", "postgres")
+            .env("POSTGRES_PASSWORD", &self.pg.password)
+            .env("POSTGRES_DB", "shop")
+            .env("QDRANT_URL", &self.server.url)
+            .env("BACKUP_DIR", self.root.path())
+    }
+
+    /// A PostgreSQL and a Qdrant backup, made by the tools with `settings`.
+    fn backups(&self, settings: impl Fn(Tool) -> Tool) {
+        made_by(&settings(self.with(tool("pg-dumpwrap"))), &["backup"]);
+        made_by(&settings(self.with(tool("qdrant-snap"))), &["backup"]);
+    }
+}
+
 #[test]
 fn restore_test_restores_into_scratch_targets_and_compares_counts() {
-    let pg = PgCluster::start();
-    pg.create_db("shop");
-    pg.sql(
-        "shop",
-        "CREATE SCHEMA s; CREATE TABLE s.orders AS SELECT g AS id FROM generate_series(1, 5000) g; \
-         CREATE TABLE \"Tåble\" AS SELECT 'ü' AS x FROM generate_series(1, 7);",
-    );
-    let server = QdrantStandin::start(None);
-    server.add_collection("documents", 4, 50);
-    let url = server.url.clone();
-    let root = tempfile::tempdir().unwrap();
-
-    // The backups, made by the tools.
-    let port = pg.port.to_string();
-    let bindir = pg.bin("psql").parent().unwrap().to_owned();
-    let path = format!("{}:{}", bindir.display(), std::env::var("PATH").unwrap());
-    let with_services = |t: Tool| {
-        t.env("PATH", &path)
-            .env("POSTGRES_HOST", "127.0.0.1")
-            .env("POSTGRES_PORT", &port)
-            .env("POSTGRES_USER", "postgres")
-            .env("POSTGRES_PASSWORD", &pg.password)
-            .env("POSTGRES_DB", "shop")
-            .env("QDRANT_URL", &url)
-            .env("BACKUP_DIR", root.path())
-    };
-    made_by(&with_services(tool("pg-dumpwrap")), &["backup"]);
-    made_by(&with_services(tool("qdrant-snap")), &["backup"]);
-    let verify = with_services(Tool::new(BIN));
+    let services = Services::start();
+    services.backups(|t| t);
+    let verify = services.with(Tool::new(BIN));
+    let Services {
+        pg,
+        server,
+        root: _tree,
+        ..
+    } = services;
     let out = verify.run(&["--restore-test"]);
     assert_eq!(
         out.code,
@@ -545,6 +574,8 @@ fn encrypted_artifacts_are_checked_through_decryption() {
     let with_identity = Decryption {
         identity_file: Some(keys.identity_file()),
     };
+    let minio = tempfile::tempdir().unwrap();
+    let (full, incr) = minio_archives(minio.path());
     let cases = [
         (
             "postgres",
@@ -553,10 +584,22 @@ fn encrypted_artifacts_are_checked_through_decryption() {
             gzip(&pg_dump_sql(1_900)),
         ),
         (
+            "qdrant",
+            "qdrant_20240101_000000.tar.gz.age",
+            qdrant_archive(1),
+            qdrant_archive(2),
+        ),
+        (
             "n8n",
             "workflows_20240101_000000.json.age",
             n8n_json(40),
             n8n_json(39),
+        ),
+        (
+            "minio",
+            "documents_20240101_000000.tar.gz.age",
+            fs::read(&full).unwrap(),
+            fs::read(&incr).unwrap(),
         ),
     ];
     for (folder, name, good, older) in cases {
@@ -580,4 +623,39 @@ fn encrypted_artifacts_are_checked_through_decryption() {
             "{name}: a broken header passed"
         );
     }
+}
+
+/// Encrypted backups: the drill decrypts them with the identity; without it
+/// the artifacts get the header-only verdict and the drill fails, saying why.
+#[test]
+fn restore_test_decrypts_with_the_identity_and_fails_without() {
+    use test_harness::age::{AgeKeys, Mode};
+    let keys = AgeKeys::new();
+    let services = Services::start();
+    services.backups(|t| Mode::Recipients.apply(&keys, t, false));
+    let verify = services.with(Tool::new(BIN));
+    let out = Mode::Recipients
+        .apply(&keys, verify.clone(), true)
+        .run(&["--restore-test"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let ok = out.stdout.lines().filter(|l| l.starts_with("OK /")).count();
+    assert_eq!(ok, 4, "2 artifacts + 2 restore tests: {}", out.stdout);
+
+    let out = verify.run(&["--restore-test"]);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    let header_only = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("OK (encrypted: sidecar and header only) "))
+        .count();
+    assert_eq!(header_only, 2, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL ") && l.contains("set BACKUP_AGE_IDENTITY_FILE"))
+            .count()
+            == 2,
+        "{}",
+        out.stdout
+    );
 }

@@ -723,3 +723,33 @@ fn age_settings_are_checked_and_never_shown() {
     );
     assert!(!out.all().contains(secret_line));
 }
+
+/// `-o -` with encryption configured writes the encrypted stream (and nothing
+/// to the tree); Debian's `age` decrypts it to the archive.
+#[test]
+fn stdout_mode_writes_the_encrypted_stream() {
+    use test_harness::age::AgeKeys;
+    let keys = AgeKeys::new();
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = tool(&server, dir.path())
+        .env("BACKUP_AGE_RECIPIENTS", &keys.recipient)
+        .command(&["backup", "-o", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.starts_with(b"age-encryption.org/v1\n"));
+    let sealed = dir.path().join("stream.age");
+    fs::write(&sealed, &out.stdout).unwrap();
+    let plain = keys.decrypt_with_cli(&sealed);
+    assert_eq!(test_harness::tar_gz_entries(&plain)[0], "manifest.json");
+    assert_eq!(
+        tree(dir.path()),
+        vec!["stream.age (".to_owned() + &out.stdout.len().to_string() + " bytes)"]
+    );
+}
