@@ -696,9 +696,12 @@ fn age_settings_are_checked_and_never_shown() {
         .run(&["backup"]);
     out.assert_backup_failed(2, "BACKUP_AGE_RECIPIENTS/BACKUP_AGE_RECIPIENTS_FILE", KEY);
 
+    // A recipients file, as age writes them (comments and blank lines allowed).
+    let recipients = dir.path().join("recipients.txt");
+    fs::write(&recipients, format!("# ops team\n\n{}\n", keys.recipient)).unwrap();
     let out = t
         .clone()
-        .env("BACKUP_AGE_RECIPIENTS", &keys.recipient)
+        .env("BACKUP_AGE_RECIPIENTS_FILE", &recipients)
         .run(&["backup"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let latest = dir.path().join("qdrant/qdrant_latest.tar.gz.age");
