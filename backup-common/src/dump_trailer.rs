@@ -2,16 +2,51 @@
 //! written to the end. pg_dump can exit 0 and still have been cut short by
 //! whatever sat between it and us; the trailer cannot lie that way.
 
+/// Which program wrote the SQL, and so which trailer ends it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Trailer {
+    /// pg_dump: one database.
+    #[default]
+    Database,
+    /// pg_dumpall (`--globals-only`): roles and tablespaces.
+    Cluster,
+}
+
+impl Trailer {
+    fn marker(self) -> &'static str {
+        match self {
+            Trailer::Database => "\n-- PostgreSQL database dump complete\n",
+            Trailer::Cluster => "\n-- PostgreSQL database cluster dump complete\n",
+        }
+    }
+
+    /// What the trailer says, for messages.
+    pub fn words(self) -> &'static str {
+        match self {
+            Trailer::Database => "dump complete",
+            Trailer::Cluster => "cluster dump complete",
+        }
+    }
+}
+
 /// Keeps the last few KiB of a stream, enough to hold the trailer.
 #[derive(Default)]
 pub struct DumpTail {
     buf: Vec<u8>,
+    trailer: Trailer,
 }
 
 const KEEP: usize = 4096;
-const MARKER: &str = "\n-- PostgreSQL database dump complete\n";
 
 impl DumpTail {
+    /// For the output of pg_dumpall rather than pg_dump.
+    pub fn of(trailer: Trailer) -> DumpTail {
+        DumpTail {
+            buf: Vec::new(),
+            trailer,
+        }
+    }
+
     pub fn push(&mut self, chunk: &[u8]) {
         if chunk.len() >= KEEP {
             self.buf.clear();
@@ -28,10 +63,11 @@ impl DumpTail {
     /// writes after it: comment and blank lines and `\unrestrict <key>` (15.14+).
     pub fn is_complete(&self) -> bool {
         let text = String::from_utf8_lossy(&self.buf);
-        let Some(at) = text.rfind(MARKER) else {
+        let marker = self.trailer.marker();
+        let Some(at) = text.rfind(marker) else {
             return false;
         };
-        text[at + MARKER.len()..].lines().all(|line| {
+        text[at + marker.len()..].lines().all(|line| {
             let line = line.trim_end_matches('\r');
             line.is_empty() || line.starts_with("--") || line.starts_with("\\unrestrict ")
         }) && text.ends_with('\n')
@@ -52,6 +88,22 @@ mod tests {
             t.push(c);
         }
         t
+    }
+
+    #[test]
+    fn pg_dumpall_globals_end_with_the_cluster_trailer_after_unrestrict() {
+        // As pg_dumpall 15.18 --globals-only writes it.
+        let end = "GRANT grp TO app GRANTED BY postgres;\n\n\n\\unrestrict Meu9jjgX\n\n--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+        let mut t = DumpTail::of(Trailer::Cluster);
+        t.push(end.as_bytes());
+        assert!(t.is_complete());
+        assert!(
+            !tail_of(&[end.as_bytes()]).is_complete(),
+            "not a database dump"
+        );
+        let mut cut = DumpTail::of(Trailer::Cluster);
+        cut.push(&end.as_bytes()[..40]);
+        assert!(!cut.is_complete());
     }
 
     #[test]
@@ -77,7 +129,8 @@ mod tests {
             "COPY t FROM stdin;\n1\tx\n\\.\n".repeat(50),
             OLD_END
         );
-        let marker_end = text.rfind(MARKER).unwrap() + MARKER.len();
+        let marker = Trailer::Database.marker();
+        let marker_end = text.rfind(marker).unwrap() + marker.len();
         for cut in 0..marker_end {
             assert!(
                 !tail_of(&[&text.as_bytes()[..cut]]).is_complete(),

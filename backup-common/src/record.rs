@@ -69,6 +69,16 @@ impl ResultRecord {
 /// published, and its component: the last record counts, and it must be a
 /// success. Lets scripts act on a run without parsing JSON themselves.
 pub fn published(record_file: &std::path::Path) -> anyhow::Result<(crate::Component, String)> {
+    let (component, file, _) = published_unit(record_file)?;
+    Ok((component, file))
+}
+
+/// The same, with the artifacts published in the same unit beside it (a
+/// database's `globals_file`, n8n's `credentials_file`): a weekly snapshot
+/// takes them all.
+pub fn published_unit(
+    record_file: &std::path::Path,
+) -> anyhow::Result<(crate::Component, String, Vec<String>)> {
     use anyhow::Context;
     let text = std::fs::read(record_file)
         .with_context(|| format!("cannot read {}", record_file.display()))?;
@@ -76,14 +86,21 @@ pub fn published(record_file: &std::path::Path) -> anyhow::Result<(crate::Compon
         .split(|b| *b == b'\n')
         .rfind(|l| !l.iter().all(u8::is_ascii_whitespace))
         .and_then(|l| serde_json::from_slice::<ResultRecord>(l).ok());
+    let companions = |extra: &serde_json::Map<String, serde_json::Value>| -> Vec<String> {
+        ["globals_file", "credentials_file"]
+            .iter()
+            .filter_map(|k| extra.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
+            .collect()
+    };
     match last {
         Some(ResultRecord {
             status: Status::Success,
             file: Some(file),
             component,
+            extra,
             ..
         }) => crate::Component::from_name(&component)
-            .map(|c| (c, file))
+            .map(|c| (c, file, companions(&extra)))
             .with_context(|| format!("{}: unknown component {component:?}", record_file.display())),
         _ => anyhow::bail!("{} holds no success record", record_file.display()),
     }
@@ -92,6 +109,22 @@ pub fn published(record_file: &std::path::Path) -> anyhow::Result<(crate::Compon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unit_a_record_names_includes_its_companions() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("records");
+        std::fs::write(
+            &file,
+            "{\"component\":\"postgres\",\"status\":\"success\",\"file\":\"shop_20240101_000000.sql.gz\",\
+             \"duration_seconds\":1,\"globals_file\":\"globals_20240101_000000.sql.gz\"}\n",
+        )
+        .unwrap();
+        let (component, name, companions) = published_unit(&file).unwrap();
+        assert_eq!(component, crate::Component::Postgres);
+        assert_eq!(name, "shop_20240101_000000.sql.gz");
+        assert_eq!(companions, ["globals_20240101_000000.sql.gz"]);
+    }
 
     #[test]
     fn success_record_matches_the_contract_example() {

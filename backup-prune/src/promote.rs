@@ -74,15 +74,18 @@ pub fn promote(
     record_file: &Path,
     decryption: &Decryption,
 ) -> Result<Vec<PathBuf>> {
-    let (component, name) = published(record_file)?;
+    let (component, name, companions) = backup_common::record::published_unit(record_file)?;
     let src = root.join(component.name());
-    if ArtifactName::parse(&name).is_none() || sidecar::read(&src.join(&name))?.is_none() {
-        bail!(
-            "{name} in {} is not a backup with its sidecar",
-            src.display()
-        );
+    for name in std::iter::once(&name).chain(&companions) {
+        if ArtifactName::parse(name).is_none() || sidecar::read(&src.join(name))?.is_none() {
+            bail!(
+                "{name} in {} is not a backup with its sidecar",
+                src.display()
+            );
+        }
     }
-    let wanted = chain(&src, component, &name, decryption)?;
+    let mut wanted = chain(&src, component, &name, decryption)?;
+    wanted.extend(companions);
     let dst = root
         .join("weekly")
         .join(week.folder_name())

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use backup_common::crypt::{self, Decryption};
-use backup_common::dump_trailer::DumpTail;
+use backup_common::dump_trailer::{DumpTail, Trailer};
 use backup_common::hashing::HashingReader;
 use backup_formats::qdrant::{self as qmanifest, Manifest};
 use flate2::read::MultiGzDecoder;
@@ -15,6 +15,8 @@ use std::path::{Component as PathPart, Path};
 pub enum Kind {
     /// `postgres/*.sql.gz`
     PgDump,
+    /// `postgres/globals_*.sql.gz`: the cluster's roles and tablespaces
+    PgGlobals,
     /// `qdrant/*.tar.gz`
     QdrantArchive,
     /// `n8n/workflows_*.json`
@@ -35,6 +37,9 @@ impl Kind {
             .unwrap_or(name);
         let folder = path.parent()?.file_name()?.to_str()?;
         match (folder, name) {
+            ("postgres", n) if n.starts_with("globals_") && n.ends_with(".sql.gz") => {
+                Some(Kind::PgGlobals)
+            }
             ("postgres", n) if n.ends_with(".sql.gz") => Some(Kind::PgDump),
             ("qdrant", n) if n.ends_with(".tar.gz") => Some(Kind::QdrantArchive),
             ("minio", n) if n.ends_with(".tar.gz") => Some(Kind::MinioArchive),
@@ -49,6 +54,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::PgDump => "postgres dump",
+            Kind::PgGlobals => "postgres globals",
             Kind::QdrantArchive => "qdrant archive",
             Kind::N8nJson => "n8n workflows",
             Kind::N8nCredentials => "n8n credentials",
@@ -84,7 +90,8 @@ pub fn check(
     } else {
         let mut plain = decryption.reader(&mut tee, name)?;
         match kind {
-            Kind::PgDump => check_pg_dump(&mut plain)?,
+            Kind::PgDump => check_pg_dump(&mut plain, Trailer::Database)?,
+            Kind::PgGlobals => check_pg_dump(&mut plain, Trailer::Cluster)?,
             Kind::QdrantArchive => check_qdrant_archive(&mut plain)?,
             Kind::N8nJson => check_n8n(&mut plain)?,
             Kind::N8nCredentials => check_n8n_credentials(&mut plain)?,
@@ -147,11 +154,11 @@ fn gzip_error(e: io::Error) -> anyhow::Error {
 /// Every gzip member decodes (CRC and length checked by the decoder), the SQL
 /// holds nothing pg_dump never writes (what a restore would refuse) and it ends
 /// with pg_dump's "dump complete" trailer.
-fn check_pg_dump(input: impl Read) -> Result<()> {
+fn check_pg_dump(input: impl Read, trailer: Trailer) -> Result<()> {
     let mut sql = MultiGzDecoder::new(input);
     let mut guard = backup_common::dump_sql::SqlGuard::default();
     let mut passed = Vec::new();
-    let mut tail = DumpTail::default();
+    let mut tail = DumpTail::of(trailer);
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -169,7 +176,10 @@ fn check_pg_dump(input: impl Read) -> Result<()> {
         bail!("empty dump");
     }
     if !tail.is_complete() {
-        bail!("the SQL ends without pg_dump's \"dump complete\" trailer (incomplete dump)");
+        bail!(
+            "the SQL ends without the \"{}\" trailer (incomplete dump)",
+            trailer.words()
+        );
     }
     Ok(())
 }

@@ -56,8 +56,11 @@ fn latest(root: &Path, component: Component, ext: &str) -> Option<PathBuf> {
         .iter()
         .map(|(name, _)| dir.join(name))
         .rfind(|p| {
-            let name = p.to_string_lossy();
-            (name.ends_with(&plain) || name.ends_with(&encrypted)) && p.exists()
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            // The cluster's globals are no database to drill.
+            (name.ends_with(&plain) || name.ends_with(&encrypted))
+                && !name.starts_with("globals_")
+                && p.exists()
         })
 }
 

@@ -428,8 +428,8 @@ fn restore_test_restores_into_scratch_targets_and_compares_counts() {
         .collect();
     assert_eq!(
         ok_lines.len(),
-        4,
-        "2 artifacts + 2 restore tests: {}",
+        5,
+        "3 artifacts (the dump, the globals, the qdrant archive) + 2 restore tests: {}",
         out.stdout
     );
     // The scratch targets are gone again.
@@ -639,7 +639,7 @@ fn restore_test_decrypts_with_the_identity_and_fails_without() {
         .run(&["--restore-test"]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let ok = out.stdout.lines().filter(|l| l.starts_with("OK /")).count();
-    assert_eq!(ok, 4, "2 artifacts + 2 restore tests: {}", out.stdout);
+    assert_eq!(ok, 5, "3 artifacts + 2 restore tests: {}", out.stdout);
 
     let out = verify.run(&["--restore-test"]);
     assert_eq!(out.code, Some(1), "{}", out.stdout);
@@ -648,7 +648,11 @@ fn restore_test_decrypts_with_the_identity_and_fails_without() {
         .lines()
         .filter(|l| l.starts_with("OK (encrypted: sidecar and header only) "))
         .count();
-    assert_eq!(header_only, 2, "{}", out.stdout);
+    assert_eq!(
+        header_only, 3,
+        "the dump, the globals, the archive: {}",
+        out.stdout
+    );
     assert!(
         out.stdout
             .lines()

@@ -77,6 +77,13 @@ pub struct BackupArgs {
     /// gzip level, 0 (stored) to 9 (small)
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub level: u32,
+    /// The pg_dumpall program, for the cluster's globals
+    #[arg(long, value_name = "PATH", default_value = "pg_dumpall")]
+    pub pg_dumpall: PathBuf,
+    /// Do not write globals_YYYYMMDD_HHMMSS.sql.gz (the cluster's roles and
+    /// tablespaces, from pg_dumpall --globals-only) beside the dump
+    #[arg(long)]
+    pub no_globals: bool,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +95,10 @@ pub struct RestoreArgs {
     /// Create the target database first (it must not exist)
     #[arg(long)]
     pub create: bool,
+    /// FILE is a globals file (globals_*.sql.gz): apply the cluster's roles and
+    /// tablespaces (roles that exist are updated; the restoring role is left alone)
+    #[arg(long, conflicts_with = "create")]
+    pub globals: bool,
     /// The psql program
     #[arg(long, value_name = "PATH", default_value = "psql")]
     pub psql: PathBuf,

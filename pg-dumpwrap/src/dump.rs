@@ -6,7 +6,7 @@ use crate::conn::Conn;
 use crate::pg_error;
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::Encryption;
-use backup_common::dump_trailer::DumpTail;
+use backup_common::dump_trailer::{DumpTail, Trailer};
 use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
@@ -51,13 +51,34 @@ pub fn backup(
     );
     let sql_bytes =
         dump_into(conn, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
+    let globals = if args.no_globals {
+        None
+    } else {
+        globals(conn, args, &dir, encryption)?
+    };
+    // The database and the cluster's globals are one unit: both or neither.
+    let mut artifacts = vec![pending];
+    artifacts.extend(globals.map(|(pending, _)| pending));
     let published = run
-        .publish(vec![pending], |published| {
-            ResultRecord::success(COMPONENT, &published[0])
+        .publish(artifacts, |published| {
+            let mut record = ResultRecord::success(COMPONENT, &published[0])
                 .with("database", conn.db.clone())
-                .with("sql_bytes", sql_bytes)
+                .with("sql_bytes", sql_bytes);
+            if let Some(g) = published.get(1) {
+                record = record.with("globals_file", g.file_name.clone());
+            }
+            record
         })
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
+    if let Some(g) = published.get(1) {
+        log::log(
+            COMPONENT,
+            &format!(
+                "published {} (the cluster's roles and tablespaces)",
+                g.file_name
+            ),
+        );
+    }
     log::log(
         COMPONENT,
         &format!(
@@ -68,20 +89,120 @@ pub fn backup(
     Ok(())
 }
 
+/// `globals_…sql.gz` under a temp name, ready to publish with the database, and
+/// its size in SQL; `None` (with a warning) when the user may not read the
+/// globals at all. Without the right to read role passwords (pg_authid), the
+/// roles are kept without them, and the warning says so.
+fn globals(
+    conn: &Conn,
+    args: &BackupArgs,
+    dir: &std::path::Path,
+    encryption: &Encryption,
+) -> Result<Option<(PendingArtifact, u64)>> {
+    for without_passwords in [false, true] {
+        let mut pending = PendingArtifact::create_now(dir, GLOBALS, "sql.gz", encryption)?;
+        match globals_into(conn, args, without_passwords, &mut pending) {
+            Ok(bytes) => {
+                if without_passwords {
+                    log::log(
+                        COMPONENT,
+                        &format!(
+                            "warning: {} may not read role passwords (pg_authid); the globals \
+                             are kept without them — restored roles need new passwords",
+                            conn.user
+                        ),
+                    );
+                }
+                return Ok(Some((pending, bytes)));
+            }
+            Err(e) if !without_passwords && format!("{e:#}").contains("pg_authid") => continue,
+            Err(e) if format!("{e:#}").contains("permission denied") => {
+                log::log(
+                    COMPONENT,
+                    &format!(
+                        "warning: the cluster's globals (roles, tablespaces) were not backed up: {}",
+                        backup_common::exit::one_line(&e)
+                    ),
+                );
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(publish::disk_full_hint(e, dir).context(
+                    "the cluster's globals (pg_dumpall --globals-only; --no-globals skips them)",
+                ))
+            }
+        }
+    }
+    unreachable!("the second attempt returns")
+}
+
+/// The artifact prefix of the cluster's globals.
+pub const GLOBALS: &str = "globals";
+
 /// Runs pg_dump and writes its gzip-compressed output to `out`. Succeeds only if
 /// pg_dump exited 0, its output ended with the trailer and everything was
 /// written; returns the uncompressed size.
 fn dump_into<W: Write>(conn: &Conn, args: &BackupArgs, out: W) -> Result<u64> {
     let mut cmd = conn.command(&args.pg_dump, &conn.db);
-    cmd.args(SEED_OPTIONS)
-        .arg("--no-password")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut child = Child::spawn(&mut cmd, &args.pg_dump, "--pg-dump")?;
-    let mut stdout = child.process.stdout.take().expect("stdout is piped");
+    cmd.args(SEED_OPTIONS).arg("--no-password");
+    let program = Program {
+        path: &args.pg_dump,
+        name: "pg_dump",
+        flag: "--pg-dump",
+        trailer: Trailer::Database,
+    };
+    Ok(sql_into(&program, cmd, args.level, out)?.0)
+}
 
-    let mut encoder = GzEncoder::new(out, Compression::new(args.level));
-    let mut tail = DumpTail::default();
+/// The cluster's globals (roles with their attributes, passwords as stored and
+/// memberships; tablespaces) from `pg_dumpall --globals-only`, compressed into
+/// `out`, complete only with pg_dumpall's trailer. A user who may not read
+/// pg_authid gets them without passwords (`roles_only`), as pg_dumpall can.
+fn globals_into<W: Write>(
+    conn: &Conn,
+    args: &BackupArgs,
+    without_passwords: bool,
+    out: W,
+) -> Result<u64> {
+    let mut cmd = conn.command(&args.pg_dumpall, &conn.db);
+    cmd.args(["--globals-only", "--no-password", "-l", &conn.db]);
+    if without_passwords {
+        cmd.arg("--no-role-passwords");
+    }
+    let program = Program {
+        path: &args.pg_dumpall,
+        name: "pg_dumpall",
+        flag: "--pg-dumpall",
+        trailer: Trailer::Cluster,
+    };
+    Ok(sql_into(&program, cmd, args.level, out)?.0)
+}
+
+/// A client program that writes plain SQL on stdout.
+struct Program<'a> {
+    path: &'a std::path::Path,
+    name: &'static str,
+    flag: &'static str,
+    trailer: Trailer,
+}
+
+/// Runs `cmd` (the program) and writes its gzip-compressed output to `out`.
+/// Succeeds only if it exited 0, its output ended with its trailer and
+/// everything was written; returns the uncompressed size and what it said on
+/// stderr.
+fn sql_into<W: Write>(
+    program: &Program<'_>,
+    mut cmd: std::process::Command,
+    level: u32,
+    out: W,
+) -> Result<(u64, String)> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = Child::spawn(&mut cmd, program.path, program.flag)?;
+    let mut stdout = child.process.stdout.take().expect("stdout is piped");
+    let name = program.name;
+
+    let mut encoder = GzEncoder::new(out, Compression::new(level));
+    let mut tail = DumpTail::of(program.trailer);
     let mut buf = vec![0u8; CHUNK];
     let mut sql_bytes = 0u64;
     let copied: Result<()> = (|| loop {
@@ -89,7 +210,7 @@ fn dump_into<W: Write>(conn: &Conn, args: &BackupArgs, out: W) -> Result<u64> {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("cannot read pg_dump's output"),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {name}'s output")),
         };
         tail.push(&buf[..n]);
         sql_bytes += n as u64;
@@ -106,20 +227,21 @@ fn dump_into<W: Write>(conn: &Conn, args: &BackupArgs, out: W) -> Result<u64> {
     }
     let (status, stderr) = child.wait()?;
     if !status.success() {
-        bail!("{}", pg_error::explain("pg_dump", status, &stderr));
+        bail!("{}", pg_error::explain(name, status, &stderr));
     }
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         log::log(COMPONENT, line);
     }
     if !tail.is_complete() {
         bail!(
-            "pg_dump exited 0 but its output ended without the \"dump complete\" trailer \
-             ({sql_bytes} bytes); the dump is incomplete and was not published"
+            "{name} exited 0 but its output ended without the \"{}\" trailer \
+             ({sql_bytes} bytes); the dump is incomplete and was not published",
+            program.trailer.words()
         );
     }
     encoder
         .finish()
         .and_then(|mut out| out.flush())
         .context("cannot write the compressed dump")?;
-    Ok(sql_bytes)
+    Ok((sql_bytes, stderr))
 }

@@ -4,6 +4,7 @@ pub mod child;
 pub mod cli;
 pub mod conn;
 pub mod dump;
+pub mod globals;
 pub mod pg_error;
 pub mod restore;
 pub mod restore_test;

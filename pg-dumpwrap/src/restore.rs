@@ -21,7 +21,12 @@ use std::process::Stdio;
 use std::time::Instant;
 
 pub fn restore(args: &RestoreArgs, conn: &Conn, decryption: &Decryption) -> Result<()> {
-    println!("{}", run_restore(args, conn, decryption)?);
+    let summary = if args.globals {
+        crate::globals::apply(args, conn, decryption)?
+    } else {
+        run_restore(args, conn, decryption)?
+    };
+    println!("{summary}");
     Ok(())
 }
 

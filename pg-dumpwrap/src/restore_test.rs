@@ -67,6 +67,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
             ..args.connection.clone()
         },
         create: true,
+        globals: false,
         psql: args.psql.clone(),
     };
     let restored = run_restore(&restore, &conn, decryption);
@@ -103,7 +104,8 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     Ok(())
 }
 
-fn psql(conn: &Conn, program: &Path, db: &str, sql: &str) -> Result<String> {
+/// One query through psql, its unaligned rows.
+pub(crate) fn psql(conn: &Conn, program: &Path, db: &str, sql: &str) -> Result<String> {
     let out = conn
         .command(program, db)
         .args([

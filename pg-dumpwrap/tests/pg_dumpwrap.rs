@@ -900,3 +900,123 @@ fn a_dump_encrypted_by_debians_age_restores() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(pg.comparable_dump("shop") == pg.comparable_dump("shop_back"));
 }
+
+/// The cluster's globals beside every dump: three databases with objects owned
+/// by extra roles (a login role with a password, a group role with a member)
+/// come back in a **fresh** cluster — globals first, then each database — with
+/// the same roles, attributes, memberships and password, and the same data.
+#[test]
+fn globals_and_every_database_come_back_in_a_fresh_cluster() {
+    let pg = PgCluster::start();
+    pg.sql(
+        "postgres",
+        "CREATE ROLE app LOGIN CREATEDB PASSWORD 'app-pw-1'; CREATE ROLE readers; GRANT readers TO app;",
+    );
+    let dbs = ["shop", "crm", "wiki"];
+    for db in dbs {
+        pg.create_db(db);
+        pg.sql(
+            db,
+            "CREATE TABLE t AS SELECT g, md5(g::text) AS h FROM generate_series(1, 500) g; \
+             ALTER TABLE t OWNER TO app; GRANT SELECT ON t TO readers;",
+        );
+    }
+    let backups = tempfile::tempdir().unwrap();
+    for db in dbs {
+        let r = assert_success(&tool(&pg, backups.path(), db).run(&["backup"]));
+        let globals = r["globals_file"].as_str().unwrap();
+        assert!(
+            globals.starts_with("globals_") && globals.ends_with(".sql.gz"),
+            "{r}"
+        );
+    }
+    let dir = backups.path().join("postgres");
+    let sql = sh("gunzip -c globals_latest.sql.gz", &dir);
+    let sql = String::from_utf8_lossy(&sql.stdout);
+    assert!(
+        sql.contains("CREATE ROLE app;") && sql.contains("SCRAM-SHA-256$"),
+        "{sql}"
+    );
+
+    let fresh = PgCluster::start();
+    let t = tool(&fresh, backups.path(), "postgres");
+    let globals = dir.join("globals_latest.sql.gz");
+    for round in 0..2 {
+        // Applied twice: roles that exist by then are updated, not an error.
+        let out = t.run(&["restore", "--globals", globals.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "round {round}: {}", out.stderr);
+        assert_eq!(out.json_lines()[0]["action"], "restore-globals");
+    }
+    for db in dbs {
+        let latest = dir.join(format!("{db}_latest.sql.gz"));
+        let out = t.clone().env("POSTGRES_DB", db).run(&[
+            "restore",
+            "--create",
+            latest.to_str().unwrap(),
+        ]);
+        assert_eq!(out.code, Some(0), "{db}: {}", out.stderr);
+        assert!(
+            pg.comparable_dump(db) == fresh.comparable_dump(db),
+            "{db} differs"
+        );
+    }
+    let roles = "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
+                 rolreplication, rolbypassrls FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1";
+    let members =
+        "SELECT r.rolname, m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid \
+                   JOIN pg_roles m ON m.oid = a.member WHERE r.rolname !~ '^pg_' ORDER BY 1, 2";
+    assert_eq!(pg.sql("postgres", roles), fresh.sql("postgres", roles));
+    assert_eq!(pg.sql("postgres", members), fresh.sql("postgres", members));
+    assert!(fresh.sql("postgres", members).contains("readers|app"));
+    // The login role's password came along (as its scram hash). Ownership and
+    // grants of the tables do not: the dumps are --no-owner --no-acl, as the
+    // product description has them.
+    let login = fresh
+        .client("psql", "shop")
+        .env("PGUSER", "app")
+        .env("PGPASSWORD", "app-pw-1")
+        .args(["-X", "-A", "-t", "-c", "SELECT current_user"])
+        .output()
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "app");
+}
+
+/// `--no-globals` writes the dump alone; a user who may not read role
+/// passwords still gets the roles (without passwords) and a warning.
+#[test]
+fn no_globals_skips_them_and_a_plain_user_gets_roles_without_passwords() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql(
+        "postgres",
+        "CREATE ROLE plain LOGIN PASSWORD 'plain-pw-7'; GRANT CONNECT ON DATABASE shop TO plain;",
+    );
+    pg.sql(
+        "shop",
+        "CREATE TABLE t (x int); GRANT SELECT ON t TO plain;",
+    );
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    let r = assert_success(&t.run(&["backup", "--no-globals"]));
+    assert!(r.get("globals_file").is_none(), "{r}");
+    assert!(!tree(backups.path()).iter().any(|e| e.contains("globals_")));
+
+    let out = t
+        .clone()
+        .env("POSTGRES_USER", "plain")
+        .env("POSTGRES_PASSWORD", "plain-pw-7")
+        .run(&["backup"]);
+    let r = assert_success(&out);
+    assert!(r["globals_file"].is_string(), "{r}");
+    assert!(
+        out.stderr.contains("may not read role passwords"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.all().contains("plain-pw-7"));
+}

@@ -66,18 +66,31 @@ fn classify(
                 fs::read_link(postgres.join("shop_latest.sql.gz")).unwrap(),
                 Path::new(file)
             );
+            // The dump and the cluster's globals are published as one unit.
+            let globals = record["globals_file"]
+                .as_str()
+                .expect("globals in the record");
             let mut expected: Vec<String> = before
                 .iter()
-                .filter(|e| !e.starts_with("postgres/shop_latest.sql.gz"))
+                .filter(|e| {
+                    !e.starts_with("postgres/shop_latest.sql.gz")
+                        && !e.starts_with("postgres/globals_latest.sql.gz")
+                })
                 .cloned()
                 .collect();
-            let size = fs::metadata(postgres.join(file)).unwrap().len();
-            expected.push(format!("postgres/{file} ({size} bytes)"));
-            expected.push(format!(
-                "postgres/{file}.sha256 ({} bytes)",
-                sha.len() + 3 + file.len()
-            ));
-            expected.push(format!("postgres/shop_latest.sql.gz -> {file}"));
+            for (name, link) in [
+                (file, "shop_latest.sql.gz"),
+                (globals, "globals_latest.sql.gz"),
+            ] {
+                let sha = backup_common::sidecar::sha256_of_file(&postgres.join(name)).unwrap();
+                let size = fs::metadata(postgres.join(name)).unwrap().len();
+                expected.push(format!("postgres/{name} ({size} bytes)"));
+                expected.push(format!(
+                    "postgres/{name}.sha256 ({} bytes)",
+                    sha.len() + 3 + name.len()
+                ));
+                expected.push(format!("postgres/{link} -> {name}"));
+            }
             expected.sort();
             assert_eq!(
                 after, expected,
