@@ -89,7 +89,9 @@ backup-verify --all
 
 say "5. restore every component from weekly/$week into fresh targets"
 w=$BACKUP_DIR/weekly/$week
-POSTGRES_DB=arasul_db_restored pg-dumpwrap restore --create "$(ls "$w"/postgres/*.sql.gz)"
+# The cluster's roles first (here they exist already: updated, not an error), then the database.
+pg-dumpwrap restore --globals "$(ls "$w"/postgres/globals_*.sql.gz)"
+POSTGRES_DB=arasul_db_restored pg-dumpwrap restore --create "$(ls "$w"/postgres/arasul_db_*.sql.gz)"
 original=$(pg_digest arasul_db)
 restored=$(pg_digest arasul_db_restored)
 [ "$original" = "$restored" ] || { echo "PostgreSQL: restored data differs: $original vs $restored" >&2; exit 1; }

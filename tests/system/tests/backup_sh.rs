@@ -194,12 +194,13 @@ fn published(stack: &Stack, report: &Value, component: &str) -> PathBuf {
     path
 }
 
-/// The component's `*_latest` link names `file`.
+/// The component's `*_latest` link names `file` (the database's, not the
+/// cluster globals' beside it).
 fn assert_latest(stack: &Stack, component: &str, file: &Path) {
     let latest = fs::read_dir(stack.root().join(component))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| name(p).contains("_latest."))
+        .find(|p| name(p).contains("_latest.") && !name(p).starts_with("globals_"))
         .unwrap();
     assert_eq!(fs::read_link(&latest).unwrap(), Path::new(&name(file)));
 }
@@ -738,9 +739,10 @@ fn runs_on_the_weekly_day_promote_without_the_flag() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let weeks = file_names(&dir.path().join("weekly"));
     assert_eq!(weeks.len(), 1);
+    // The dump and the cluster's globals, each with its sidecar.
     assert_eq!(
         file_names(&dir.path().join("weekly").join(&weeks[0]).join("postgres")).len(),
-        2
+        4
     );
     assert!(
         out.stderr.contains("postgres: promoted to weekly/"),
