@@ -151,13 +151,13 @@ fn dump_into<W: Write>(conn: &Conn, args: &BackupArgs, out: W) -> Result<u64> {
         flag: "--pg-dump",
         trailer: Trailer::Database,
     };
-    Ok(sql_into(&program, cmd, args.level, out)?.0)
+    sql_into(&program, cmd, args.level, out)
 }
 
 /// The cluster's globals (roles with their attributes, passwords as stored and
 /// memberships; tablespaces) from `pg_dumpall --globals-only`, compressed into
 /// `out`, complete only with pg_dumpall's trailer. A user who may not read
-/// pg_authid gets them without passwords (`roles_only`), as pg_dumpall can.
+/// pg_authid gets them `without_passwords`, as pg_dumpall can.
 fn globals_into<W: Write>(
     conn: &Conn,
     args: &BackupArgs,
@@ -175,7 +175,7 @@ fn globals_into<W: Write>(
         flag: "--pg-dumpall",
         trailer: Trailer::Cluster,
     };
-    Ok(sql_into(&program, cmd, args.level, out)?.0)
+    sql_into(&program, cmd, args.level, out)
 }
 
 /// A client program that writes plain SQL on stdout.
@@ -188,14 +188,13 @@ struct Program<'a> {
 
 /// Runs `cmd` (the program) and writes its gzip-compressed output to `out`.
 /// Succeeds only if it exited 0, its output ended with its trailer and
-/// everything was written; returns the uncompressed size and what it said on
-/// stderr.
+/// everything was written; returns the uncompressed size.
 fn sql_into<W: Write>(
     program: &Program<'_>,
     mut cmd: std::process::Command,
     level: u32,
     out: W,
-) -> Result<(u64, String)> {
+) -> Result<u64> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut child = Child::spawn(&mut cmd, program.path, program.flag)?;
     let mut stdout = child.process.stdout.take().expect("stdout is piped");
@@ -243,5 +242,5 @@ fn sql_into<W: Write>(
         .finish()
         .and_then(|mut out| out.flush())
         .context("cannot write the compressed dump")?;
-    Ok((sql_bytes, stderr))
+    Ok(sql_bytes)
 }

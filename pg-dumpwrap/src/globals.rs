@@ -125,17 +125,7 @@ pub fn apply(
     for line in &skipped {
         backup_common::log::log(crate::dump::COMPONENT, &format!("kept as it is: {line}"));
     }
-    let mut cmd = conn.command(&args.psql, "postgres");
-    cmd.args([
-        "-X",
-        "-q",
-        "--no-password",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "--single-transaction",
-    ])
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::null());
+    let mut cmd = crate::restore::psql_transaction(conn, &args.psql, "postgres");
     let mut psql = crate::child::Child::spawn(&mut cmd, &args.psql, "--psql")?;
     let mut stdin = psql.process.stdin.take().expect("stdin is piped");
     // A write error means psql stopped reading; its exit status says why.

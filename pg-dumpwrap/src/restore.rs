@@ -198,6 +198,23 @@ fn plain_sql<'a>(
     )))
 }
 
+/// psql applying what it reads on stdin to `db` in one transaction, stopping
+/// at the first error (and so rolling everything back).
+pub(crate) fn psql_transaction(conn: &Conn, psql: &Path, db: &str) -> std::process::Command {
+    let mut cmd = conn.command(psql, db);
+    cmd.args([
+        "-X",
+        "-q",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null());
+    cmd
+}
+
 fn stream_into_psql(
     conn: &Conn,
     args: &RestoreArgs,
@@ -214,17 +231,7 @@ fn stream_into_psql(
     }
     let mut sql = plain_sql(file, &input, decryption)?;
 
-    let mut cmd = conn.command(&args.psql, &conn.db);
-    cmd.args([
-        "-X",
-        "-q",
-        "--no-password",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "--single-transaction",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null());
+    let mut cmd = psql_transaction(conn, &args.psql, &conn.db);
     let mut psql = Child::spawn(&mut cmd, &args.psql, "--psql")?;
     let mut stdin = psql.process.stdin.take().expect("stdin is piped");
 

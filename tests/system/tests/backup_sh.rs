@@ -358,9 +358,15 @@ fn full_incremental_weekly_and_restore_of_every_component() {
     assert_eq!(file_names(&week.join("minio")), chain);
     for c in ["postgres", "qdrant", "n8n"] {
         let file = published(&stack, &report, c);
+        let (globals, others): (Vec<String>, Vec<String>) = file_names(&week.join(c))
+            .into_iter()
+            .partition(|f| f.starts_with("globals_"));
+        assert_eq!(others, [name(&file), format!("{}.sha256", name(&file))]);
+        // The cluster's globals go with the dump (published in the same unit).
         assert_eq!(
-            file_names(&week.join(c)),
-            [name(&file), format!("{}.sha256", name(&file))]
+            globals.len(),
+            if c == "postgres" { 2 } else { 0 },
+            "{globals:?}"
         );
         // A hard link, not a copy: the weekly snapshot costs no space.
         assert_eq!(
