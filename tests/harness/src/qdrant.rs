@@ -83,6 +83,8 @@ struct Collection {
 #[derive(Default)]
 struct State {
     collections: BTreeMap<String, Collection>,
+    /// Alias name → collection name (Qdrant's alias table).
+    aliases: BTreeMap<String, String>,
     full: BTreeMap<String, Snapshot>,
     /// What each known snapshot (by sha256) restores to: vectors, point ids.
     known: HashMap<String, (Value, BTreeSet<String>)>,
@@ -96,6 +98,22 @@ struct State {
 impl State {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.frozen_now.unwrap_or_else(chrono::Utc::now)
+    }
+
+    /// A collection's name, or the one an alias of that name points to
+    /// (collection endpoints answer through aliases, as Qdrant's do).
+    fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map(String::as_str).unwrap_or(name)
+    }
+
+    fn aliases_of(&self, collection: Option<&str>) -> Value {
+        let list: Vec<Value> = self
+            .aliases
+            .iter()
+            .filter(|(_, c)| collection.is_none_or(|want| want == c.as_str()))
+            .map(|(a, c)| json!({"alias_name": a, "collection_name": c}))
+            .collect();
+        json!({"aliases": list})
     }
 }
 
@@ -379,10 +397,54 @@ fn route(
             let list: Vec<Value> = st.collections.keys().map(|n| json!({"name": n})).collect();
             ok(json!({"collections": list}), started)
         }
-        (Method::Get, ["collections", name]) => match st.collections.get(*name) {
+        (Method::Get, ["collections", name]) => match st.collections.get(st.resolve(name)) {
             Some(c) => ok(collection_info(c), started),
             None => missing(name),
         },
+        (Method::Get, ["collections", name, "exists"]) => {
+            let exists = st.collections.contains_key(st.resolve(name));
+            ok(json!({"exists": exists}), started)
+        }
+        (Method::Get, ["aliases"]) => ok(st.aliases_of(None), started),
+        (Method::Get, ["collections", name, "aliases"]) => {
+            if !st.collections.contains_key(*name) {
+                return missing(name);
+            }
+            ok(st.aliases_of(Some(name)), started)
+        }
+        (Method::Post, ["collections", "aliases"]) => {
+            let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let actions = req["actions"].as_array().cloned().unwrap_or_default();
+            // All or nothing, as Qdrant applies one request's actions.
+            let mut aliases = st.aliases.clone();
+            for action in &actions {
+                if let Some(a) = action.get("create_alias") {
+                    let collection = a["collection_name"].as_str().unwrap_or_default();
+                    if !st.collections.contains_key(collection) {
+                        return missing(collection);
+                    }
+                    let alias = a["alias_name"].as_str().unwrap_or_default();
+                    aliases.insert(alias.to_owned(), collection.to_owned());
+                } else if let Some(a) = action.get("delete_alias") {
+                    aliases.remove(a["alias_name"].as_str().unwrap_or_default());
+                } else if let Some(a) = action.get("rename_alias") {
+                    let old = a["old_alias_name"].as_str().unwrap_or_default();
+                    let new = a["new_alias_name"].as_str().unwrap_or_default();
+                    if let Some(c) = aliases.remove(old) {
+                        aliases.insert(new.to_owned(), c);
+                    }
+                }
+            }
+            st.aliases = aliases;
+            ok(json!(true), started)
+        }
+        (Method::Put, ["collections", name]) if st.aliases.contains_key(*name) => error(
+            400,
+            &format!(
+                "Wrong input: Can't create collection with name {name}. Alias with the same name already exists"
+            ),
+            started,
+        ),
         (Method::Put, ["collections", name]) => {
             let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             st.collections.insert(
@@ -396,6 +458,8 @@ fn route(
         }
         (Method::Delete, ["collections", name]) => {
             let existed = st.collections.remove(*name).is_some();
+            // A collection's aliases go with it.
+            st.aliases.retain(|_, c| c != name);
             ok(json!(existed), started)
         }
         (Method::Put, ["collections", name, "points"]) => {
