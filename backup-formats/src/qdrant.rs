@@ -34,6 +34,10 @@ pub struct CollectionEntry {
     /// The collection's snapshot in this archive (absent in a full-storage archive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotFile>,
+    /// The aliases that pointed to the collection at backup time: a snapshot
+    /// does not carry them (Qdrant's documentation, and the recordings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +83,7 @@ mod tests {
                     size: 84480,
                     sha256: "71".repeat(32),
                 }),
+                aliases: vec!["docs".into()],
             }],
             full: None,
         };

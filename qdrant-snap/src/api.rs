@@ -166,6 +166,43 @@ impl Qdrant {
         Ok(names)
     }
 
+    /// Every alias, as (alias, the collection it points to), sorted.
+    pub fn list_aliases(&self) -> Result<Vec<(String, String)>> {
+        let resp = self.send_idempotent(Method::GET, "/aliases")?;
+        let result = self.json(resp, "listing aliases", false)?;
+        let mut aliases: Vec<(String, String)> = result["aliases"]
+            .as_array()
+            .context("listing aliases: no aliases array in Qdrant's answer")?
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a["alias_name"].as_str()?.to_owned(),
+                    a["collection_name"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        aliases.sort();
+        Ok(aliases)
+    }
+
+    /// Points `alias` at `collection`: created, or re-pointed if the name is
+    /// taken (Qdrant's own `create_alias` does that). Sent once: it is one
+    /// small change that a retry would repeat harmlessly, but the answer says
+    /// whether it happened.
+    pub fn point_alias(&self, alias: &str, collection: &str) -> Result<()> {
+        let path = "/collections/aliases";
+        let body = serde_json::json!({"actions": [
+            {"create_alias": {"collection_name": collection, "alias_name": alias}}
+        ]});
+        let resp = self.send_waiting(
+            self.request(Method::POST, path).json(&body),
+            Method::POST,
+            path,
+        )?;
+        self.json(resp, "pointing an alias", false)?;
+        Ok(())
+    }
+
     /// Points count and vector configuration of a collection.
     pub fn collection_info(&self, name: &str) -> Result<(u64, Value)> {
         let resp = self.send_idempotent(Method::GET, &format!("/collections/{}", enc(name)))?;

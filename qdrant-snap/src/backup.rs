@@ -84,6 +84,7 @@ fn write_archive<W: Write>(qdrant: &Qdrant, args: &BackupArgs, out: W) -> Result
             "Qdrant has no collections; the archive holds an empty manifest",
         );
     }
+    let aliases = qdrant.list_aliases()?;
     let mut collections = Vec::new();
     for name in &names {
         let (points_count, vectors) = qdrant.collection_info(name)?;
@@ -92,6 +93,11 @@ fn write_archive<W: Write>(qdrant: &Qdrant, args: &BackupArgs, out: W) -> Result
             points_count,
             vectors,
             snapshot: None,
+            aliases: aliases
+                .iter()
+                .filter(|(_, c)| c == name)
+                .map(|(a, _)| a.clone())
+                .collect(),
         });
     }
 

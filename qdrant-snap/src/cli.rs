@@ -86,4 +86,22 @@ pub struct RestoreArgs {
     /// Restore the (single) selected collection under this name instead
     #[arg(long = "as", value_name = "NEW_NAME")]
     pub rename: Option<String>,
+    /// Point the aliases the backup recorded at the restored collections
+    /// [default: yes, except with --as]
+    #[arg(long, conflicts_with = "no_aliases")]
+    pub aliases: bool,
+    /// Leave aliases alone
+    #[arg(long)]
+    pub no_aliases: bool,
+}
+
+impl RestoreArgs {
+    /// Whether the recorded aliases are pointed at what is restored. A restore
+    /// under the collection's own name is a disaster restore: the application
+    /// finds its collections by those aliases, so they come back. A copy under
+    /// another name (`--as`, and every drill) must not take the aliases away
+    /// from the live collection unless asked.
+    pub fn restore_aliases(&self) -> bool {
+        (self.rename.is_none() || self.aliases) && !self.no_aliases
+    }
 }

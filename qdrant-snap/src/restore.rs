@@ -103,7 +103,20 @@ pub fn run_restore(
             COMPONENT,
             &format!("restored collection {target}: {points} points, as recorded"),
         );
-        restored.push(serde_json::json!({"collection": recorded.name, "restored_as": target, "points_count": points}));
+        let mut pointed = Vec::new();
+        if args.restore_aliases() {
+            for alias in &recorded.aliases {
+                qdrant.point_alias(alias, &target)?;
+                pointed.push(alias.clone());
+            }
+            if !pointed.is_empty() {
+                log::log(
+                    COMPONENT,
+                    &format!("aliases {} point to {target} again", pointed.join(", ")),
+                );
+            }
+        }
+        restored.push(serde_json::json!({"collection": recorded.name, "restored_as": target, "points_count": points, "aliases": pointed}));
     }
     if restored.len() != selected.len() {
         bail!(

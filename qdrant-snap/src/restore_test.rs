@@ -18,6 +18,9 @@ pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant, decryption: &Decryptio
             server: args.server.clone(),
             collections: vec![c.name.clone()],
             rename: Some(scratch.clone()),
+            // A drill never takes the live collection's aliases.
+            aliases: false,
+            no_aliases: true,
         };
         let restored = run_restore(&restore, api, decryption);
         // The scratch collection goes whatever happened.

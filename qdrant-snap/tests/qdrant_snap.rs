@@ -756,3 +756,69 @@ fn stdout_mode_writes_the_encrypted_stream() {
         vec!["stream.age (".to_owned() + &out.stdout.len().to_string() + " bytes)"]
     );
 }
+
+/// Aliases are not in snapshots: the backup records them per collection, a
+/// restore under the collection's own name points them at it again; a copy
+/// (`--as`) leaves them on the live collection unless `--aliases` asks.
+#[test]
+fn aliases_are_recorded_and_come_back_with_their_collections() {
+    let server = standin();
+    server.point_alias("docs", "documents");
+    server.point_alias("Mémoire Alias", "memory");
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (archive, _) = good_backup(&t, dir.path());
+    let manifest: serde_json::Value = serde_json::from_slice(&entries(&archive)[0].1).unwrap();
+    assert_eq!(
+        manifest["collections"][0]["aliases"],
+        serde_json::json!(["docs"])
+    );
+    assert_eq!(
+        manifest["collections"][1]["aliases"],
+        serde_json::json!(["Mémoire Alias"])
+    );
+
+    server.delete_collection("documents");
+    server.delete_collection("memory");
+    assert!(
+        server.aliases().is_empty(),
+        "deleted with their collections"
+    );
+    let a = archive.to_str().unwrap();
+    let out = t.run(&["restore", a]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let both = vec![
+        ("Mémoire Alias".to_owned(), "memory".to_owned()),
+        ("docs".to_owned(), "documents".to_owned()),
+    ];
+    assert_eq!(server.aliases(), both);
+    assert_eq!(
+        out.json_lines()[0]["collections"][0]["aliases"],
+        serde_json::json!(["docs"])
+    );
+
+    let copy = ["restore", a, "--collection", "documents", "--as", "copy"];
+    assert_eq!(t.run(&copy).code, Some(0));
+    assert_eq!(server.aliases(), both, "a copy leaves the aliases alone");
+    let out = t.run(&[
+        "restore",
+        a,
+        "--collection",
+        "documents",
+        "--as",
+        "copy2",
+        "--aliases",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(server
+        .aliases()
+        .contains(&("docs".to_owned(), "copy2".to_owned())));
+
+    server.delete_collection("memory");
+    let out = t.run(&["restore", a, "--collection", "memory", "--no-aliases"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!server
+        .aliases()
+        .iter()
+        .any(|(alias, _)| alias == "Mémoire Alias"));
+}

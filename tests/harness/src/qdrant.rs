@@ -202,6 +202,22 @@ impl QdrantStandin {
             .snapshot_file = Some((file.to_owned(), size, hex::encode(hasher.finalize())));
     }
 
+    /// Points `alias` at `collection`, as `create_alias` does.
+    pub fn point_alias(&self, alias: &str, collection: &str) {
+        self.state()
+            .aliases
+            .insert(alias.to_owned(), collection.to_owned());
+    }
+
+    /// Every alias and its collection, sorted.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        let st = self.state();
+        st.aliases
+            .iter()
+            .map(|(a, c)| (a.clone(), c.clone()))
+            .collect()
+    }
+
     pub fn points_count(&self, name: &str) -> Option<usize> {
         self.state().collections.get(name).map(|c| c.points.len())
     }
@@ -219,8 +235,11 @@ impl QdrantStandin {
         }
     }
 
+    /// Deletes a collection and its aliases, as the server does.
     pub fn delete_collection(&self, name: &str) {
-        self.state().collections.remove(name);
+        let mut st = self.state();
+        st.collections.remove(name);
+        st.aliases.retain(|_, c| c != name);
     }
 
     /// Every request seen, as `METHOD path` with the headers that carried a key masked.
