@@ -51,7 +51,11 @@ fn add_artifacts(
         let Ok(meta) = std::fs::symlink_metadata(dir.join(parsed.file_name())) else {
             continue;
         };
-        count += 1;
+        // The cluster's globals ride along with a database's dump: they take
+        // space, but are not a backup of their own.
+        if !(c == Component::Postgres && parsed.prefix == "globals") {
+            count += 1;
+        }
         if seen.insert((meta.dev(), meta.ino())) {
             stats.total_size_bytes += meta.len();
         }

@@ -65,6 +65,9 @@ fn tree() -> tempfile::TempDir {
     std::os::unix::fs::symlink("shop_20261126_150401.sql.gz", pg.join("shop_latest.sql.gz"))
         .unwrap();
     fs::write(pg.join("operator-notes.txt"), vec![0u8; 999]).unwrap();
+    // The cluster's globals beside the dumps: counted in size, not as a backup.
+    fs::write(pg.join("globals_20261126_150401.sql.gz"), vec![0u8; 100]).unwrap();
+    fs::write(pg.join("globals_20261126_150401.sql.gz.sha256"), "x").unwrap();
     let week = root.path().join("weekly/2026_W48/postgres");
     fs::create_dir_all(&week).unwrap();
     // A weekly hard link takes no extra space and is counted once.
@@ -114,8 +117,8 @@ fn writes_the_report_metrics_and_summary_for_a_partial_run() {
     assert_eq!(report["statistics"]["postgres_backups"], 2);
     assert_eq!(report["statistics"]["weekly_snapshots"], 1);
     assert_eq!(
-        report["statistics"]["total_size_bytes"], 3000,
-        "hard link counted once, operator file not at all"
+        report["statistics"]["total_size_bytes"], 3100,
+        "hard link counted once, the globals once, operator file not at all"
     );
     // The failed component, and the line that could not be read: never dropped.
     let errors = report["errors"].as_array().unwrap();
