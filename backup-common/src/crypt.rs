@@ -13,8 +13,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The suffix of an encrypted artifact's file name.
-pub const SUFFIX: &str = ".age";
+/// The suffix of an encrypted artifact's file name (the one `ArtifactName` reads).
+pub const SUFFIX: &str = crate::naming::ENCRYPTED_SUFFIX;
 
 pub const RECIPIENTS: &str = "BACKUP_AGE_RECIPIENTS";
 pub const RECIPIENTS_FILE: &str = "BACKUP_AGE_RECIPIENTS_FILE";
@@ -137,13 +137,6 @@ impl<W: Write> Sealed<W> {
         match self {
             Sealed::Plain(w) => Ok(w),
             Sealed::Age(w) => w.finish(),
-        }
-    }
-
-    pub fn inner(&self) -> Option<&W> {
-        match self {
-            Sealed::Plain(w) => Some(w),
-            Sealed::Age(_) => None,
         }
     }
 }

@@ -113,15 +113,6 @@ impl PendingArtifact {
         self.dir.join(self.name.file_name())
     }
 
-    /// Bytes written to the file so far (unknown while encrypting: age
-    /// buffers a chunk at a time, so this reads 0).
-    pub fn bytes(&self) -> u64 {
-        self.writer
-            .as_ref()
-            .and_then(|w| w.inner())
-            .map_or(0, |w| w.bytes())
-    }
-
     /// Publishes this artifact alone, announcing nothing (see `publish_all`).
     pub fn publish(self) -> Result<Published> {
         let mut published = publish_all(vec![self], |_, _| {})?;
