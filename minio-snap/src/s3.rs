@@ -97,21 +97,9 @@ impl S3 {
 
     /// Whether a listing of the bucket holds `key` now.
     fn is_listed(&self, key: &str) -> Result<bool> {
-        let url = {
-            let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
-            action.query_mut().remove("encoding-type");
-            action.with_prefix(key);
-            action.with_max_keys(1);
-            action.sign(SIGNED_FOR)
-        };
         let what = format!("listing {key:?} again");
-        let resp = self.send(&what, || self.http.client().get(url.clone()))?;
-        if !resp.status().is_success() {
-            return Err(self.fail(resp, &what));
-        }
-        let page: ListPage = quick_xml::de::from_str(&self.text(resp, &what)?)
-            .with_context(|| format!("{what}: malformed answer"))?;
-        Ok(page.contents.iter().any(|o| o.key == key))
+        let (found, _) = self.list_page(Some(key), Some(1), None, &what)?;
+        Ok(found.iter().any(|o| o.key == key))
     }
 
     /// Sends a request that may be repeated (GET, HEAD, DELETE, PUT of a whole
@@ -154,29 +142,56 @@ impl S3 {
 
     /// Every object of the bucket, through every page.
     pub fn list_all(&self) -> Result<Vec<Listed>> {
+        let what = format!("listing bucket {}", self.name());
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let url = {
-                let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
-                // Servers disagree on what `encoding-type=url` does to a `+` (AWS:
-                // a space; s3s: a plus), so keys are taken as the XML carries them.
-                action.query_mut().remove("encoding-type");
-                if let Some(t) = &token {
-                    action.with_continuation_token(t.clone());
-                }
-                action.sign(SIGNED_FOR)
-            };
-            let what = format!("listing bucket {}", self.name());
-            let resp = self.send(&what, || self.http.client().get(url.clone()))?;
-            if !resp.status().is_success() {
-                return Err(self.fail(resp, &what));
+            let (page, next) = self.list_page(None, None, token, &what)?;
+            all.extend(page);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
             }
-            let text = self.text(resp, &what)?;
-            let page: ListPage = quick_xml::de::from_str(&text)
-                .with_context(|| format!("{what}: malformed answer"))?;
-            let url_encoded = page.encoding_type.as_deref() == Some("url");
-            all.extend(page.contents.into_iter().map(|mut o| {
+        }
+    }
+
+    /// One page of ListObjectsV2 (optionally of keys starting with `prefix`,
+    /// at most `max_keys`), keys as they are, and the next page's token.
+    fn list_page(
+        &self,
+        prefix: Option<&str>,
+        max_keys: Option<usize>,
+        token: Option<String>,
+        what: &str,
+    ) -> Result<(Vec<Listed>, Option<String>)> {
+        let url = {
+            let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
+            // Servers disagree on what `encoding-type=url` does to a `+` (AWS:
+            // a space; s3s: a plus), so keys are taken as the XML carries them.
+            action.query_mut().remove("encoding-type");
+            if let Some(p) = prefix {
+                action.with_prefix(p);
+            }
+            if let Some(n) = max_keys {
+                action.with_max_keys(n);
+            }
+            if let Some(t) = token {
+                action.with_continuation_token(t);
+            }
+            action.sign(SIGNED_FOR)
+        };
+        let resp = self.send(what, || self.http.client().get(url.clone()))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp, what));
+        }
+        let text = self.text(resp, what)?;
+        let page: ListPage =
+            quick_xml::de::from_str(&text).with_context(|| format!("{what}: malformed answer"))?;
+        let url_encoded = page.encoding_type.as_deref() == Some("url");
+        let listed = page
+            .contents
+            .into_iter()
+            .map(|mut o| {
                 if url_encoded {
                     // Percent escapes of `encoding-type=url`; a `+` is kept (see above).
                     o.key = percent_encoding::percent_decode_str(&o.key)
@@ -184,12 +199,9 @@ impl S3 {
                         .into_owned();
                 }
                 o
-            }));
-            match page.next_continuation_token {
-                Some(t) => token = Some(t),
-                None => return Ok(all),
-            }
-        }
+            })
+            .collect();
+        Ok((listed, page.next_continuation_token))
     }
 
     pub fn get(&self, key: &str) -> Result<Object<'_>> {
