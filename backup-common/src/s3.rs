@@ -77,22 +77,33 @@ pub fn key_path(key: &str) -> Option<String> {
     Some(path)
 }
 
-/// A key no URL can address, as an error that names it and what to do.
+/// Why an object request could not be made, naming the key and what to do.
 #[derive(Debug)]
-pub struct UnaddressableKey(pub String);
+pub enum ObjectUrlError {
+    /// A key no URL can address.
+    Unaddressable(String),
+    /// The signer refused the request (a content type or metadata value that
+    /// is no valid header, say).
+    Unsignable { key: String, why: String },
+}
 
-impl std::fmt::Display for UnaddressableKey {
+impl std::fmt::Display for ObjectUrlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "object key {:?} cannot be requested over HTTP (every URL parser resolves it \
-             to the bucket itself); rename the object",
-            self.0
-        )
+        match self {
+            ObjectUrlError::Unaddressable(key) => write!(
+                f,
+                "object key {key:?} cannot be requested over HTTP (every URL parser resolves it \
+                 to the bucket itself); rename the object"
+            ),
+            ObjectUrlError::Unsignable { key, why } => write!(
+                f,
+                "cannot sign the request for object {key:?}: {why} — check its content type and metadata"
+            ),
+        }
     }
 }
 
-impl std::error::Error for UnaddressableKey {}
+impl std::error::Error for ObjectUrlError {}
 
 /// A presigned URL for `method` on object `key` of `bucket`, with the query
 /// parameters and headers that are signed with it.
@@ -104,8 +115,12 @@ pub fn object_url(
     query: &[(&str, &str)],
     headers: &Map<'_>,
     valid_for: Duration,
-) -> Result<Url, UnaddressableKey> {
-    let unaddressable = || UnaddressableKey(key.to_owned());
+) -> Result<Url, ObjectUrlError> {
+    let unaddressable = || ObjectUrlError::Unaddressable(key.to_owned());
+    let unsignable = |why: String| ObjectUrlError::Unsignable {
+        key: key.to_owned(),
+        why,
+    };
     let path = key_path(key).ok_or_else(unaddressable)?;
     // The bucket's URL ends in `/`; the key's path has no dot segment, so
     // parsing the two together keeps every byte of it.
@@ -147,9 +162,9 @@ pub fn object_url(
         headers.iter(),
         SignableBody::UnsignedPayload,
     )
-    .map_err(|_| unaddressable())?;
+    .map_err(|e| unsignable(e.to_string()))?;
     let (instructions, _) = sign(request, &params)
-        .map_err(|_| unaddressable())?
+        .map_err(|e| unsignable(e.to_string()))?
         .into_parts();
     let mut pairs: Vec<(&str, &str)> = query.to_vec();
     pairs.extend(instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));
