@@ -52,6 +52,58 @@ pub fn check_database(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Which series of a component a backup takes: the names given (a
+/// comma-separated list, e.g. `POSTGRES_DB=shop,crm`) or `all` of them, found
+/// on the server at run time (so one created tomorrow is backed up tomorrow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    Named(Vec<String>),
+    All,
+}
+
+impl Selection {
+    /// Parses `value` (`variable` names it in errors); each name is checked
+    /// with `check`, repeats are dropped, order is kept.
+    pub fn parse(
+        value: &str,
+        variable: &str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Result<Selection, String> {
+        if value.trim() == "all" {
+            return Ok(Selection::All);
+        }
+        let mut names: Vec<String> = Vec::new();
+        for name in value.split(',').map(str::trim) {
+            if name.is_empty() && value.contains(',') {
+                return Err(format!(
+                    "{variable} {value:?} holds an empty name (names are separated by single commas)"
+                ));
+            }
+            check(name).map_err(|e| format!("{variable}: {e}"))?;
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(Selection::Named(names))
+    }
+
+    /// The one name of a selection that must hold exactly one (a restore's
+    /// target).
+    pub fn single(&self, variable: &str, flag: &str) -> Result<&str, String> {
+        match self {
+            Selection::Named(names) if names.len() == 1 => Ok(&names[0]),
+            Selection::Named(names) => Err(format!(
+                "{variable} names {} ({}); this takes one: give {flag} NAME",
+                names.len(),
+                names.join(",")
+            )),
+            Selection::All => Err(format!(
+                "{variable} is \"all\"; this takes one: give {flag} NAME"
+            )),
+        }
+    }
+}
+
 /// Qdrant's rules for collection names: 1 to 255 bytes, none of `<>:"/\|?*`
 /// and no NUL; control characters are refused too (they become archive paths).
 pub fn check_collection(name: &str) -> Result<(), String> {
@@ -73,6 +125,26 @@ pub fn check_collection(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_selection_is_a_list_of_checked_names_or_all() {
+        let parse = |v: &str| Selection::parse(v, "POSTGRES_DB", check_database);
+        assert_eq!(parse("all"), Ok(Selection::All));
+        assert_eq!(
+            parse("shop, crm,shop"),
+            Ok(Selection::Named(vec!["shop".into(), "crm".into()]))
+        );
+        assert!(parse("shop,,crm").unwrap_err().contains("empty name"));
+        assert!(parse("shop,../x").unwrap_err().starts_with("POSTGRES_DB: "));
+        let one = parse("shop").unwrap();
+        assert_eq!(one.single("POSTGRES_DB", "--db"), Ok("shop"));
+        assert!(parse("a,b")
+            .unwrap()
+            .single("POSTGRES_DB", "--db")
+            .unwrap_err()
+            .contains("names 2 (a,b)"));
+        assert!(Selection::All.single("MINIO_BUCKET", "--bucket").is_err());
+    }
+
     use super::*;
 
     #[test]

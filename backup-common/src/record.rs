@@ -23,6 +23,11 @@ pub struct ResultRecord {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Which of the component's series (a database, a bucket: the artifact
+    /// prefix) the record is about; absent in a record about the whole
+    /// component (backup.sh's own, and records of tools with one series).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
     /// Component-specific facts (an incremental's base, row counts, ...).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -38,6 +43,7 @@ impl ResultRecord {
             duration_seconds: 0,
             sha256: Some(published.sha256.clone()),
             error: None,
+            series: None,
             extra: Default::default(),
         }
     }
@@ -51,6 +57,7 @@ impl ResultRecord {
             duration_seconds: 0,
             sha256: None,
             error: Some(error),
+            series: None,
             extra: Default::default(),
         }
     }
@@ -65,45 +72,78 @@ impl ResultRecord {
     }
 }
 
-/// The artifact that a file of result records (a tool's stdout) says was
-/// published, and its component: the last record counts, and it must be a
-/// success. Lets scripts act on a run without parsing JSON themselves.
-pub fn published(record_file: &std::path::Path) -> anyhow::Result<(crate::Component, String)> {
-    let (component, file, _) = published_unit(record_file)?;
-    Ok((component, file))
-}
-
-/// The same, with the artifacts published in the same unit beside it (a
+/// One published unit a file of result records names: the artifact, its
+/// component, and the artifacts published in the same unit beside it (a
 /// database's `globals_file`, n8n's `credentials_file`): a weekly snapshot
 /// takes them all.
-pub fn published_unit(
-    record_file: &std::path::Path,
-) -> anyhow::Result<(crate::Component, String, Vec<String>)> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub component: crate::Component,
+    pub file: String,
+    pub companions: Vec<String>,
+}
+
+/// Every unit a file of result records (a tool's stdout, with whatever
+/// backup.sh appended) says was published: per series the last record counts
+/// and must be a success; a last record about the whole component that is a
+/// failure (a failed promotion or verification) takes everything back. Lets
+/// scripts act on a run without parsing JSON themselves.
+pub fn published_units(record_file: &std::path::Path) -> anyhow::Result<Vec<Unit>> {
     use anyhow::Context;
     let text = std::fs::read(record_file)
         .with_context(|| format!("cannot read {}", record_file.display()))?;
-    let last = text
+    let records: Vec<ResultRecord> = text
         .split(|b| *b == b'\n')
-        .rfind(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .and_then(|l| serde_json::from_slice::<ResultRecord>(l).ok());
-    let companions = |extra: &serde_json::Map<String, serde_json::Value>| -> Vec<String> {
-        ["globals_file", "credentials_file"]
-            .iter()
-            .filter_map(|k| extra.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
-            .collect()
-    };
-    match last {
-        Some(ResultRecord {
-            status: Status::Success,
-            file: Some(file),
-            component,
-            extra,
-            ..
-        }) => crate::Component::from_name(&component)
-            .map(|c| (c, file, companions(&extra)))
-            .with_context(|| format!("{}: unknown component {component:?}", record_file.display())),
-        _ => anyhow::bail!("{} holds no success record", record_file.display()),
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .filter_map(|l| serde_json::from_slice::<ResultRecord>(l).ok())
+        .collect();
+    let none = || anyhow::anyhow!("{} holds no success record", record_file.display());
+    // A record about the whole component, last: it alone decides.
+    if records.last().is_some_and(|r| r.series.is_none()) {
+        let last = records.last().expect("checked");
+        return match last.status {
+            Status::Success => Ok(vec![unit(record_file, last)?]),
+            Status::Failed => Err(none()),
+        };
     }
+    let mut last_of_series: Vec<&ResultRecord> = Vec::new();
+    for r in &records {
+        last_of_series.retain(|o| o.series != r.series);
+        last_of_series.push(r);
+    }
+    let units = last_of_series
+        .into_iter()
+        .filter(|r| r.status == Status::Success)
+        .map(|r| unit(record_file, r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if units.is_empty() {
+        return Err(none());
+    }
+    Ok(units)
+}
+
+fn unit(record_file: &std::path::Path, r: &ResultRecord) -> anyhow::Result<Unit> {
+    use anyhow::Context;
+    let file = r
+        .file
+        .clone()
+        .with_context(|| format!("{}: a success record without a file", record_file.display()))?;
+    let component = crate::Component::from_name(&r.component).with_context(|| {
+        format!(
+            "{}: unknown component {:?}",
+            record_file.display(),
+            r.component
+        )
+    })?;
+    let companions = ["globals_file", "credentials_file"]
+        .iter()
+        .filter_map(|k| r.extra.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    Ok(Unit {
+        component,
+        file,
+        companions,
+    })
 }
 
 #[cfg(test)]
@@ -120,10 +160,46 @@ mod tests {
              \"duration_seconds\":1,\"globals_file\":\"globals_20240101_000000.sql.gz\"}\n",
         )
         .unwrap();
-        let (component, name, companions) = published_unit(&file).unwrap();
-        assert_eq!(component, crate::Component::Postgres);
-        assert_eq!(name, "shop_20240101_000000.sql.gz");
-        assert_eq!(companions, ["globals_20240101_000000.sql.gz"]);
+        let units = published_units(&file).unwrap();
+        assert_eq!(
+            units,
+            [Unit {
+                component: crate::Component::Postgres,
+                file: "shop_20240101_000000.sql.gz".into(),
+                companions: vec!["globals_20240101_000000.sql.gz".into()],
+            }]
+        );
+    }
+
+    #[test]
+    fn each_series_counts_its_last_record_and_a_whole_component_failure_takes_all_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("records");
+        let ok = |db: &str| {
+            format!(
+                "{{\"component\":\"postgres\",\"status\":\"success\",\"file\":\"{db}_20240101_000000.sql.gz\",\
+                 \"duration_seconds\":1,\"series\":\"{db}\"}}\n"
+            )
+        };
+        let failed = |series: &str| {
+            format!(
+                "{{\"component\":\"postgres\",\"status\":\"failed\",\"duration_seconds\":1,\"error\":\"x\"{series}}}\n"
+            )
+        };
+        let files = |text: String| {
+            std::fs::write(&file, text).unwrap();
+            published_units(&file).map(|u| u.into_iter().map(|u| u.file).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            files(ok("a") + &ok("b")).unwrap(),
+            ["a_20240101_000000.sql.gz", "b_20240101_000000.sql.gz"]
+        );
+        assert_eq!(
+            files(ok("a") + &failed(",\"series\":\"b\"")).unwrap(),
+            ["a_20240101_000000.sql.gz"]
+        );
+        assert!(files(ok("a") + &ok("b") + &failed("")).is_err());
+        assert!(files(failed(",\"series\":\"a\"")).is_err());
     }
 
     #[test]

@@ -32,17 +32,116 @@ pub fn watch_signals(component: &'static str) {
     cleanup::failpoint("tool::started");
 }
 
-/// One `backup` run: publishes its artifacts and prints its one record.
+/// One `backup` run: publishes its artifacts and prints its record — one per
+/// series when the tool backs up several (`BackupRun::series`).
 pub struct BackupRun {
     component: &'static str,
     started: Instant,
     to_stdout: bool,
-    reported: std::cell::Cell<bool>,
+    /// How many success records this run printed.
+    reported: std::cell::Cell<usize>,
+    /// The series being backed up (shared with the signal hook, which names it
+    /// in its failed record) and when it began.
+    current: std::sync::Arc<std::sync::Mutex<Option<(String, Instant)>>>,
+    /// The exit status of the first series that failed.
+    series_failed: std::cell::Cell<Option<i32>>,
 }
 
 impl BackupRun {
     pub fn component(&self) -> &'static str {
         self.component
+    }
+
+    /// Backs up one series (a database, a bucket) of several: its records name
+    /// it, a failure is its own failed record and the run goes on with the
+    /// next series (the run's exit status is then the first failure's), and a
+    /// signal fails this series and stops the run.
+    pub fn series(&self, name: &str, body: impl FnOnce(&BackupRun) -> anyhow::Result<()>) {
+        self.begin_series(name);
+        let reported_before = self.reported.get();
+        let result = body(self);
+        cleanup::critical(|registry| {
+            match result {
+                Ok(()) => {}
+                // Published and reported: what failed afterwards is a warning.
+                Err(err) if self.reported.get() > reported_before => log::log(
+                    self.component,
+                    &format!(
+                        "warning: {name}: after publishing: {}",
+                        exit::one_line(&err)
+                    ),
+                ),
+                Err(err) => {
+                    let message = exit::one_line(&err);
+                    log::log(
+                        self.component,
+                        &format!("backup failed ({name}): {message}"),
+                    );
+                    if !self.to_stdout {
+                        print_record(&self.failed_record(message));
+                    }
+                    if self.series_failed.get().is_none() {
+                        self.series_failed.set(Some(exit::code(&err)));
+                    }
+                }
+            }
+            *lock_current(&self.current) = None;
+            let failed = self.series_failed.get();
+            let component = self.component;
+            // Between series: everything begun is reported.
+            registry.on_interrupt(move |signal| {
+                log::log(
+                    component,
+                    &format!(
+                        "interrupted by {signal} between series; what was published is complete"
+                    ),
+                );
+                failed.unwrap_or(ExitStatus::Failed as i32)
+            });
+        });
+    }
+
+    fn begin_series(&self, name: &str) {
+        *lock_current(&self.current) = Some((name.to_owned(), Instant::now()));
+        let (component, to_stdout, current) =
+            (self.component, self.to_stdout, self.current.clone());
+        let installed = cleanup::install(move |signal| {
+            let series = lock_current(&current).clone();
+            let what = series
+                .as_ref()
+                .map(|(s, _)| format!(" for {s}"))
+                .unwrap_or_default();
+            let message = format!("interrupted by {signal}; nothing was published{what}");
+            log::log(component, &message);
+            if !to_stdout {
+                let mut record = ResultRecord::failed(component, message);
+                if let Some((s, started)) = series {
+                    record.series = Some(s);
+                    record.duration_seconds = started.elapsed().as_secs();
+                }
+                print_record(&record);
+            }
+            ExitStatus::Failed as i32
+        });
+        if let Err(e) = installed {
+            log::log(component, &format!("cannot watch for signals: {e}"));
+        }
+    }
+
+    /// The series being backed up and its start, or the whole run's.
+    fn scope(&self) -> (Option<String>, Instant) {
+        match lock_current(&self.current).clone() {
+            Some((name, started)) => (Some(name), started),
+            None => (None, self.started),
+        }
+    }
+
+    fn failed_record(&self, message: String) -> ResultRecord {
+        let (series, started) = self.scope();
+        let mut record = ResultRecord::failed(self.component, message);
+        record.series = series;
+        record.duration_seconds = started.elapsed().as_secs();
+        record
     }
 
     /// Publishes `pending` (every artifact of this run) as one unit with the
@@ -55,20 +154,29 @@ impl BackupRun {
     ) -> anyhow::Result<Vec<Published>> {
         assert!(!self.to_stdout, "-o - publishes nothing");
         let component = self.component;
+        let (series, started) = self.scope();
+        let failed_before = self.series_failed.get();
         publish::publish_all(pending, |published, registry| {
             let mut record = record(published);
-            record.duration_seconds = self.started.elapsed().as_secs();
+            record.duration_seconds = started.elapsed().as_secs();
+            record.series = series;
             print_record(&record);
-            self.reported.set(true);
+            self.reported.set(self.reported.get() + 1);
             registry.on_interrupt(move |signal| {
                 log::log(
                     component,
                     &format!("interrupted by {signal} after publishing; the backup is complete"),
                 );
-                ExitStatus::Success as i32
+                failed_before.unwrap_or(ExitStatus::Success as i32)
             });
         })
     }
+}
+
+fn lock_current(
+    current: &std::sync::Mutex<Option<(String, Instant)>>,
+) -> std::sync::MutexGuard<'_, Option<(String, Instant)>> {
+    current.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn print_record(record: &ResultRecord) {
@@ -89,7 +197,9 @@ pub fn run_backup(
         component,
         started: Instant::now(),
         to_stdout,
-        reported: std::cell::Cell::new(false),
+        reported: std::cell::Cell::new(0),
+        current: Default::default(),
+        series_failed: std::cell::Cell::new(None),
     };
     let started = run.started;
     let installed = cleanup::install(move |signal| {
@@ -110,14 +220,18 @@ pub fn run_backup(
     // print a second record.
     cleanup::critical(|registry| {
         let code = match result {
-            Ok(()) if run.reported.get() || to_stdout => 0,
+            // Each failed series printed its record already.
+            Ok(()) if run.series_failed.get().is_some() => {
+                run.series_failed.get().expect("checked")
+            }
+            Ok(()) if run.reported.get() > 0 || to_stdout => 0,
             Ok(()) => {
                 let message = "the backup ended without publishing anything".to_owned();
                 log::log(component, &format!("backup failed: {message}"));
-                print_record(&failed_record(&run, message));
+                print_record(&run.failed_record(message));
                 ExitStatus::Failed as i32
             }
-            Err(err) if run.reported.get() => {
+            Err(err) if run.reported.get() > 0 => {
                 // The artifact is published and its record printed: what failed
                 // afterwards (tidying up on a server) is worth a warning only.
                 log::log(
@@ -130,7 +244,7 @@ pub fn run_backup(
                 let message = exit::one_line(&err);
                 log::log(component, &format!("backup failed: {message}"));
                 if !to_stdout {
-                    print_record(&failed_record(&run, message));
+                    print_record(&run.failed_record(message));
                 }
                 exit::code(&err)
             }
@@ -138,12 +252,6 @@ pub fn run_backup(
         registry.on_interrupt(move |_| code);
         code
     })
-}
-
-fn failed_record(run: &BackupRun, message: String) -> ResultRecord {
-    let mut record = ResultRecord::failed(run.component, message);
-    record.duration_seconds = run.started.elapsed().as_secs();
-    record
 }
 
 /// Runs any other subcommand (restore, list, ...): the same signal cleanup and

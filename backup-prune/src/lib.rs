@@ -36,10 +36,11 @@ fn promote(args: &cli::PromoteArgs) -> Result<()> {
     };
     let root = &args.tree.backup_dir;
     // Under the component's lock, as a backup or a prune would work there.
-    let (component, _) = promote::published(&args.record)?;
+    let units = backup_common::record::published_units(&args.record)?;
+    let component = units[0].component;
     let _lock = lock::lock_dir(&root.join(component.name()))?;
     let decryption = Decryption::from_env(COMPONENT);
-    let paths = promote::promote(root, week, &args.record, &decryption)?;
+    let paths = promote::promote(root, week, &units, &decryption)?;
     let mut out = std::io::stdout().lock();
     for p in paths {
         writeln!(out, "{}", p.display())?;

@@ -44,7 +44,7 @@ pub fn plan(wanted: &[String], present: &[String]) -> Plan {
     }
 }
 
-pub use backup_common::record::published;
+use backup_common::record::Unit;
 
 /// The artifacts a restore of `name` needs, oldest first: itself, or for a
 /// MinIO incremental its whole chain (each link a backup, with its sidecar).
@@ -66,26 +66,43 @@ fn chain(
     Ok(chain)
 }
 
-/// Promotes the artifact `record_file` names into `root/weekly/<week>/`;
-/// returns the promoted artifacts' paths (for backup-verify).
+/// Promotes the units a run published (every series of one component, as
+/// `record::published_units` reads them) into `root/weekly/<week>/`; returns
+/// the promoted artifacts' paths (for backup-verify).
 pub fn promote(
     root: &Path,
     week: IsoWeek,
-    record_file: &Path,
+    units: &[Unit],
     decryption: &Decryption,
 ) -> Result<Vec<PathBuf>> {
-    let (component, name, companions) = backup_common::record::published_unit(record_file)?;
+    let component = units.first().context("nothing to promote")?.component;
+    if let Some(other) = units.iter().find(|u| u.component != component) {
+        bail!(
+            "the records name two components ({component} and {}); promote one at a time",
+            other.component
+        );
+    }
     let src = root.join(component.name());
-    for name in std::iter::once(&name).chain(&companions) {
-        if ArtifactName::parse(name).is_none() || sidecar::read(&src.join(name))?.is_none() {
-            bail!(
-                "{name} in {} is not a backup with its sidecar",
-                src.display()
-            );
+    let mut wanted = Vec::new();
+    for unit in units {
+        for name in std::iter::once(&unit.file).chain(&unit.companions) {
+            if ArtifactName::parse(name).is_none() || sidecar::read(&src.join(name))?.is_none() {
+                bail!(
+                    "{name} in {} is not a backup with its sidecar",
+                    src.display()
+                );
+            }
+        }
+        for name in chain(&src, component, &unit.file, decryption)?
+            .into_iter()
+            .chain(unit.companions.iter().cloned())
+        {
+            // Two incrementals of a run share their full; it is wanted once.
+            if !wanted.contains(&name) {
+                wanted.push(name);
+            }
         }
     }
-    let mut wanted = chain(&src, component, &name, decryption)?;
-    wanted.extend(companions);
     let dst = root
         .join("weekly")
         .join(week.folder_name())

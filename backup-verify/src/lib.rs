@@ -135,8 +135,14 @@ pub fn run(cli: Cli) -> i32 {
     backup_common::tool::run(COMPONENT, "verify", || {
         let mut from_records = Vec::new();
         for record in &cli.records {
-            let (component, file) = backup_common::record::published(record)?;
-            from_records.push(cli.tree.backup_dir.join(component.name()).join(file));
+            for unit in backup_common::record::published_units(record)? {
+                let dir = cli.tree.backup_dir.join(unit.component.name());
+                // A unit's companions (the cluster's globals, n8n's
+                // credentials) were published with it: checked with it.
+                for name in std::iter::once(&unit.file).chain(&unit.companions) {
+                    from_records.push(dir.join(name));
+                }
+            }
         }
         let paths = if !cli.paths.is_empty() || !from_records.is_empty() {
             from_records.into_iter().chain(cli.paths.clone()).collect()

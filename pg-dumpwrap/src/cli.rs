@@ -49,7 +49,9 @@ pub struct Connection {
     /// User name
     #[arg(long, env = "POSTGRES_USER", default_value = "arasul")]
     pub user: String,
-    /// Database
+    /// Database. A backup takes a comma-separated list too (one artifact
+    /// series per database), or `all`: every database that accepts connections
+    /// except the templates, found at run time
     #[arg(long = "db", env = "POSTGRES_DB", default_value = "arasul_db")]
     pub db: String,
     /// Seconds to wait for the server to accept a connection (libpq's own
@@ -80,6 +82,9 @@ pub struct BackupArgs {
     /// The pg_dumpall program, for the cluster's globals
     #[arg(long, value_name = "PATH", default_value = "pg_dumpall")]
     pub pg_dumpall: PathBuf,
+    /// The psql program (lists the databases for `--db all`)
+    #[arg(long, value_name = "PATH", default_value = "psql")]
+    pub psql: PathBuf,
     /// Do not write globals_YYYYMMDD_HHMMSS.sql.gz (the cluster's roles and
     /// tablespaces, from pg_dumpall --globals-only) beside the dump
     #[arg(long)]

@@ -4,7 +4,12 @@
 
 use crate::cli::Connection;
 use anyhow::Result;
+use backup_common::names::Selection;
 use backup_common::{secret, Secret};
+
+/// The database every cluster has, through which `all` lists the others and
+/// globals are applied.
+pub const MAINTENANCE_DB: &str = "postgres";
 use std::path::Path;
 use std::process::Command;
 
@@ -22,14 +27,44 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The connection to the one database POSTGRES_DB / `--db` names (a
+    /// restore's target).
     pub fn resolve(args: &Connection) -> Result<Self> {
-        backup_common::names::check_database(&args.db)
-            .map_err(|e| backup_common::usage(format!("POSTGRES_DB: {e}")))?;
+        let selection = Self::selection(args)?;
+        let db = selection
+            .single("POSTGRES_DB", "--db")
+            .map_err(backup_common::usage)?
+            .to_owned();
+        Self::to(args, db)
+    }
+
+    /// The databases a backup takes (a list, or `all`), and the connection
+    /// (to the first one named, or to the maintenance database `postgres`
+    /// that `all` finds the others through).
+    pub fn resolve_selection(args: &Connection) -> Result<(Self, Selection)> {
+        let selection = Self::selection(args)?;
+        let db = match &selection {
+            Selection::Named(names) => names[0].clone(),
+            Selection::All => MAINTENANCE_DB.to_owned(),
+        };
+        Ok((Self::to(args, db)?, selection))
+    }
+
+    fn selection(args: &Connection) -> Result<Selection> {
+        Selection::parse(
+            &args.db,
+            "POSTGRES_DB",
+            backup_common::names::check_database,
+        )
+        .map_err(backup_common::usage)
+    }
+
+    fn to(args: &Connection, db: String) -> Result<Self> {
         Ok(Conn {
             host: args.host.clone(),
             port: args.port,
             user: args.user.clone(),
-            db: args.db.clone(),
+            db,
             connect_timeout: args.connect_timeout,
             password: secret::required("POSTGRES_PASSWORD")?,
         })

@@ -7,6 +7,7 @@ use crate::pg_error;
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::Encryption;
 use backup_common::dump_trailer::{DumpTail, Trailer};
+use backup_common::names::Selection;
 use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, PendingArtifact, ResultRecord};
 use flate2::write::GzEncoder;
@@ -22,17 +23,65 @@ pub const SEED_OPTIONS: [&str; 4] = ["--no-owner", "--no-acl", "--clean", "--if-
 
 const CHUNK: usize = 256 * 1024;
 
+/// What one database's backup published.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The cluster's globals were dealt with: published with the database,
+    /// or left out with a warning (no rights to read them).
+    pub globals_done: bool,
+}
+
+/// The databases a backup takes, in order: those named, or (`all`) every
+/// database of the cluster that accepts connections except the templates.
+pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Result<Vec<String>> {
+    match selection {
+        Selection::Named(names) => Ok(names.clone()),
+        Selection::All => {
+            let listed = crate::restore_test::psql(
+                conn,
+                &args.psql,
+                &conn.db,
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
+                 ORDER BY datname",
+            )
+            .context("listing the cluster's databases for POSTGRES_DB=all")?;
+            let names: Vec<String> = listed.lines().map(str::to_owned).collect();
+            log::log(
+                COMPONENT,
+                &format!(
+                    "POSTGRES_DB=all: {} database(s): {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+            Ok(names)
+        }
+    }
+}
+
+/// Dumps `conn.db` (with the cluster's globals when `with_globals`) and
+/// publishes it, or writes the dump to stdout (`-o -`).
 pub fn backup(
     run: &BackupRun,
     args: &BackupArgs,
     conn: &Conn,
+    with_globals: bool,
     encryption: &Encryption,
-) -> Result<()> {
+) -> Result<Outcome> {
     if args.output.to_stdout() {
         let mut out = encryption.wrap(std::io::stdout().lock())?;
         dump_into(conn, args, &mut out)?;
         out.finish()?.flush()?;
-        return Ok(());
+        return Ok(Outcome::default());
+    }
+    // A database found by `all` has not been checked as a file name yet, and
+    // one named like the globals would take their series.
+    backup_common::names::check_database(&conn.db).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if conn.db == GLOBALS {
+        bail!(
+            "a database named {GLOBALS:?} would share its file names with the cluster's globals; \
+             back it up with -o - instead"
+        );
     }
 
     let dir = args.tree.backup_dir.join(COMPONENT);
@@ -51,10 +100,10 @@ pub fn backup(
     );
     let sql_bytes =
         dump_into(conn, args, &mut pending).map_err(|e| publish::disk_full_hint(e, &dir))?;
-    let globals = if args.no_globals {
-        None
-    } else {
+    let globals = if with_globals {
         globals(conn, args, &dir, encryption)?
+    } else {
+        None
     };
     // The database and the cluster's globals are one unit: both or neither.
     let mut artifacts = vec![pending];
@@ -86,7 +135,9 @@ pub fn backup(
             published[0].file_name, published[0].size_bytes, sql_bytes
         ),
     );
-    Ok(())
+    Ok(Outcome {
+        globals_done: with_globals,
+    })
 }
 
 /// `globals_…sql.gz` under a temp name, ready to publish with the database, and

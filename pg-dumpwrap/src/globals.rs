@@ -115,7 +115,8 @@ pub fn apply(
     guard.finish(&mut sql)?;
     let sql = String::from_utf8(sql).context("the globals are not UTF-8")?;
 
-    let query = |q: &str| crate::restore_test::psql(conn, &args.psql, "postgres", q);
+    let query =
+        |q: &str| crate::restore_test::psql(conn, &args.psql, crate::conn::MAINTENANCE_DB, q);
     let me = query("SELECT current_user")?;
     let existing: BTreeSet<String> = query("SELECT rolname FROM pg_roles")?
         .lines()
@@ -125,7 +126,7 @@ pub fn apply(
     for line in &skipped {
         backup_common::log::log(crate::dump::COMPONENT, &format!("kept as it is: {line}"));
     }
-    let mut cmd = crate::restore::psql_transaction(conn, &args.psql, "postgres");
+    let mut cmd = crate::restore::psql_transaction(conn, &args.psql, crate::conn::MAINTENANCE_DB);
     let mut psql = crate::child::Child::spawn(&mut cmd, &args.psql, "--psql")?;
     let mut stdin = psql.process.stdin.take().expect("stdin is piped");
     // A write error means psql stopped reading; its exit status says why.

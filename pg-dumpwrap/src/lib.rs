@@ -22,8 +22,30 @@ pub fn run(cli: Cli) -> i32 {
         Command::Backup(args) => {
             let to_stdout = args.output.to_stdout();
             tool::run_backup(dump::COMPONENT, to_stdout, |run| {
-                let conn = Conn::resolve(&args.connection)?;
-                dump::backup(run, &args, &conn, &Encryption::from_env()?)
+                let (conn, selection) = Conn::resolve_selection(&args.connection)?;
+                let encryption = Encryption::from_env()?;
+                let databases = dump::databases(&args, &conn, &selection)?;
+                if to_stdout {
+                    let [db] = databases.as_slice() else {
+                        return Err(backup_common::usage(format!(
+                            "-o - writes one database, and POSTGRES_DB selects {}; give --db NAME",
+                            databases.len()
+                        )));
+                    };
+                    return dump::backup(run, &args, &conn.with_db(db), false, &encryption)
+                        .map(drop);
+                }
+                // The cluster's globals go with the first database that publishes.
+                let mut globals_due = !args.no_globals;
+                for db in &databases {
+                    run.series(db, |run| {
+                        let published =
+                            dump::backup(run, &args, &conn.with_db(db), globals_due, &encryption)?;
+                        globals_due &= !published.globals_done;
+                        Ok(())
+                    });
+                }
+                Ok(())
             })
         }
         Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || {

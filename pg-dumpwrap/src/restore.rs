@@ -98,7 +98,7 @@ pub fn run_restore(
 
 fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {
     let quoted = format!("\"{}\"", conn.db.replace('"', "\"\""));
-    let mut cmd = conn.command(&args.psql, "postgres");
+    let mut cmd = conn.command(&args.psql, crate::conn::MAINTENANCE_DB);
     cmd.args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg(format!("CREATE DATABASE {quoted}"))
         .stdin(Stdio::null())

@@ -89,7 +89,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     let _ = psql(
         &conn,
         &args.psql,
-        "postgres",
+        crate::conn::MAINTENANCE_DB,
         &format!("DROP DATABASE IF EXISTS \"{scratch}\""),
     );
     compared?;

@@ -922,14 +922,28 @@ fn globals_and_every_database_come_back_in_a_fresh_cluster() {
         );
     }
     let backups = tempfile::tempdir().unwrap();
-    for db in dbs {
-        let r = assert_success(&tool(&pg, backups.path(), db).run(&["backup"]));
-        let globals = r["globals_file"].as_str().unwrap();
-        assert!(
-            globals.starts_with("globals_") && globals.ends_with(".sql.gz"),
-            "{r}"
-        );
+    // POSTGRES_DB=all: every database that takes connections, found now (the
+    // maintenance database `postgres` too; the templates not), one record
+    // each, the globals with the first.
+    let out = tool(&pg, backups.path(), "all").run(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let records = out.json_lines();
+    let series: Vec<&str> = records
+        .iter()
+        .map(|r| r["series"].as_str().unwrap())
+        .collect();
+    assert_eq!(series, ["crm", "postgres", "shop", "wiki"]);
+    for r in &records {
+        assert_eq!(r["status"], "success", "{r}");
+        assert_eq!(r["database"], r["series"], "{r}");
     }
+    let globals = records[0]["globals_file"].as_str().unwrap();
+    assert!(
+        globals.starts_with("globals_") && globals.ends_with(".sql.gz"),
+        "{}",
+        records[0]
+    );
+    assert!(records[1..].iter().all(|r| r.get("globals_file").is_none()));
     let dir = backups.path().join("postgres");
     let sql = sh("gunzip -c globals_latest.sql.gz", &dir);
     let sql = String::from_utf8_lossy(&sql.stdout);
@@ -1019,4 +1033,62 @@ fn no_globals_skips_them_and_a_plain_user_gets_roles_without_passwords() {
         out.stderr
     );
     assert!(!out.all().contains("plain-pw-7"));
+}
+
+/// A list of databases: each is its own series with its own record; one that
+/// fails (it does not exist) fails the run (status 1) and names itself, and
+/// the others are published all the same. `-o -` takes one database only.
+#[test]
+fn a_list_of_databases_is_one_series_each_and_one_failure_fails_the_run() {
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    pg.create_db("crm");
+    let backups = tempfile::tempdir().unwrap();
+    let out = tool(&pg, backups.path(), "shop, gone,crm").run(&["backup"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let records = out.json_lines();
+    let by_series = |s: &str| {
+        records
+            .iter()
+            .find(|r| r["series"] == s)
+            .unwrap_or_else(|| panic!("no record for {s}: {}", out.stdout))
+    };
+    assert_eq!(records.len(), 3, "{}", out.stdout);
+    assert_eq!(by_series("shop")["status"], "success");
+    assert_eq!(by_series("crm")["status"], "success");
+    let gone = by_series("gone");
+    assert_eq!(gone["status"], "failed");
+    assert!(
+        gone["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"gone\" does not exist"),
+        "{gone}"
+    );
+    let files = tree(backups.path());
+    assert!(
+        files.iter().any(|f| f.starts_with("postgres/shop_2")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.starts_with("postgres/crm_2")),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|f| f.contains("gone")), "{files:?}");
+
+    let out = tool(&pg, backups.path(), "shop,crm").run(&["backup", "-o", "-"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("-o - writes one database"),
+        "{}",
+        out.stderr
+    );
+    let out = tool(&pg, backups.path(), "shop,crm").run(&["restore", "x.sql.gz"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("POSTGRES_DB names 2 (shop,crm); this takes one: give --db NAME"),
+        "{}",
+        out.stderr
+    );
 }
