@@ -124,8 +124,7 @@ pub fn object_url(
     let path = key_path(key).ok_or_else(unaddressable)?;
     // The bucket's URL ends in `/`; the key's path has no dot segment, so
     // parsing the two together keeps every byte of it.
-    let mut url =
-        Url::parse(&format!("{}{path}", bucket.base_url())).map_err(|_| unaddressable())?;
+    let url = Url::parse(&format!("{}{path}", bucket.base_url())).map_err(|_| unaddressable())?;
     let signed_uri = {
         let mut uri = format!("{}{}", bucket.base_url(), canonical_key(key));
         if !query.is_empty() {
@@ -134,6 +133,49 @@ pub fn object_url(
         }
         uri
     };
+    presign(
+        (method, signed_uri, headers),
+        url,
+        query,
+        credentials,
+        bucket.region(),
+        valid_for,
+    )
+    .map_err(unsignable)
+}
+
+/// A presigned URL for ListBuckets: a GET on the service's root (`endpoint`,
+/// where the buckets' URLs begin), which rusty-s3 has no action for.
+pub fn list_buckets_url(
+    endpoint: &Url,
+    region: &str,
+    credentials: &Credentials,
+    valid_for: Duration,
+) -> Result<Url, String> {
+    let mut root = endpoint.clone();
+    root.set_path("/");
+    root.set_query(None);
+    presign(
+        (Method::Get, root.to_string(), &Map::new()),
+        root,
+        &[],
+        credentials,
+        region,
+        valid_for,
+    )
+}
+
+/// Signs `request` (method, the URI as SigV4 sees it, headers) with the
+/// signature in the query, and puts `query` and the signature into `url`.
+fn presign(
+    request: (Method, String, &Map<'_>),
+    mut url: Url,
+    query: &[(&str, &str)],
+    credentials: &Credentials,
+    region: &str,
+    valid_for: Duration,
+) -> Result<Url, String> {
+    let (method, signed_uri, headers) = request;
     let identity = aws_credential_types::Credentials::new(
         credentials.key(),
         credentials.secret(),
@@ -149,7 +191,7 @@ pub fn object_url(
     settings.expires_in = Some(valid_for);
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region(bucket.region())
+        .region(region)
         .name("s3")
         .time(SystemTime::now())
         .settings(settings)
@@ -162,9 +204,9 @@ pub fn object_url(
         headers.iter(),
         SignableBody::UnsignedPayload,
     )
-    .map_err(|e| unsignable(e.to_string()))?;
+    .map_err(|e| e.to_string())?;
     let (instructions, _) = sign(request, &params)
-        .map_err(|e| unsignable(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .into_parts();
     let mut pairs: Vec<(&str, &str)> = query.to_vec();
     pairs.extend(instructions.params().iter().map(|(k, v)| (*k, v.as_ref())));

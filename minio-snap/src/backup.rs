@@ -8,6 +8,7 @@ use crate::s3::{Prefetched, S3};
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::{Decryption, Encryption};
 use backup_common::hashing::HashingReader;
+use backup_common::names::Selection;
 use backup_common::parallel_gzip::ParallelGzWriter;
 use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, ArtifactName, PendingArtifact, ResultRecord};
@@ -31,15 +32,48 @@ pub fn connect(endpoint: &Endpoint, bucket: &str, credentials: &Credentials) -> 
     )
 }
 
-/// `crypt`: how the new archive is written, and what opens an encrypted base.
+/// The buckets a backup takes, in order: those MINIO_BUCKET names, or (`all`)
+/// every bucket the credentials can list.
+pub fn buckets(endpoint: &Endpoint, credentials: &Credentials) -> Result<Vec<String>> {
+    match Selection::parse(
+        &endpoint.bucket,
+        "MINIO_BUCKET",
+        backup_common::names::check_bucket,
+    )
+    .map_err(backup_common::usage)?
+    {
+        Selection::Named(names) => Ok(names),
+        Selection::All => {
+            let names = crate::s3::list_buckets(
+                &endpoint.url(),
+                &endpoint.region,
+                credentials.user.expose(),
+                &credentials.password,
+                &endpoint.timeouts,
+            )?;
+            log::log(
+                COMPONENT,
+                &format!(
+                    "MINIO_BUCKET=all: {} bucket(s): {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+            Ok(names)
+        }
+    }
+}
+
+/// Archives `bucket`. `crypt`: how the new archive is written, and what
+/// opens an encrypted base.
 pub fn backup(
     run: &BackupRun,
     args: &BackupArgs,
+    bucket: &str,
     credentials: &Credentials,
     crypt: (&Encryption, &Decryption),
 ) -> Result<()> {
     let (encryption, decryption) = crypt;
-    let bucket = &args.endpoint.bucket;
     let s3 = connect(&args.endpoint, bucket, credentials)?;
     let dir = args.tree.backup_dir.join(COMPONENT);
     let to_stdout = args.output.to_stdout();
@@ -118,7 +152,7 @@ pub fn backup(
     };
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
-        bucket: bucket.clone(),
+        bucket: bucket.to_owned(),
         kind: if base.is_some() {
             manifest::Kind::Incremental
         } else {

@@ -34,7 +34,9 @@ pub struct Endpoint {
     pub host: String,
     #[arg(long, env = "MINIO_REGION", default_value = "us-east-1")]
     pub region: String,
-    /// The bucket
+    /// The bucket. A backup takes a comma-separated list too (one archive
+    /// series per bucket), or `all`: every bucket the credentials can list; a
+    /// restore given a list or `all` restores into the archive's own bucket
     #[arg(long, env = "MINIO_BUCKET", default_value = "documents")]
     pub bucket: String,
     #[command(flatten)]

@@ -23,7 +23,23 @@ pub fn run(cli: Cli) -> i32 {
                 let credentials = Credentials::from_env()?;
                 let encryption = Encryption::from_env()?;
                 let decryption = Decryption::from_env(backup::COMPONENT);
-                backup::backup(run, &args, &credentials, (&encryption, &decryption))
+                let crypt = (&encryption, &decryption);
+                let buckets = backup::buckets(&args.endpoint, &credentials)?;
+                if to_stdout {
+                    let [bucket] = buckets.as_slice() else {
+                        return Err(backup_common::usage(format!(
+                            "-o - writes one bucket, and MINIO_BUCKET selects {}; give --bucket NAME",
+                            buckets.len()
+                        )));
+                    };
+                    return backup::backup(run, &args, bucket, &credentials, crypt);
+                }
+                for bucket in &buckets {
+                    run.series(bucket, |run| {
+                        backup::backup(run, &args, bucket, &credentials, crypt)
+                    });
+                }
+                Ok(())
             })
         }
         Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {

@@ -12,6 +12,7 @@ use backup_common::crypt::Decryption;
 use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
 
+use backup_common::names::Selection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,21 @@ pub fn restore(
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let chain = resolve_chain(&args.file, decryption)?;
-    let target_bucket = args.endpoint.bucket.clone();
+    // MINIO_BUCKET set for backups to several buckets (or `all`) does not pick
+    // a target: the archive's own bucket is restored then.
+    let target_bucket = match Selection::parse(
+        &args.endpoint.bucket,
+        "MINIO_BUCKET",
+        backup_common::names::check_bucket,
+    )
+    .map_err(backup_common::usage)?
+    {
+        Selection::Named(names) if names.len() == 1 => names[0].clone(),
+        _ => chain
+            .last()
+            .map(|(_, _, manifest)| manifest.bucket.clone())
+            .context("an archive chain is never empty")?,
+    };
     let (s3, target_dir) = match destination {
         Destination::Bucket(credentials) => {
             let s3 = connect(&args.endpoint, &target_bucket, credentials)?;

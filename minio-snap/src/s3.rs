@@ -437,6 +437,61 @@ impl S3 {
     }
 }
 
+/// Every bucket the credentials can list (ListBuckets), by name, for
+/// `MINIO_BUCKET=all`.
+pub fn list_buckets(
+    endpoint: &str,
+    region: &str,
+    user: &str,
+    secret: &Secret,
+    timeouts: &TimeoutArgs,
+) -> Result<Vec<String>> {
+    let what = "listing the buckets (MINIO_BUCKET=all)";
+    let base: url::Url = endpoint.parse().map_err(|e| {
+        backup_common::usage(format!("MINIO_ENDPOINT {endpoint:?} is not a URL: {e}"))
+    })?;
+    let creds = Credentials::new(user, secret.expose());
+    let url = backup_common::s3::list_buckets_url(&base, region, &creds, SIGNED_FOR)
+        .map_err(|e| anyhow::anyhow!("{what}: cannot sign the request: {e}"))?;
+    let http = Http::new(timeouts)?;
+    let resp = http
+        .send_idempotent(|| http.client().get(url.clone()), |_, _| {})
+        .map_err(|e| transport(&http, endpoint, what, &e))?;
+    let status = resp.status();
+    let text = http
+        .block_on(resp.text())
+        .map_err(|e| transport(&http, endpoint, what, &e))?;
+    if !status.is_success() {
+        return Err(failure(status, &text, what));
+    }
+    let answer: BucketList =
+        quick_xml::de::from_str(&text).with_context(|| format!("{what}: malformed answer"))?;
+    // Servers list in their own order (creation, say): by name, as a run's
+    // series and a report's come.
+    let mut names: Vec<String> = answer.buckets.bucket.into_iter().map(|b| b.name).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// ListBuckets' answer: `<ListAllMyBucketsResult><Buckets><Bucket><Name>…`.
+#[derive(Debug, Deserialize)]
+struct BucketList {
+    #[serde(rename = "Buckets", default)]
+    buckets: Buckets,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Buckets {
+    #[serde(rename = "Bucket", default)]
+    bucket: Vec<BucketName>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BucketName {
+    #[serde(rename = "Name")]
+    name: String,
+}
+
 /// A prefetch answered 404; `S3::finish` finds out why (`S3::not_found`).
 #[derive(Debug)]
 struct Missing {

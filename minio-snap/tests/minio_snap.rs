@@ -39,6 +39,7 @@ on_both_servers!(
     staged_content_changed_after_its_check_is_never_uploaded,
     crafted_archives_are_refused_by_verify_and_restore_alike,
     stdout_mode_streams_the_archive_and_writes_nothing,
+    several_buckets_are_one_series_each_and_all_finds_them,
 );
 
 fn tool(s3: &S3Server, dir: &Path, bucket: &str) -> Tool {
@@ -1104,4 +1105,78 @@ fn encrypted_archives_chain_with_plain_ones_and_restore_with_the_identity() {
         assert_eq!(out.code, Some(0), "{mode:?}: {}", out.stderr);
         assert_eq!(s3.keys("restored-full"), s3.keys("documents"));
     }
+}
+
+/// MINIO_BUCKET as a list: one archive series and one record per bucket, a
+/// missing bucket fails the run (status 1) under its own name while the others
+/// publish; `all` finds every bucket the credentials list (ListBuckets), so a
+/// bucket created later is backed up without a change; a restore given `all`
+/// restores into the archive's own bucket.
+fn several_buckets_are_one_series_each_and_all_finds_them(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
+    fill(&s3, "documents", 3);
+    fill(&s3, "photos", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let out = tool(&s3, dir.path(), "documents,missing-one,photos").run(&["backup"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let records = out.json_lines();
+    let series: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r["series"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            ("documents", "success"),
+            ("missing-one", "failed"),
+            ("photos", "success")
+        ]
+    );
+    assert!(
+        records[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchBucket"),
+        "{}",
+        records[1]
+    );
+    assert_eq!(records[2]["objects"], 13);
+
+    fill(&s3, "later", 1);
+    let out = tool(&s3, dir.path(), "all").run(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let series: Vec<String> = out
+        .json_lines()
+        .iter()
+        .map(|r| r["series"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(series, ["documents", "later", "photos"]);
+    let files = tree(dir.path());
+    for bucket in ["documents", "later", "photos"] {
+        let latest = format!("minio/{bucket}_latest.tar.gz -> {bucket}_2");
+        assert!(
+            files.iter().any(|f| f.starts_with(&latest)),
+            "{latest} not in {files:?}"
+        );
+    }
+    assert!(
+        !files.iter().any(|f| f.contains("missing-one")),
+        "{files:?}"
+    );
+
+    let out = tool(&s3, dir.path(), "all").run(&["backup", "-o", "-"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("-o - writes one bucket"),
+        "{}",
+        out.stderr
+    );
+
+    for key in s3.keys("later") {
+        s3.delete("later", &key);
+    }
+    let latest = dir.path().join("minio/later_latest.tar.gz");
+    let out = tool(&s3, dir.path(), "all").run(&["restore", latest.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(s3.keys("later").len(), 9);
 }
