@@ -29,6 +29,9 @@ postgres minio qdrant n8n) into $BACKUP_DIR (default /data/backups), then
 promotes the weekly snapshot (on Sundays in $TZ, or with --weekly), prunes
 (backup-prune), verifies what this run made (backup-verify) and writes
 backup_report.json (backup-report). Log lines go to stderr and backup.log.
+POSTGRES_DB and MINIO_BUCKET may name several databases / buckets (a,b,c) or
+`all`: each is a series of its own, and the component succeeded only if every
+one of its series did.
 
   --type full|incremental  incremental: MinIO archives only what changed since
                            its last backup; the other components are always full

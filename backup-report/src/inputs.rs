@@ -35,10 +35,15 @@ impl Outcome {
     }
 }
 
-/// The run: each component's outcome, and unreadable input that names none.
+/// The run: each component's outcome, its series' outcomes, and unreadable
+/// input that names none.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Run {
     pub components: BTreeMap<String, Outcome>,
+    /// Per component, the outcome of each series its records named (a
+    /// database, a bucket); a component backed up as several series has
+    /// succeeded only if every one of them did.
+    pub series: BTreeMap<String, BTreeMap<String, Outcome>>,
     pub problems: Vec<String>,
 }
 
@@ -56,12 +61,98 @@ pub fn status(run: &Run) -> RunStatus {
     }
 }
 
+/// What one component's records said, in order.
+#[derive(Default)]
+struct Said {
+    series: BTreeMap<String, Outcome>,
+    /// The last record about the whole component (no series), and whether it
+    /// was the last record of all.
+    whole: Option<Outcome>,
+    whole_is_last: bool,
+    /// Series (None: the whole component) failed by an unreadable record:
+    /// they stay failed.
+    sticky: std::collections::BTreeSet<Option<String>>,
+}
+
+impl Said {
+    fn add(&mut self, series: Option<String>, outcome: Outcome, readable: bool) {
+        if self.sticky.contains(&series) {
+            return;
+        }
+        if !readable {
+            self.sticky.insert(series.clone());
+        }
+        self.whole_is_last = series.is_none();
+        match series {
+            Some(s) => {
+                self.series.insert(s, outcome);
+            }
+            None => self.whole = Some(outcome),
+        }
+    }
+
+    /// The component's outcome: a last record about the whole component
+    /// decides (backup.sh's word after the tool's: a failed promotion or
+    /// verification), else one series is the component, else every series
+    /// must have succeeded.
+    fn outcome(&self, component: &str) -> Outcome {
+        match (&self.whole, self.series.len()) {
+            (Some(whole), _) if self.whole_is_last || self.series.is_empty() => whole.clone(),
+            (_, 1) => self.series.values().next().expect("one").clone(),
+            _ => aggregate(component, &self.series),
+        }
+    }
+}
+
+/// Several series as one component: a success whose file is the first
+/// series' and whose size and duration are the sums, or a failure naming
+/// each series that failed.
+fn aggregate(component: &str, series: &BTreeMap<String, Outcome>) -> Outcome {
+    let duration_seconds = series.values().map(Outcome::duration_seconds).sum();
+    let failures: Vec<String> = series
+        .iter()
+        .filter_map(|(name, o)| match o {
+            Outcome::Failed { error, .. } => Some(format!("{name}: {error}")),
+            Outcome::Success(_) => None,
+        })
+        .collect();
+    if !failures.is_empty() {
+        return Outcome::Failed {
+            error: format!(
+                "{} of {} series failed — {}",
+                failures.len(),
+                series.len(),
+                failures.join("; ")
+            ),
+            duration_seconds,
+        };
+    }
+    let records: Vec<&ResultRecord> = series
+        .values()
+        .filter_map(|o| match o {
+            Outcome::Success(r) => Some(r),
+            Outcome::Failed { .. } => None,
+        })
+        .collect();
+    let first = records[0];
+    Outcome::Success(ResultRecord {
+        component: component.to_owned(),
+        status: first.status,
+        file: first.file.clone(),
+        size_bytes: Some(records.iter().filter_map(|r| r.size_bytes).sum()),
+        duration_seconds,
+        sha256: first.sha256.clone(),
+        error: None,
+        series: None,
+        extra: Default::default(),
+    })
+}
+
 /// Reads the records (each line with where it came from); `expected` are the
 /// components the run selected.
 pub fn read(lines: &[(String, Vec<u8>)], expected: &[Component]) -> Run {
     let mut run = Run::default();
-    // A component once failed by an unreadable record stays failed.
-    let mut sticky = std::collections::BTreeSet::new();
+    let mut said: BTreeMap<String, Said> = BTreeMap::new();
     for (at, bytes) in lines {
         // Invalid bytes are replaced, never a reason to stop reading.
         let line = String::from_utf8_lossy(bytes);
@@ -72,17 +163,20 @@ pub fn read(lines: &[(String, Vec<u8>)], expected: &[Component]) -> Run {
             Judged::Problem(p) => run.problems.push(p),
             Judged::Outcome {
                 component,
+                series,
                 outcome,
                 readable,
-            } => {
-                if sticky.contains(&component) {
-                    continue;
-                }
-                if !readable {
-                    sticky.insert(component.clone());
-                }
-                run.components.insert(component, *outcome);
-            }
+            } => said
+                .entry(component)
+                .or_default()
+                .add(series, *outcome, readable),
+        }
+    }
+    for (component, said) in said {
+        run.components
+            .insert(component.clone(), said.outcome(&component));
+        if !said.series.is_empty() {
+            run.series.insert(component, said.series);
         }
     }
     for c in expected {
@@ -100,6 +194,7 @@ enum Judged {
     Problem(String),
     Outcome {
         component: String,
+        series: Option<String>,
         outcome: Box<Outcome>,
         readable: bool,
     },
@@ -119,12 +214,17 @@ fn judge(at: &str, line: &str) -> Judged {
         ));
     }
     let component = component.to_owned();
+    let series = value
+        .get("series")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let duration_seconds = value
         .get("duration_seconds")
         .and_then(Value::as_u64)
         .unwrap_or(0);
     let unreadable = |why: String| Judged::Outcome {
         component: component.clone(),
+        series: series.clone(),
         outcome: Box::new(Outcome::Failed {
             error: format!("its result record could not be read ({at}: {why})"),
             duration_seconds,
@@ -136,6 +236,7 @@ fn judge(at: &str, line: &str) -> Judged {
             Ok(r) if r.file.is_some() && r.sha256.is_some() && r.size_bytes.is_some() => {
                 Judged::Outcome {
                     component,
+                    series,
                     outcome: Box::new(Outcome::Success(r)),
                     readable: true,
                 }
@@ -153,6 +254,7 @@ fn judge(at: &str, line: &str) -> Judged {
                 duration_seconds,
             }),
             component,
+            series,
             readable: true,
         },
         Some(other) => unreadable(format!("unknown status {other:?}")),

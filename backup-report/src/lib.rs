@@ -162,7 +162,7 @@ fn write_report(cli: &Cli) -> Result<()> {
         publish::write_atomically(
             dir,
             &name.to_string_lossy(),
-            report::prometheus(&report, &stats).as_bytes(),
+            report::prometheus(&report, &stats, &run.series).as_bytes(),
         )?;
     }
     if cli.text {

@@ -13,6 +13,8 @@ pub struct TreeStats {
     pub artifacts: BTreeMap<Component, usize>,
     /// The newest artifact's timestamp (from its name) per component.
     pub newest: BTreeMap<Component, DateTime<Utc>>,
+    /// The same per series (artifact prefix: a database, a bucket, `globals`).
+    pub newest_series: BTreeMap<(Component, String), DateTime<Utc>>,
     pub weekly_snapshots: usize,
     /// Every artifact's bytes, hard links (weekly copies) counted once.
     pub total_size_bytes: u64,
@@ -74,6 +76,42 @@ pub struct ComponentEntry {
     /// failed component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<bool>,
+    /// A component backed up as several series (databases, buckets): each
+    /// one's entry, by name. The component's own fields then sum them up
+    /// (size and duration added, the file of the first series, failed if any
+    /// failed). Absent for a single series, so that such a report is what it
+    /// always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<BTreeMap<String, ComponentEntry>>,
+}
+
+impl ComponentEntry {
+    fn of(outcome: &Outcome) -> ComponentEntry {
+        use backup_common::record::Status;
+        match outcome {
+            Outcome::Success(r) => ComponentEntry {
+                status: Status::Success,
+                file: r.file.clone(),
+                size_bytes: r.size_bytes,
+                error: None,
+                duration_seconds: r.duration_seconds,
+                encrypted: r.file.as_deref().map(backup_common::crypt::is_encrypted),
+                series: None,
+            },
+            Outcome::Failed {
+                error,
+                duration_seconds,
+            } => ComponentEntry {
+                status: Status::Failed,
+                file: None,
+                size_bytes: None,
+                error: Some(error.clone()),
+                duration_seconds: *duration_seconds,
+                encrypted: None,
+                series: None,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,34 +127,34 @@ pub struct Statistics {
 }
 
 pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
-    use backup_common::record::Status;
     let mut components = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, outcome) in &run.components {
-        let entry = match outcome {
-            Outcome::Success(r) => ComponentEntry {
-                status: Status::Success,
-                file: r.file.clone(),
-                size_bytes: r.size_bytes,
-                error: None,
-                duration_seconds: r.duration_seconds,
-                encrypted: r.file.as_deref().map(backup_common::crypt::is_encrypted),
-            },
-            Outcome::Failed {
-                error,
-                duration_seconds,
-            } => {
-                errors.push(format!("{name}: {error}"));
-                ComponentEntry {
-                    status: Status::Failed,
-                    file: None,
-                    size_bytes: None,
-                    error: Some(error.clone()),
-                    duration_seconds: *duration_seconds,
-                    encrypted: None,
+        let mut entry = ComponentEntry::of(outcome);
+        let several = run.series.get(name).filter(|s| s.len() > 1);
+        match (outcome, several) {
+            (Outcome::Failed { error, .. }, None) => errors.push(format!("{name}: {error}")),
+            (_, Some(series)) => {
+                for (s, o) in series {
+                    if let Outcome::Failed { error, .. } = o {
+                        errors.push(format!("{name} ({s}): {error}"));
+                    }
                 }
+                // A failure about the whole component (not any one series').
+                if let Outcome::Failed { error, .. } = outcome {
+                    if !series.values().any(|o| !o.is_success()) {
+                        errors.push(format!("{name}: {error}"));
+                    }
+                }
+                entry.series = Some(
+                    series
+                        .iter()
+                        .map(|(s, o)| (s.clone(), ComponentEntry::of(o)))
+                        .collect(),
+                );
             }
-        };
+            (Outcome::Success(_), None) => {}
+        }
         components.insert(name.clone(), entry);
     }
     errors.extend(run.problems.iter().cloned());
@@ -152,8 +190,13 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The same facts as node_exporter textfile metrics.
-pub fn prometheus(report: &Report, stats: &TreeStats) -> String {
+/// The same facts as node_exporter textfile metrics; `series` (the run's, by
+/// component) adds per-series samples with a `series` label.
+pub fn prometheus(
+    report: &Report,
+    stats: &TreeStats,
+    series: &BTreeMap<String, BTreeMap<String, Outcome>>,
+) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, samples: Vec<(String, String)>| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
@@ -199,6 +242,46 @@ pub fn prometheus(report: &Report, stats: &TreeStats) -> String {
             .newest
             .iter()
             .map(|(c, t)| (label(c.name()), t.timestamp().to_string()))
+            .collect(),
+    );
+    let both = |c: &str, s: &str| {
+        format!(
+            "{{component=\"{c}\",series=\"{}\"}}",
+            s.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    };
+    let per_series = |f: &dyn Fn(&Outcome) -> Option<String>| -> Vec<(String, String)> {
+        series
+            .iter()
+            .flat_map(|(c, all)| all.iter().map(move |(s, o)| (c, s, o)))
+            .filter_map(|(c, s, o)| f(o).map(|x| (both(c, s), x)))
+            .collect()
+    };
+    metric(
+        "backup_series_success",
+        "1 if the series' (database's, bucket's) backup in the last run succeeded, 0 if it failed.",
+        per_series(&|o| Some(if o.is_success() { "1" } else { "0" }.into())),
+    );
+    metric(
+        "backup_series_duration_seconds",
+        "Duration of the series' backup in the last run.",
+        per_series(&|o| Some(o.duration_seconds().to_string())),
+    );
+    metric(
+        "backup_series_size_bytes",
+        "Size of the artifact the series' last successful backup published.",
+        per_series(&|o| match o {
+            Outcome::Success(r) => r.size_bytes.map(|b| b.to_string()),
+            Outcome::Failed { .. } => None,
+        }),
+    );
+    metric(
+        "backup_series_last_success_timestamp_seconds",
+        "Unix time of the series' newest artifact in the backup tree.",
+        stats
+            .newest_series
+            .iter()
+            .map(|((c, s), t)| (both(c.name(), s), t.timestamp().to_string()))
             .collect(),
     );
     metric(
@@ -270,14 +353,23 @@ pub fn text(report: &Report) -> String {
     for (name, c) in &report.components {
         let file = c.file.as_deref().or(c.error.as_deref()).unwrap_or("");
         let size = c.size_bytes.map(human).unwrap_or_default();
-        let status = match c.status {
-            backup_common::record::Status::Success => "success",
-            backup_common::record::Status::Failed => "failed",
-        };
+        let status = status_name(c.status);
         out.push_str(&format!(
             "{:<10} {:<8} {:<40} {:>12} {:>8}\n",
             name, status, file, size, c.duration_seconds
         ));
+        for (series, e) in c.series.iter().flatten() {
+            let file = e.file.as_deref().or(e.error.as_deref()).unwrap_or("");
+            let size = e.size_bytes.map(human).unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<8} {:<8} {:<40} {:>12} {:>8}\n",
+                series,
+                status_name(e.status),
+                file,
+                size,
+                e.duration_seconds
+            ));
+        }
     }
     let s = &report.statistics;
     out.push_str(&format!(
@@ -291,6 +383,13 @@ pub fn text(report: &Report) -> String {
         out.push_str(&format!("error: {e}\n"));
     }
     out
+}
+
+fn status_name(status: backup_common::record::Status) -> &'static str {
+    match status {
+        backup_common::record::Status::Success => "success",
+        backup_common::record::Status::Failed => "failed",
+    }
 }
 
 fn human(bytes: u64) -> String {
@@ -351,6 +450,7 @@ mod tests {
         let stats = TreeStats {
             artifacts: [(Component::Postgres, 30), (Component::Qdrant, 29)].into(),
             newest: BTreeMap::new(),
+            newest_series: BTreeMap::new(),
             weekly_snapshots: 4,
             total_size_bytes: 173015040,
         };
@@ -410,7 +510,7 @@ mod tests {
             ..Default::default()
         };
         let r = assemble(&run(&[PG_OK, MINIO_FAILED]), &stats, &facts());
-        let m = prometheus(&r, &stats);
+        let m = prometheus(&r, &stats, &BTreeMap::new());
         assert!(m.contains("backup_component_success{component=\"postgres\"} 1\n"));
         assert!(m.contains("backup_component_success{component=\"minio\"} 0\n"));
         assert!(m.contains("backup_component_encrypted{component=\"postgres\"} 0\n"));
@@ -418,7 +518,7 @@ mod tests {
         let sealed = PG_OK.replace(".sql.gz\"", ".sql.gz.age\"");
         let r = assemble(&run(&[&sealed]), &stats, &facts());
         assert_eq!(r.components["postgres"].encrypted, Some(true));
-        assert!(prometheus(&r, &stats)
+        assert!(prometheus(&r, &stats, &BTreeMap::new())
             .contains("backup_component_encrypted{component=\"postgres\"} 1\n"));
         assert!(m.contains(
             "backup_component_last_success_timestamp_seconds{component=\"postgres\"} 1706061690\n"
@@ -442,5 +542,87 @@ mod tests {
         assert!(t.contains("status partial"));
         assert!(t.contains("15.0 MiB"));
         assert!(t.contains("error: minio: ListObjectsV2"));
+    }
+
+    fn pg(db: &str, size: u64, extra: &str) -> String {
+        format!(
+            r#"{{"component":"postgres","status":"success","file":"{db}_20240124_020015.sql.gz","size_bytes":{size},"duration_seconds":2,"sha256":"ab","series":"{db}"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn one_series_reports_exactly_as_before() {
+        let tagged = pg("arasul_db", 15728640, "");
+        let plain = r#"{"component":"postgres","status":"success","file":"arasul_db_20240124_020015.sql.gz","size_bytes":15728640,"duration_seconds":2,"sha256":"ab"}"#;
+        let a = serde_json::to_string(&assemble(&run(&[&tagged]), &TreeStats::default(), &facts()));
+        let b = serde_json::to_string(&assemble(&run(&[plain]), &TreeStats::default(), &facts()));
+        assert_eq!(a.unwrap(), b.unwrap());
+        // backup.sh's later word about the whole component still decides.
+        let verify_failed = r#"{"component":"postgres","status":"failed","duration_seconds":0,"error":"published its backup but backup-verify failed: x"}"#;
+        let r = assemble(
+            &run(&[&tagged, verify_failed]),
+            &TreeStats::default(),
+            &facts(),
+        );
+        let pg = &r.components["postgres"];
+        assert_eq!(pg.status, backup_common::record::Status::Failed);
+        assert!(pg.series.is_none());
+        assert_eq!(
+            r.errors,
+            ["postgres: published its backup but backup-verify failed: x"]
+        );
+    }
+
+    #[test]
+    fn several_series_are_listed_under_their_component_which_needs_them_all() {
+        let failed = r#"{"component":"postgres","status":"failed","duration_seconds":1,"error":"database \"gone\" does not exist","series":"gone"}"#;
+        let records = [pg("shop", 100, ""), pg("crm", 20, ""), failed.to_owned()];
+        let lines: Vec<&str> = records.iter().map(String::as_str).collect();
+        let all = run(&lines);
+        let r = serde_json::to_value(assemble(&all, &TreeStats::default(), &facts())).unwrap();
+        let pg = &r["components"]["postgres"];
+        assert_eq!(pg["status"], "failed");
+        assert_eq!(pg["duration_seconds"], 5);
+        assert_eq!(
+            pg["series"]["shop"],
+            json!({"status": "success", "file": "shop_20240124_020015.sql.gz", "size_bytes": 100, "duration_seconds": 2, "encrypted": false})
+        );
+        assert_eq!(pg["series"]["gone"]["status"], "failed");
+        let keys: Vec<&String> = pg["series"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["crm", "gone", "shop"]);
+        assert_eq!(
+            r["errors"],
+            json!(["postgres (gone): database \"gone\" does not exist"])
+        );
+        assert_eq!(r["status"], "failed");
+
+        // All of them good: a success summing them up.
+        let run2 = run(&lines[..2]);
+        let r = serde_json::to_value(assemble(&run2, &TreeStats::default(), &facts())).unwrap();
+        let pg = &r["components"]["postgres"];
+        assert_eq!(pg["status"], "success");
+        assert_eq!(pg["size_bytes"], 120);
+        assert_eq!(pg["file"], "crm_20240124_020015.sql.gz");
+        assert_eq!(r["status"], "completed");
+
+        let stats = TreeStats {
+            newest_series: [((Component::Postgres, "shop".to_owned()), facts().now)].into(),
+            ..Default::default()
+        };
+        let report = assemble(&all, &stats, &facts());
+        let m = prometheus(&report, &stats, &all.series);
+        assert!(m.contains("backup_series_success{component=\"postgres\",series=\"shop\"} 1\n"));
+        assert!(m.contains("backup_series_success{component=\"postgres\",series=\"gone\"} 0\n"));
+        assert!(m.contains("backup_series_size_bytes{component=\"postgres\",series=\"crm\"} 20\n"));
+        assert!(!m.contains("backup_series_size_bytes{component=\"postgres\",series=\"gone\"}"));
+        assert!(m.contains(
+            "backup_series_last_success_timestamp_seconds{component=\"postgres\",series=\"shop\"} 1706061690\n"
+        ));
+        assert!(m.contains("backup_component_success{component=\"postgres\"} 0\n"));
+        let t = text(&report);
+        assert!(
+            t.contains("\n  gone     failed   database \"gone\" does not exist"),
+            "{t}"
+        );
     }
 }

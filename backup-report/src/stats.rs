@@ -65,6 +65,13 @@ fn add_artifacts(
             if when > *newest {
                 *newest = when;
             }
+            let newest = stats
+                .newest_series
+                .entry((c, parsed.prefix.clone()))
+                .or_insert(when);
+            if when > *newest {
+                *newest = when;
+            }
         }
     }
     Ok(count)

@@ -757,6 +757,73 @@ fn runs_on_the_weekly_day_promote_without_the_flag() {
     );
 }
 
+/// POSTGRES_DB as a list through backup.sh: every database is its own
+/// series, promoted, verified and listed under `postgres` in the report and
+/// with a `series` label in the metrics; one that fails makes the component
+/// (and the run) fail while the others stay published.
+#[test]
+fn several_databases_are_series_of_one_component_everywhere() {
+    let pg = PgCluster::start();
+    for db in ["shop", "crm"] {
+        pg.create_db(db);
+        pg.sql(
+            db,
+            "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g;",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("metrics.prom");
+    let out = postgres_run(&pg, dir.path())
+        .env("POSTGRES_DB", "shop,crm")
+        .env("BACKUP_PROMETHEUS_FILE", &metrics)
+        .run(&["--weekly"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "completed", "{report}");
+    let entry = &report["components"]["postgres"];
+    let series: Vec<&String> = entry["series"].as_object().unwrap().keys().collect();
+    assert_eq!(series, ["crm", "shop"], "{report}");
+    let sizes: u64 = ["crm", "shop"]
+        .iter()
+        .map(|s| entry["series"][s]["size_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(entry["size_bytes"], sizes);
+    let weeks = file_names(&dir.path().join("weekly"));
+    let promoted = file_names(&dir.path().join("weekly").join(&weeks[0]).join("postgres"));
+    // Both dumps and the globals, each with its sidecar.
+    assert_eq!(promoted.len(), 6, "{promoted:?}");
+    let m = fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains("backup_series_success{component=\"postgres\",series=\"crm\"} 1"),
+        "{m}"
+    );
+    assert_eq!(
+        out.stderr.matches("OK ").count(),
+        6,
+        "each dump and the globals verified, daily and weekly: {}",
+        out.stderr
+    );
+
+    let out = postgres_run(&pg, dir.path())
+        .env("POSTGRES_DB", "shop,gone")
+        .run(&[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "failed", "{report}");
+    let entry = &report["components"]["postgres"];
+    assert_eq!(entry["series"]["shop"]["status"], "success");
+    assert_eq!(entry["series"]["gone"]["status"], "failed");
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres (gone): "),
+        "{report}"
+    );
+}
+
 /// Today's ISO weekday (1 Monday … 7 Sunday) where the tests' backups run.
 fn weekday_in_berlin() -> u32 {
     let out = std::process::Command::new("date")
