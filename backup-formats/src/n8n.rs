@@ -89,8 +89,8 @@ pub fn check_credentials_key(value: &Value, key: &str) -> Result<usize> {
         let data = c["data"].as_str().expect("validated");
         if let Err(e) = decrypt_credential_data(data, key) {
             bail!(
-                "credential #{i} ({:?}, id {}) cannot be decrypted with N8N_ENCRYPTION_KEY: {e} \
-                 — give the key of the n8n that made the backup",
+                "the credentials cannot be decrypted with N8N_ENCRYPTION_KEY (credential #{i} \
+                 {:?}, id {}: {e}) — give the key of the n8n that made the backup",
                 c["name"].as_str().unwrap_or("?"),
                 c["id"].as_str().unwrap_or("?")
             );

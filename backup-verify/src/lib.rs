@@ -85,9 +85,31 @@ impl Verdict {
     }
 }
 
+/// What opens the artifacts: the age identity (BACKUP_AGE_IDENTITY_FILE), and
+/// n8n's encryption key (N8N_ENCRYPTION_KEY / _FILE), with which a
+/// credentials backup is checked to decrypt.
+#[derive(Default)]
+pub struct Keys {
+    pub age: Decryption,
+    pub n8n: Option<backup_common::Secret>,
+}
+
+impl Keys {
+    pub fn from_env() -> Result<Keys> {
+        Ok(Keys {
+            age: Decryption::from_env(COMPONENT),
+            n8n: backup_common::secret::from_env(N8N_KEY)?,
+        })
+    }
+}
+
+/// n8n's own variable for the key it encrypts credentials with.
+pub const N8N_KEY: &str = "N8N_ENCRYPTION_KEY";
+
 /// Checks one artifact: its content by kind and its sidecar, in one read (an
 /// encrypted one decrypted on the way, given the identity).
-pub fn verify_file(path: &Path, decryption: &Decryption) -> Verdict {
+pub fn verify_file(path: &Path, keys: &Keys) -> Verdict {
+    let decryption = &keys.age;
     let kind = Kind::of(path);
     let mut header_only = false;
     let failure = match kind {
@@ -95,7 +117,13 @@ pub fn verify_file(path: &Path, decryption: &Decryption) -> Verdict {
             "not an artifact this tool knows (postgres/*.sql.gz, qdrant/*.tar.gz, n8n/*.json)"
                 .to_owned(),
         ),
-        Some(kind) => match verify_kind(path, kind, decryption) {
+        Some(kind) => match verify_kind(path, kind, decryption).and_then(|checked| {
+            if let (Kind::N8nCredentials, Some(key), false) = (kind, &keys.n8n, checked.header_only)
+            {
+                check_n8n_key(path, decryption, key.expose())?;
+            }
+            Ok(checked)
+        }) {
             Ok(checked) => {
                 header_only = checked.header_only;
                 None
@@ -131,6 +159,18 @@ fn verify_kind(path: &Path, kind: Kind, decryption: &Decryption) -> Result<check
     Ok(checked)
 }
 
+/// Whether n8n's key decrypts every credential of a credentials backup (read
+/// again: they are small, and the first read hashed the file as it is).
+fn check_n8n_key(path: &Path, decryption: &Decryption, key: &str) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let plain = decryption.reader(std::io::BufReader::new(file), &name)?;
+    let value: serde_json::Value =
+        serde_json::from_reader(plain).map_err(|e| anyhow::anyhow!("not valid JSON: {e}"))?;
+    backup_formats::n8n::check_credentials_key(&value, key)?;
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> i32 {
     backup_common::tool::run(COMPONENT, "verify", || {
         let mut from_records = Vec::new();
@@ -157,10 +197,10 @@ pub fn run(cli: Cli) -> i32 {
                 cli.tree.backup_dir.display()
             );
         }
-        let decryption = Decryption::from_env(COMPONENT);
+        let keys = Keys::from_env()?;
         let mut failed = 0;
         for path in &paths {
-            let verdict = verify_file(path, &decryption);
+            let verdict = verify_file(path, &keys);
             failed += usize::from(verdict.failure.is_some());
             println!("{}", verdict.line(cli.json));
         }

@@ -3,7 +3,7 @@
 //! and the restore test against a real PostgreSQL and the Qdrant stand-in.
 
 use backup_common::crypt::Decryption;
-use backup_verify::verify_file;
+use backup_verify::{verify_file, Keys};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,8 +77,8 @@ fn n8n_json(n: u32) -> Vec<u8> {
 
 /// A component tool's real binary (backup-verify itself depends on none of them).
 /// Reading plain artifacts needs no identity.
-fn plain() -> Decryption {
-    Decryption::default()
+fn plain() -> Keys {
+    Keys::default()
 }
 
 fn tool(name: &str) -> Tool {
@@ -111,12 +111,15 @@ fn qdrant_archive(version: u32) -> Vec<u8> {
 /// (a truncation or a flipped bit, each at a random place). Every one must
 /// FAIL; the intact file must be OK.
 fn trials(folder: &str, name: &str, good: &[u8], older: &[u8]) {
-    trials_with(folder, name, good, older, &plain());
+    trials_with(folder, name, good, older, &Decryption::default());
 }
 
 /// `trials`, reading with `decryption` (encrypted artifacts).
 fn trials_with(folder: &str, name: &str, good: &[u8], older: &[u8], decryption: &Decryption) {
-    let plain = || decryption.clone();
+    let plain = || Keys {
+        age: decryption.clone(),
+        n8n: None,
+    };
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(folder);
     let intact = place(&dir, name, good, good);
@@ -168,7 +171,7 @@ fn trials_with(folder: &str, name: &str, good: &[u8], older: &[u8], decryption: 
 
 /// Truncations that keep a matching sidecar: only decoding can catch them.
 fn truncations_caught_by_content(folder: &str, name: &str, good: &[u8], trials: u64) {
-    truncations_caught_with(folder, name, good, trials, &plain());
+    truncations_caught_with(folder, name, good, trials, &Decryption::default());
 }
 
 fn truncations_caught_with(
@@ -178,7 +181,10 @@ fn truncations_caught_with(
     trials: u64,
     decryption: &Decryption,
 ) {
-    let plain = || decryption.clone();
+    let plain = || Keys {
+        age: decryption.clone(),
+        n8n: None,
+    };
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(folder);
     // Random cuts, and every cut into the last 8 bytes (gzip's CRC and length).

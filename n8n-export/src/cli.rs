@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Export every workflow to <backup-dir>/n8n/workflows_YYYYMMDD_HHMMSS.json
     Backup(BackupArgs),
-    /// Import the workflows of a backup back into n8n
+    /// Import the workflows (or, --credentials, the credentials) of a backup back into n8n
     Restore(RestoreArgs),
 }
 
@@ -64,4 +64,10 @@ pub struct RestoreArgs {
     /// Activate the workflows that were active when backed up (default: all inactive)
     #[arg(long)]
     pub activate: bool,
+    /// FILE is a credentials backup (credentials_*.json): check that
+    /// N8N_ENCRYPTION_KEY (or N8N_ENCRYPTION_KEY_FILE) decrypts every one of
+    /// them, then import them with their ids (CLI mode only). Restore them
+    /// before the workflows that use them.
+    #[arg(long, conflicts_with = "activate")]
+    pub credentials: bool,
 }

@@ -31,6 +31,21 @@ pub fn run(cli: Cli) -> i32 {
                 backup(run, &args, &mode, &Encryption::from_env()?)
             })
         }
+        Cmd::Restore(args) if args.credentials => tool::run(COMPONENT, "restore", || {
+            let Mode::Cli(cli) = mode(&args.source)? else {
+                return Err(backup_common::usage(
+                    "restore --credentials needs N8N_CLI: n8n's API cannot write credentials",
+                ));
+            };
+            let key = secret::from_env(ENCRYPTION_KEY)?.ok_or_else(|| {
+                backup_common::usage(format!(
+                    "restore --credentials needs {ENCRYPTION_KEY} (or {ENCRYPTION_KEY}_FILE): the \
+                     key of the n8n that made the backup, to check the credentials decrypt \
+                     before anything is imported"
+                ))
+            })?;
+            restore_credentials(&args, &cli, &key, &Decryption::from_env(COMPONENT))
+        }),
         Cmd::Restore(args) => tool::run(COMPONENT, "restore", || {
             restore(&args, mode(&args.source)?, &Decryption::from_env(COMPONENT))
         }),
@@ -169,13 +184,17 @@ fn write_pending(
     Ok(pending)
 }
 
-fn restore(args: &RestoreArgs, mode: Mode, decryption: &Decryption) -> Result<()> {
-    let started = std::time::Instant::now();
+/// n8n's own variable for the key it encrypts credentials with.
+pub const ENCRYPTION_KEY: &str = "N8N_ENCRYPTION_KEY";
+
+/// A backup file, its sidecar checked and its content (decrypted when
+/// sealed with age) read as JSON; and whether a sidecar was there to check.
+fn read_backup(path: &Path, decryption: &Decryption) -> Result<(std::path::PathBuf, Value, bool)> {
     let sidecar::Checked {
         path: file,
         file: input,
         sha256: checked,
-    } = sidecar::check(&args.file)?;
+    } = sidecar::check(path)?;
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let mut input = decryption.reader(input, &name)?;
     let mut text = String::new();
@@ -183,6 +202,65 @@ fn restore(args: &RestoreArgs, mode: Mode, decryption: &Decryption) -> Result<()
         .with_context(|| format!("cannot read {}", file.display()))?;
     let value: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
+    Ok((file, value, checked.is_some()))
+}
+
+/// `restore --credentials`: every credential checked to decrypt with `key`
+/// first (nothing is imported otherwise), imported as stored with its id, and
+/// each id then read back from n8n.
+fn restore_credentials(
+    args: &RestoreArgs,
+    cli: &N8nCli,
+    key: &backup_common::Secret,
+    decryption: &Decryption,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (file, value, checked) = read_backup(&args.file, decryption)?;
+    let count = backup_formats::n8n::check_credentials_key(&value, key.expose())
+        .with_context(|| format!("{}: nothing was imported", file.display()))?;
+    let list = value.as_array().expect("checked as an array");
+    let temp = cli.temp_file("import-credentials")?;
+    temp.write(&serde_json::to_vec(&value)?)?;
+    cli.import_credentials(&temp)?;
+    // The CLI's exit status is not all it says: the ids are read back.
+    let back = cli.temp_file("credentials-now")?;
+    let now = cli.export("credentials", "credentials", &back)?;
+    let now_ids: std::collections::BTreeSet<&str> = now
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(|c| c["id"].as_str()).collect())
+        .unwrap_or_default();
+    if let Some(missing) = list
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .find(|id| !now_ids.contains(id))
+    {
+        anyhow::bail!(
+            "n8n CLI import:credentials ended, yet credential {missing} is not in n8n; see n8n's log"
+        );
+    }
+    log::log(
+        COMPONENT,
+        &format!(
+            "restored {count} credentials from {} (ids kept)",
+            file.display()
+        ),
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "component": COMPONENT, "action": "restore-credentials", "status": "success",
+            "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "sha256_checked": checked, "credentials": count,
+            "duration_seconds": started.elapsed().as_secs(),
+        })
+    );
+    Ok(())
+}
+
+fn restore(args: &RestoreArgs, mode: Mode, decryption: &Decryption) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (file, value, checked) = read_backup(&args.file, decryption)?;
     let list = workflows::validate(&value)
         .with_context(|| format!("{} is not a workflow backup", file.display()))?;
     let (mut created, mut updated) = (0usize, 0usize);
@@ -233,7 +311,7 @@ fn restore(args: &RestoreArgs, mode: Mode, decryption: &Decryption) -> Result<()
         serde_json::json!({
             "component": COMPONENT, "action": "restore", "status": "success",
             "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "sha256_checked": checked.is_some(), "workflows": list.len(),
+            "sha256_checked": checked, "workflows": list.len(),
             "created": created, "updated": updated, "activated": args.activate,
             "duration_seconds": started.elapsed().as_secs(),
         })

@@ -325,12 +325,21 @@ impl N8nCli {
     }
 
     pub fn import_workflows(&self, file: &TempFile) -> Result<()> {
+        self.import("workflow", file)
+    }
+
+    /// `import:credentials`: as stored (still encrypted), with their ids.
+    pub fn import_credentials(&self, file: &TempFile) -> Result<()> {
+        self.import("credentials", file)
+    }
+
+    fn import(&self, command: &str, file: &TempFile) -> Result<()> {
         let (ok, log) = self.run(&[
-            "import:workflow".into(),
+            format!("import:{command}"),
             format!("--input={}", file.path.display()),
         ])?;
         if !ok {
-            bail!("n8n CLI import:workflow failed: {}", last_lines(&log));
+            bail!("n8n CLI import:{command} failed: {}", last_lines(&log));
         }
         Ok(())
     }

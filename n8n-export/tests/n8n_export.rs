@@ -323,3 +323,125 @@ fn child_of(parent: u32) -> Option<u32> {
         (ppid == parent).then_some(pid)
     })
 }
+
+/// Credentials, and workflows that use them, backed up through the CLI and
+/// restored into a **fresh** n8n that has the same N8N_ENCRYPTION_KEY:
+/// credentials first (their ids kept), then workflows, which find them again,
+/// and the fresh n8n decrypts them. The tool refuses — before importing
+/// anything — a key that does not decrypt the backup, a missing key, and the
+/// API mode; backup-verify, given the key, checks the same.
+#[test]
+fn credentials_come_back_into_a_fresh_n8n_with_the_same_key_only() {
+    let credentials = serde_json::json!([
+        {"id": "credPostgres0001", "name": "pg main", "type": "postgres",
+         "data": {"host": "db", "user": "app", "password": "pg-pass-9", "database": "shop"}},
+        {"id": "credHttpHeader01", "name": "header auth", "type": "httpHeaderAuth",
+         "data": {"name": "X-Token", "value": "tok-ü-42"}}
+    ]);
+    let workflow = serde_json::json!([{
+        "id": "usesCreds0000001", "name": "uses credentials", "active": false,
+        "nodes": [
+            {"id": "n1", "name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1,
+             "position": [0, 0], "parameters": {}},
+            {"id": "n2", "name": "Query", "type": "n8n-nodes-base.postgres", "typeVersion": 2.5,
+             "position": [200, 0], "parameters": {"operation": "executeQuery", "query": "SELECT 1"},
+             "credentials": {"postgres": {"id": "credPostgres0001", "name": "pg main"}}}
+        ],
+        "connections": {"Start": {"main": [[{"node": "Query", "type": "main", "index": 0}]]}},
+        "settings": {}
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, original) = {
+        let source = N8n::start();
+        source.import_credentials(&credentials);
+        source.import(&workflow);
+        let out = cli_tool(&source, dir.path()).run(&["backup", "--credentials"]);
+        let r = record(&out);
+        assert_eq!(r["credentials"], 2, "{r}");
+        (
+            source.encryption_key().to_owned(),
+            source.credentials_decrypted(),
+        )
+    };
+    let creds_file = dir.path().join("n8n/credentials_latest.json");
+    let workflows_file = dir.path().join("n8n/workflows_latest.json");
+    let verify = |key: &str| {
+        Tool::new(test_harness::script::bin_dir().join("backup-verify"))
+            .env("BACKUP_DIR", dir.path())
+            .env("N8N_ENCRYPTION_KEY", key)
+            .run(&[creds_file.to_str().unwrap()])
+    };
+    let out = verify(&key);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let out = verify("not-the-key-5150");
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("the credentials cannot be decrypted with N8N_ENCRYPTION_KEY"),
+        "{}",
+        out.stdout
+    );
+
+    let fresh = N8n::start_with_key(&key);
+    let restore = |t: Tool, file: &Path, extra: &[&str]| {
+        let mut args = vec!["restore"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        t.run(&args)
+    };
+    let cli = cli_tool(&fresh, dir.path());
+    // A key that is not the backup's: refused, nothing imported.
+    let out = restore(
+        cli.clone().env("N8N_ENCRYPTION_KEY", "not-the-key-5150"),
+        &creds_file,
+        &["--credentials"],
+    );
+    out.assert_failed(
+        "restore",
+        1,
+        "the credentials cannot be decrypted with N8N_ENCRYPTION_KEY",
+        "not-the-key-5150",
+    );
+    let out = restore(cli.clone(), &creds_file, &["--credentials"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("needs N8N_ENCRYPTION_KEY"),
+        "{}",
+        out.stderr
+    );
+    let out = restore(
+        api_tool(&fresh, dir.path()).env("N8N_ENCRYPTION_KEY", &key),
+        &creds_file,
+        &["--credentials"],
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        fresh.credentials_decrypted().is_empty(),
+        "nothing was imported by the refused restores"
+    );
+
+    // The key as a file, like every secret.
+    let key_file = dir.path().join("n8n.key");
+    fs::write(&key_file, format!("{key}\n")).unwrap();
+    let out = restore(
+        cli.clone().env("N8N_ENCRYPTION_KEY_FILE", &key_file),
+        &creds_file,
+        &["--credentials"],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.json_lines()[0]["credentials"], 2);
+    assert!(!out.all().contains(&key));
+    let out = restore(cli.clone(), &workflows_file, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    assert_eq!(fresh.credentials_decrypted(), original);
+    let restored = fresh.workflows();
+    let query = restored[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "Query")
+        .unwrap();
+    assert_eq!(restored[0]["id"], "usesCreds0000001");
+    assert_eq!(query["credentials"]["postgres"]["id"], "credPostgres0001");
+}

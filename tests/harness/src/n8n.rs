@@ -43,13 +43,25 @@ impl N8n {
 
     /// Starts with extra environment (e.g. `N8N_PUBLIC_API_DISABLED=true`).
     pub fn start_with(extra: &[(&str, &str)]) -> N8n {
+        Self::start_keyed(extra, None)
+    }
+
+    /// A fresh, empty n8n that encrypts credentials with `key` (another
+    /// instance's: the host a backup is restored to).
+    pub fn start_with_key(key: &str) -> N8n {
+        Self::start_keyed(&[], Some(key))
+    }
+
+    fn start_keyed(extra: &[(&str, &str)], key: Option<&str>) -> N8n {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::Builder::new()
             .prefix("bk-n8n-")
             .tempdir()
             .unwrap();
         let port = crate::free_port();
-        let encryption_key = format!("enc-{}-{port}", std::process::id());
+        let encryption_key = key
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("enc-{}-{port}", std::process::id()));
         let bin = bin();
         let mut cmd = Command::new(&bin);
         cmd.arg("start")
@@ -214,6 +226,63 @@ impl N8n {
             "import: {}",
             String::from_utf8_lossy(&out.stdout)
         );
+    }
+
+    /// The key this instance encrypts credentials with.
+    pub fn encryption_key(&self) -> &str {
+        &self.encryption_key
+    }
+
+    /// Runs the CLI on this instance; panics unless it succeeds or says
+    /// `tolerated`.
+    fn cli(&self, args: &[String], tolerated: Option<&str>) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .envs(Self::env_for(&self.dir, &self.encryption_key))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() || tolerated.is_some_and(|t| said.contains(t)),
+            "n8n {args:?}: {said}"
+        );
+    }
+
+    /// Imports credentials given with their data in the clear (n8n encrypts
+    /// it with this instance's key), with their ids.
+    pub fn import_credentials(&self, credentials: &Value) {
+        let file = self.dir.path().join("credentials-in.json");
+        std::fs::write(&file, serde_json::to_vec(credentials).unwrap()).unwrap();
+        self.cli(
+            &[
+                "import:credentials".into(),
+                format!("--input={}", file.display()),
+            ],
+            None,
+        );
+    }
+
+    /// Every credential as n8n decrypts it (`export:credentials --decrypted`),
+    /// sorted by id: proof that this instance can read them. None: empty.
+    pub fn credentials_decrypted(&self) -> Vec<Value> {
+        let file = self.dir.path().join("credentials-out.json");
+        let _ = std::fs::remove_file(&file);
+        self.cli(
+            &[
+                "export:credentials".into(),
+                "--all".into(),
+                "--decrypted".into(),
+                format!("--output={}", file.display()),
+            ],
+            Some("No credentials found"),
+        );
+        let Ok(bytes) = std::fs::read(&file) else {
+            return Vec::new();
+        };
+        let mut list: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        list.sort_by_key(|c| c["id"].as_str().unwrap_or("").to_owned());
+        list
     }
 
     fn api(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
