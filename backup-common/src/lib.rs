@@ -5,6 +5,7 @@
 //! lives here: artifact names, the atomic publish sequence, `*_latest` links,
 //! the JSON result record, log lines, secrets, locks and exit codes.
 
+pub mod audit;
 pub mod cleanup;
 pub mod cli;
 pub mod crypt;

@@ -2,6 +2,7 @@
 //! newest ones into scratch targets and compare them with what was recorded.
 
 pub mod check;
+pub mod plan;
 pub mod restore_test;
 pub mod select;
 
@@ -42,6 +43,17 @@ pub struct Cli {
     /// POSTGRES_* and QDRANT_* settings from the environment
     #[arg(long)]
     pub restore_test: bool,
+    /// Instead: the plan of a restore of the stack from POINT (`latest`,
+    /// `weekly/YYYY_WNN`, `YYYYMMDD_HHMMSS`: each series' newest backup at or
+    /// before it), every file it uses checked first (verdicts on stderr). On
+    /// stdout, in restore order, one step per line: component, step, series
+    /// and path, tab-separated (--json: objects). Exit 1 if any check fails.
+    #[arg(long, value_name = "POINT", conflicts_with_all = ["paths", "all", "records", "restore_test"])]
+    pub plan: Option<String>,
+    /// With --plan: only this component (repeatable; default: all of them)
+    #[arg(long = "component", value_name = "NAME", requires = "plan",
+          value_parser = ["postgres", "minio", "qdrant", "n8n"])]
+    pub components: Vec<String>,
 }
 
 /// The verdict on one artifact.
@@ -171,7 +183,53 @@ fn check_n8n_key(path: &Path, decryption: &Decryption, key: &str) -> Result<()> 
     Ok(())
 }
 
+/// `--plan`: the steps, each file checked (with its chain) before any is
+/// printed; nothing is printed on stdout unless every check passed.
+fn print_plan(cli: &Cli, point: &str) -> Result<()> {
+    let point = plan::Point::parse(point).map_err(backup_common::usage)?;
+    let components: Vec<backup_common::Component> = if cli.components.is_empty() {
+        backup_common::Component::ALL.to_vec()
+    } else {
+        cli.components
+            .iter()
+            .filter_map(|c| backup_common::Component::from_name(c))
+            .collect()
+    };
+    let steps = plan::plan(&cli.tree.backup_dir, point, &components)?;
+    let keys = Keys::from_env()?;
+    let mut failed = 0;
+    for (_, path) in &steps {
+        let verdict = verify_file(path, &keys);
+        failed += usize::from(verdict.failure.is_some());
+        eprintln!("{}", verdict.line(cli.json));
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} file(s) of the plan failed their check; nothing to restore from");
+    }
+    for (p, path) in &steps {
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::json!({"component": p.component.name(), "step": p.step.name(),
+                                   "series": p.series, "path": path.to_string_lossy()})
+            );
+        } else {
+            println!(
+                "{}\t{}\t{}\t{}",
+                p.component.name(),
+                p.step.name(),
+                p.series,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> i32 {
+    if let Some(point) = &cli.plan {
+        return backup_common::tool::run(COMPONENT, "plan", || print_plan(&cli, point));
+    }
     backup_common::tool::run(COMPONENT, "verify", || {
         let mut from_records = Vec::new();
         for record in &cli.records {

@@ -9,7 +9,7 @@ pub mod restore;
 pub mod s3;
 
 use backup_common::crypt::{Decryption, Encryption};
-use backup_common::tool;
+use backup_common::{audit, tool};
 use cli::{Cli, Command, Credentials};
 
 /// Runs the parsed command line; returns the process exit code. Credentials
@@ -42,10 +42,24 @@ pub fn run(cli: Cli) -> i32 {
                 Ok(())
             })
         }
-        Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {
-            let decryption = Decryption::from_env(backup::COMPONENT);
-            restore::restore(&args, &args.destination()?, &decryption)
-        }),
+        Command::Restore(args) => {
+            let target = match &args.to_dir {
+                Some(dir) => format!("folder {}", dir.display()),
+                None => format!(
+                    "bucket {} (MINIO_BUCKET) at {}",
+                    args.endpoint.bucket,
+                    args.endpoint.url()
+                ),
+            };
+            let subject = audit::Subject {
+                artifacts: vec![args.file.clone()],
+                target,
+            };
+            audit::run_restore(backup::COMPONENT, "restore", subject, || {
+                let decryption = Decryption::from_env(backup::COMPONENT);
+                restore::restore(&args, &args.destination()?, &decryption)
+            })
+        }
         Command::Chain(args) => tool::run(backup::COMPONENT, "chain", || {
             let decryption = Decryption::from_env(backup::COMPONENT);
             for (path, _, _) in restore::resolve_chain(&args.file, &decryption)? {

@@ -49,7 +49,7 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub tree: backup_common::cli::Tree,
     /// Also export credentials, encrypted as n8n stores them (CLI mode only)
-    #[arg(long)]
+    #[arg(long, env = "N8N_BACKUP_CREDENTIALS")]
     pub credentials: bool,
     #[command(flatten)]
     pub output: backup_common::cli::Output,

@@ -8,6 +8,7 @@ pub mod workflows;
 pub use cli::Cli;
 
 use anyhow::{Context, Result};
+use backup_common::audit;
 use backup_common::crypt::{Decryption, Encryption};
 use backup_common::tool::{self, BackupRun};
 use backup_common::{lock, log, publish, secret, sidecar, PendingArtifact, ResultRecord};
@@ -31,25 +32,48 @@ pub fn run(cli: Cli) -> i32 {
                 backup(run, &args, &mode, &Encryption::from_env()?)
             })
         }
-        Cmd::Restore(args) if args.credentials => tool::run(COMPONENT, "restore", || {
-            let Mode::Cli(cli) = mode(&args.source)? else {
-                return Err(backup_common::usage(
-                    "restore --credentials needs N8N_CLI: n8n's API cannot write credentials",
-                ));
+        Cmd::Restore(args) => {
+            let subject = audit::Subject {
+                artifacts: vec![args.file.clone()],
+                target: format!(
+                    "{} of n8n {}",
+                    if args.credentials {
+                        "credentials"
+                    } else {
+                        "workflows"
+                    },
+                    match args.source.cli.as_deref().filter(|c| !c.trim().is_empty()) {
+                        Some(_) => "through N8N_CLI".to_owned(),
+                        None => format!("at {}", args.source.url),
+                    }
+                ),
             };
-            let key = secret::from_env(ENCRYPTION_KEY)?.ok_or_else(|| {
-                backup_common::usage(format!(
-                    "restore --credentials needs {ENCRYPTION_KEY} (or {ENCRYPTION_KEY}_FILE): the \
-                     key of the n8n that made the backup, to check the credentials decrypt \
-                     before anything is imported"
-                ))
-            })?;
-            restore_credentials(&args, &cli, &key, &Decryption::from_env(COMPONENT))
-        }),
-        Cmd::Restore(args) => tool::run(COMPONENT, "restore", || {
-            restore(&args, mode(&args.source)?, &Decryption::from_env(COMPONENT))
-        }),
+            audit::run_restore(COMPONENT, "restore", subject, || {
+                if args.credentials {
+                    restore_credentials_command(&args)
+                } else {
+                    restore(&args, mode(&args.source)?, &Decryption::from_env(COMPONENT))
+                }
+            })
+        }
     }
+}
+
+/// `restore --credentials`: CLI mode and the key are required.
+fn restore_credentials_command(args: &RestoreArgs) -> Result<()> {
+    let Mode::Cli(cli) = mode(&args.source)? else {
+        return Err(backup_common::usage(
+            "restore --credentials needs N8N_CLI: n8n's API cannot write credentials",
+        ));
+    };
+    let key = secret::from_env(ENCRYPTION_KEY)?.ok_or_else(|| {
+        backup_common::usage(format!(
+            "restore --credentials needs {ENCRYPTION_KEY} (or {ENCRYPTION_KEY}_FILE): the key of \
+             the n8n that made the backup, to check the credentials decrypt before anything is \
+             imported"
+        ))
+    })?;
+    restore_credentials(args, &cli, &key, &Decryption::from_env(COMPONENT))
 }
 
 enum Mode {

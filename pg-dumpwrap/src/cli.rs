@@ -100,9 +100,13 @@ pub struct RestoreArgs {
     /// Create the target database first (it must not exist)
     #[arg(long)]
     pub create: bool,
+    /// Create the target database first when it does not exist (a fresh
+    /// cluster); restore into it as it is when it does (scripts/restore.sh)
+    #[arg(long, conflicts_with = "create")]
+    pub create_if_missing: bool,
     /// FILE is a globals file (globals_*.sql.gz): apply the cluster's roles and
     /// tablespaces (roles that exist are updated; the restoring role is left alone)
-    #[arg(long, conflicts_with = "create")]
+    #[arg(long, conflicts_with_all = ["create", "create_if_missing"])]
     pub globals: bool,
     /// The psql program
     #[arg(long, value_name = "PATH", default_value = "psql")]

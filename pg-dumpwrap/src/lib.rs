@@ -10,7 +10,7 @@ pub mod restore;
 pub mod restore_test;
 
 use backup_common::crypt::{Decryption, Encryption};
-use backup_common::tool;
+use backup_common::{audit, tool};
 use cli::{Cli, Command};
 use conn::Conn;
 
@@ -48,10 +48,27 @@ pub fn run(cli: Cli) -> i32 {
                 Ok(())
             })
         }
-        Command::Restore(args) => tool::run(dump::COMPONENT, "restore", || {
-            let conn = Conn::resolve(&args.connection)?;
-            restore::restore(&args, &conn, &Decryption::from_env(dump::COMPONENT))
-        }),
+        Command::Restore(args) => {
+            let target = if args.globals {
+                format!(
+                    "the cluster's globals on {}:{}",
+                    args.connection.host, args.connection.port
+                )
+            } else {
+                format!(
+                    "database {} on {}:{}",
+                    args.connection.db, args.connection.host, args.connection.port
+                )
+            };
+            let subject = audit::Subject {
+                artifacts: vec![args.file.clone()],
+                target,
+            };
+            audit::run_restore(dump::COMPONENT, "restore", subject, || {
+                let conn = Conn::resolve(&args.connection)?;
+                restore::restore(&args, &conn, &Decryption::from_env(dump::COMPONENT))
+            })
+        }
         Command::RestoreTest(args) => tool::run(dump::COMPONENT, "restore-test", || {
             let conn = Conn::resolve(&args.connection)?;
             restore_test::restore_test(&args, &conn, &Decryption::from_env(dump::COMPONENT))

@@ -60,7 +60,8 @@ pub fn run_restore(
             conn.db
         ))
     })?;
-    if args.create {
+    let create = args.create || (args.create_if_missing && !database_exists(conn, args)?);
+    if create {
         create_database(conn, args)?;
     }
     log::log(
@@ -88,12 +89,24 @@ pub fn run_restore(
         "status": "success",
         "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
         "database": conn.db,
-        "created_database": args.create,
+        "created_database": create,
         "sha256_checked": checked.is_some(),
         "sql_bytes": sql_bytes,
         "duration_seconds": seconds,
     });
     Ok(report)
+}
+
+fn database_exists(conn: &Conn, args: &RestoreArgs) -> Result<bool> {
+    let literal = format!("'{}'", conn.db.replace('\'', "''"));
+    let found = crate::restore_test::psql(
+        conn,
+        &args.psql,
+        crate::conn::MAINTENANCE_DB,
+        &format!("SELECT count(*) FROM pg_database WHERE datname = {literal}"),
+    )
+    .with_context(|| format!("cannot find out whether database {} exists", conn.db))?;
+    Ok(found != "0")
 }
 
 fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {

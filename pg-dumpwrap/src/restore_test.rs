@@ -67,6 +67,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
             ..args.connection.clone()
         },
         create: true,
+        create_if_missing: false,
         globals: false,
         psql: args.psql.clone(),
     };

@@ -9,7 +9,7 @@ pub mod restore;
 pub mod restore_test;
 
 use backup_common::crypt::{Decryption, Encryption};
-use backup_common::tool;
+use backup_common::{audit, tool};
 use cli::{Cli, Command};
 
 /// Runs the parsed command line; returns the process exit code. The client
@@ -24,10 +24,26 @@ pub fn run(cli: Cli) -> i32 {
                 backup::backup(run, &args, &qdrant, &Encryption::from_env()?)
             })
         }
-        Command::Restore(args) => tool::run(backup::COMPONENT, "restore", || {
-            let qdrant = args.server.connect()?;
-            restore::restore(&args, &qdrant, &Decryption::from_env(backup::COMPONENT))
-        }),
+        Command::Restore(args) => {
+            let collections = if args.collections.is_empty() {
+                "every collection of the archive".to_owned()
+            } else {
+                format!("collections {}", args.collections.join(", "))
+            };
+            let renamed = args
+                .rename
+                .as_ref()
+                .map(|n| format!(" as {n}"))
+                .unwrap_or_default();
+            let subject = audit::Subject {
+                artifacts: vec![args.file.clone()],
+                target: format!("{collections}{renamed} at {}", args.server.url),
+            };
+            audit::run_restore(backup::COMPONENT, "restore", subject, || {
+                let qdrant = args.server.connect()?;
+                restore::restore(&args, &qdrant, &Decryption::from_env(backup::COMPONENT))
+            })
+        }
         Command::RestoreTest(args) => tool::run(backup::COMPONENT, "restore-test", || {
             let qdrant = args.server.connect()?;
             restore_test::restore_test(&args, &qdrant, &Decryption::from_env(backup::COMPONENT))

@@ -583,7 +583,14 @@ fn route(
                     started,
                 );
             }
-            let Some((vectors, points)) = st.known.get(&sha256(file)).cloned() else {
+            // A snapshot it made, or one in its layout made by another
+            // stand-in (a fresh server restoring a backup, as Qdrant does).
+            let Some((vectors, points)) = st
+                .known
+                .get(&sha256(file))
+                .cloned()
+                .or_else(|| read_synthetic(file))
+            else {
                 return error(500, "Service internal error: the stand-in cannot restore a snapshot it did not make", started);
             };
             st.collections.insert(
@@ -722,6 +729,28 @@ fn collection_snapshot(st: &mut State, name: &str) -> Snapshot {
         checksum,
         body: Body::Bytes(Arc::new(bytes)),
     }
+}
+
+/// What a `synthetic_snapshot` holds: the vectors' parameters and the points.
+fn read_synthetic(file: &[u8]) -> Option<(Value, BTreeSet<String>)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(file);
+    let (mut vectors, mut points) = (None, None);
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).ok()?;
+        match path.as_str() {
+            "config.json" => {
+                let v: Value = serde_json::from_str(&text).ok()?;
+                vectors = Some(v["params"]["vectors"].clone());
+            }
+            "0/points.json" => points = serde_json::from_str(&text).ok(),
+            _ => {}
+        }
+    }
+    Some((vectors?, points?))
 }
 
 /// A tar in the layout of a real collection snapshot: `config.json` with the

@@ -1,0 +1,357 @@
+//! scripts/restore.sh under busybox sh: the whole stack backed up by
+//! backup.sh, every service replaced by a fresh, empty one, and the stack
+//! restored from the weekly snapshot in one command.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use test_harness::n8n::N8n;
+use test_harness::qdrant::QdrantStandin;
+use test_harness::s3::S3Server;
+use test_harness::script::script;
+use test_harness::{PgCluster, Tool};
+
+/// The services one restore.sh or backup.sh run reaches.
+struct Services<'a> {
+    pg: &'a PgCluster,
+    s3: &'a S3Server,
+    qdrant: &'a QdrantStandin,
+    n8n: &'a N8n,
+}
+
+impl Services<'_> {
+    fn env(&self, t: Tool, dir: &std::path::Path) -> Tool {
+        self.pg
+            .connect(t)
+            .env("BACKUP_DIR", dir)
+            .env("TZ", "Europe/Berlin")
+            .env("MINIO_ENDPOINT", &self.s3.endpoint)
+            .env("MINIO_ROOT_USER", &self.s3.access_key)
+            .env("MINIO_ROOT_PASSWORD", &self.s3.secret_key)
+            .env("QDRANT_URL", &self.qdrant.url)
+            .env("N8N_CLI", self.n8n.cli_prefix())
+    }
+}
+
+const DATABASES: [&str; 2] = ["crm", "shop"];
+const BUCKETS: [&str; 2] = ["documents", "photos"];
+
+fn roles(pg: &PgCluster) -> String {
+    let roles = "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin \
+                 FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1";
+    let members = "SELECT r.rolname, m.rolname FROM pg_auth_members a \
+                   JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
+                   WHERE r.rolname !~ '^pg_' ORDER BY 1, 2";
+    format!(
+        "{}\n{}",
+        pg.sql("postgres", roles),
+        pg.sql("postgres", members)
+    )
+}
+
+/// Every object of every bucket: bytes, content type and metadata.
+type Objects = BTreeMap<(String, String), (Vec<u8>, String, BTreeMap<String, String>)>;
+
+fn objects(s3: &S3Server) -> Objects {
+    let mut all = BTreeMap::new();
+    for b in BUCKETS {
+        for k in s3.keys(b) {
+            let got = s3.get(b, &k).unwrap();
+            all.insert((b.to_owned(), k), got);
+        }
+    }
+    all
+}
+
+/// What of a workflow survives a round trip (n8n rewrites the rest).
+fn workflow_essence(list: &[Value]) -> Vec<Value> {
+    list.iter()
+        .map(|w| {
+            let nodes: Vec<Value> = w["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| json!({"name": n["name"], "type": n["type"], "parameters": n["parameters"],
+                                "credentials": n["credentials"]}))
+                .collect();
+            json!({"id": w["id"], "name": w["name"], "nodes": nodes, "connections": w["connections"]})
+        })
+        .collect()
+}
+
+#[test]
+fn the_whole_stack_comes_back_from_a_weekly_snapshot_into_fresh_services() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // The stack: two databases with rows owned by extra roles, two buckets,
+    // two collections and an alias, n8n credentials and a workflow using one.
+    let pg = PgCluster::start();
+    pg.sql(
+        "postgres",
+        "CREATE ROLE app LOGIN PASSWORD 'app-pw-77'; CREATE ROLE readers; GRANT readers TO app;",
+    );
+    for db in DATABASES {
+        pg.create_db(db);
+        pg.sql(
+            db,
+            "CREATE TABLE t AS SELECT g, md5(g::text) AS h FROM generate_series(1, 700) g; \
+             ALTER TABLE t OWNER TO app;",
+        );
+    }
+    let s3 = S3Server::start();
+    for (b, n) in BUCKETS.iter().zip([12, 5]) {
+        s3.create_bucket(b);
+        for i in 0..n {
+            s3.put(
+                b,
+                &format!("dir/ü {i}.txt"),
+                format!("{b} object {i}").as_bytes(),
+                "text/plain; charset=utf-8",
+                &[("origin", "scanner")],
+            );
+        }
+    }
+    let qdrant = QdrantStandin::start(None);
+    qdrant.add_collection("documents", 4, 60);
+    qdrant.add_collection("memory", 3, 25);
+    qdrant.point_alias("docs", "documents");
+    let credentials = json!([
+        {"id": "credPostgres0001", "name": "pg main", "type": "postgres",
+         "data": {"host": "db", "user": "app", "password": "pg-pass-9", "database": "shop"}}
+    ]);
+    let workflow = json!([{
+        "id": "usesCreds0000001", "name": "uses credentials", "active": false,
+        "nodes": [
+            {"id": "n1", "name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1,
+             "position": [0, 0], "parameters": {}},
+            {"id": "n2", "name": "Query", "type": "n8n-nodes-base.postgres", "typeVersion": 2.5,
+             "position": [200, 0], "parameters": {"operation": "executeQuery", "query": "SELECT 1"},
+             "credentials": {"postgres": {"id": "credPostgres0001", "name": "pg main"}}}
+        ],
+        "connections": {"Start": {"main": [[{"node": "Query", "type": "main", "index": 0}]]}},
+        "settings": {}
+    }]);
+
+    // Backed up by backup.sh, promoted to this week's snapshot. One n8n at a
+    // time (the harness's rule): the first goes before the fresh one starts.
+    let (key, workflows, decrypted, week) = {
+        let n8n = N8n::start();
+        n8n.import_credentials(&credentials);
+        n8n.import(&workflow);
+        let source = Services {
+            pg: &pg,
+            s3: &s3,
+            qdrant: &qdrant,
+            n8n: &n8n,
+        };
+        let out = source
+            .env(script("backup.sh"), dir.path())
+            .env("POSTGRES_DB", DATABASES.join(","))
+            .env("MINIO_BUCKET", "all")
+            .env("N8N_BACKUP_CREDENTIALS", "true")
+            .run(&["--weekly"]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let weeks: Vec<String> = fs::read_dir(dir.path().join("weekly"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        (
+            n8n.encryption_key().to_owned(),
+            workflow_essence(&n8n.workflows()),
+            n8n.credentials_decrypted(),
+            weeks[0].clone(),
+        )
+    };
+    let original_objects = objects(&s3);
+    let original_roles = roles(&pg);
+
+    // Every service replaced by a fresh, empty one (n8n keeps its key, as an
+    // operator's new host is given it).
+    let pg2 = PgCluster::start();
+    let s3b = S3Server::start();
+    let qdrant2 = QdrantStandin::start(None);
+    let n8n2 = N8n::start_with_key(&key);
+    let fresh = Services {
+        pg: &pg2,
+        s3: &s3b,
+        qdrant: &qdrant2,
+        n8n: &n8n2,
+    };
+    let restore = fresh
+        .env(script("restore.sh"), dir.path())
+        .env("N8N_ENCRYPTION_KEY", &key);
+    // Not on a terminal and no --yes: nobody confirmed, nothing touched.
+    let out = restore.run(&["--from", &format!("weekly/{week}")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("pass --yes"), "{}", out.stderr);
+    assert!(objects(&s3b).is_empty());
+
+    let out = restore.run(&["--from", &format!("weekly/{week}"), "--yes"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    for line in [
+        "postgres ok (3 step(s))",
+        "minio    ok (2 step(s))",
+        "qdrant   ok (1 step(s))",
+        "n8n      ok (2 step(s))",
+    ] {
+        assert!(out.stdout.contains(line), "{line:?} not in {}", out.stdout);
+    }
+    let plan_at = out.stderr.find("Restore plan").unwrap();
+    let plan = &out.stderr[plan_at..];
+    let order: Vec<&str> = [
+        "globals_",
+        "crm_",
+        "shop_",
+        "documents_",
+        "photos_",
+        "qdrant_",
+        "credentials_",
+        "workflows_",
+    ]
+    .iter()
+    .map(|p| {
+        let at = plan
+            .find(p)
+            .unwrap_or_else(|| panic!("{p} not in the plan: {plan}"));
+        (at, *p)
+    })
+    .collect::<std::collections::BTreeMap<_, _>>()
+    .into_values()
+    .collect();
+    assert_eq!(
+        order,
+        [
+            "globals_",
+            "crm_",
+            "shop_",
+            "documents_",
+            "photos_",
+            "qdrant_",
+            "credentials_",
+            "workflows_"
+        ],
+        "restore order"
+    );
+
+    // Each service as the original was.
+    assert_eq!(roles(&pg2), original_roles);
+    for db in DATABASES {
+        assert!(
+            pg.comparable_dump(db) == pg2.comparable_dump(db),
+            "{db} differs"
+        );
+    }
+    assert_eq!(
+        objects(&s3b),
+        original_objects,
+        "objects byte for byte, with types and metadata"
+    );
+    assert_eq!(qdrant2.points_count("documents"), Some(60));
+    assert_eq!(qdrant2.points_count("memory"), Some(25));
+    assert_eq!(
+        qdrant2.aliases(),
+        [("docs".to_owned(), "documents".to_owned())]
+    );
+    assert_eq!(workflow_essence(&n8n2.workflows()), workflows);
+    assert_eq!(
+        n8n2.credentials_decrypted(),
+        decrypted,
+        "the fresh n8n decrypts them"
+    );
+
+    // The audit log: one line per tool restore, one for the run.
+    let audit = fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tools: Vec<&str> = lines.iter().map(|l| l["tool"].as_str().unwrap()).collect();
+    assert_eq!(
+        tools,
+        [
+            "pg-dumpwrap",
+            "pg-dumpwrap",
+            "pg-dumpwrap",
+            "minio-snap",
+            "minio-snap",
+            "qdrant-snap",
+            "n8n-export",
+            "n8n-export",
+            "restore.sh"
+        ],
+        "{audit}"
+    );
+    assert!(lines.iter().all(|l| l["outcome"] == "success"), "{audit}");
+    assert_eq!(
+        lines[1]["target"].as_str().unwrap().split(' ').nth(1),
+        Some("crm")
+    );
+    assert!(lines[1]["artifacts"][0]["sha256"].as_str().unwrap().len() == 64);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(dir.path().join("audit.log"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    for secret in [&pg2.password, &s3b.secret_key, &key] {
+        assert!(
+            !audit.contains(secret.as_str()),
+            "a secret in the audit log"
+        );
+        assert!(
+            !out.all().contains(secret.as_str()),
+            "a secret in the output"
+        );
+    }
+}
+
+/// A plan whose file fails its check stops before any service is touched.
+#[test]
+fn a_damaged_file_stops_the_restore_before_any_service_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql("shop", "CREATE TABLE t AS SELECT 1 AS one;");
+    let t = pg
+        .connect(script("backup.sh"))
+        .env("BACKUP_DIR", dir.path())
+        .env("TZ", "Europe/Berlin")
+        .env("BACKUP_COMPONENTS", "postgres")
+        .env("POSTGRES_DB", "shop");
+    let out = t.run(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let latest = fs::canonicalize(dir.path().join("postgres/shop_latest.sql.gz")).unwrap();
+    let mut bytes = fs::read(&latest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&latest, bytes).unwrap();
+
+    let fresh = PgCluster::start();
+    let out = fresh
+        .connect(script("restore.sh"))
+        .env("BACKUP_DIR", dir.path())
+        .env("TZ", "Europe/Berlin")
+        .run(&["--component", "postgres", "--yes"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("FAIL "), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no service was touched"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        fresh.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'shop'"
+        ),
+        "0"
+    );
+    let audit = fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert!(
+        audit.contains("\"tool\":\"restore.sh\"") && audit.contains("\"outcome\":\"failed\""),
+        "{audit}"
+    );
+}
