@@ -164,9 +164,33 @@ fn restore_replaces_what_is_in_an_existing_database() {
         "DELETE FROM sales.orders WHERE id > 100; UPDATE public.customers SET name = 'changed'",
     );
     let latest = backups.path().join("postgres/shop_latest.sql.gz");
+    let changed = pg.comparable_dump("shop");
+
+    // A restore that cannot write its audit line does not start.
+    let planted = backups.path().join("planted-audit.log");
+    std::os::unix::fs::symlink(backups.path().join("elsewhere"), &planted).unwrap();
+    let out = t
+        .clone()
+        .env("BACKUP_AUDIT_LOG", &planted)
+        .run(&["restore", latest.to_str().unwrap()]);
+    out.assert_failed("restore", 1, "cannot open the audit log", &pg.password);
+    assert!(changed == pg.comparable_dump("shop"), "nothing restored");
+
     let out = t.run(&["restore", latest.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(before == pg.comparable_dump("shop"));
+    let audit = fs::read_to_string(backups.path().join("audit.log")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(audit.trim()).unwrap();
+    assert_eq!(line["tool"], "pg-dumpwrap");
+    assert_eq!(line["outcome"], "success");
+    assert!(line["target"]
+        .as_str()
+        .unwrap()
+        .starts_with("database shop on 127.0.0.1:"));
+    assert!(line["artifacts"][0]["path"]
+        .as_str()
+        .unwrap()
+        .contains("/shop_2"));
 }
 
 #[test]

@@ -355,3 +355,25 @@ fn a_damaged_file_stops_the_restore_before_any_service_is_touched() {
         "{audit}"
     );
 }
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = script("restore.sh").env("BACKUP_DIR", dir.path());
+    let out = t.run(&["--help"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("Usage: restore.sh"), "{}", out.stdout);
+    for args in [&["--bogus"][..], &["--component", "mysql"], &["--from"]] {
+        let out = t.run(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("restore.sh: "), "{}", out.stderr);
+    }
+    let out = t.run(&["--at", "yesterday", "--yes"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("is none of latest, weekly/YYYY_WNN or YYYYMMDD_HHMMSS"),
+        "{}",
+        out.stderr
+    );
+}
