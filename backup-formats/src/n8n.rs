@@ -158,7 +158,7 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with(
-                "credential #0 (\"pg\", id c1) cannot be decrypted with N8N_ENCRYPTION_KEY"
+                "the credentials cannot be decrypted with N8N_ENCRYPTION_KEY (credential #0 \"pg\", id c1: "
             ),
             "{err}"
         );
