@@ -68,7 +68,7 @@ impl PendingArtifact {
         let ext = encryption.ext(ext);
         for _ in 0..30 {
             let name = ArtifactName::now(prefix, &ext);
-            if dir.join(name.file_name()).symlink_metadata().is_err() {
+            if !second_taken(dir, &name)? {
                 return Self::create(dir, name, encryption);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -384,6 +384,26 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot flush folder {} to disk", dir.display()))
 }
 
+/// Whether the series of `name` already has an artifact of its second, of
+/// any kind: a full and an incremental of one second would make the
+/// incremental's base no older than itself, and a chain breaks on that.
+fn second_taken(dir: &Path, name: &ArtifactName) -> Result<bool> {
+    let stem = format!(
+        "{}_{}.",
+        name.prefix,
+        name.timestamp.format(crate::naming::TIMESTAMP_FORMAT)
+    );
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        if entry.file_name().to_string_lossy().starts_with(&stem) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +561,12 @@ mod tests {
             PendingArtifact::create_now(dir.path(), "db", "sql.gz", &Encryption::Off).unwrap();
         first.write_all(b"1").unwrap();
         let first = first.publish().unwrap();
+        // An incremental right after a full (or an encrypted one after a
+        // plain one) takes a later second: a chain needs its base older.
+        let incremental =
+            PendingArtifact::create_now(dir.path(), "db", "incr.sql.gz", &Encryption::Off).unwrap();
+        let first_second = ArtifactName::parse(&first.file_name).unwrap().timestamp;
+        assert!(incremental.name.timestamp > first_second);
         let second =
             PendingArtifact::create_now(dir.path(), "db", "sql.gz", &Encryption::Off).unwrap();
         assert_ne!(second.final_path(), first.path);

@@ -19,12 +19,17 @@ pub enum Command {
     Backup(BackupArgs),
     /// Upload an archive (an incremental: its whole chain) into a bucket, or extract it
     Restore(RestoreArgs),
+    /// Restore an archive (with its chain) into a scratch bucket
+    /// `<bucket>-verify-<random>`, compare every object with the manifests
+    /// (sha256, size, content type, metadata), and delete the scratch bucket
+    /// again (backup-verify --restore-test)
+    RestoreTest(RestoreTestArgs),
     /// Print the archives a restore of FILE applies, oldest (the full) first, one
     /// file name per line; each sidecar is checked (backup.sh copies chains into weekly/)
     Chain(ChainArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Endpoint {
     /// S3 endpoint [default: http://$MINIO_HOST:9000]
     #[arg(long, env = "MINIO_ENDPOINT")]
@@ -116,6 +121,14 @@ pub struct RestoreArgs {
     /// Delete objects in the bucket that the backup does not hold
     #[arg(long)]
     pub delete_extra: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreTestArgs {
+    /// An archive (a *_latest link is fine); an incremental brings its chain
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
 }
 
 #[derive(Debug, Args)]

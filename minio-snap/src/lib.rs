@@ -6,6 +6,7 @@ pub mod extract;
 /// The archive format lives in `backup_formats`, shared with backup-verify.
 pub use backup_formats::minio as manifest;
 pub mod restore;
+pub mod restore_test;
 pub mod s3;
 
 use backup_common::crypt::{Decryption, Encryption};
@@ -60,6 +61,10 @@ pub fn run(cli: Cli) -> i32 {
                 restore::restore(&args, &args.destination()?, &decryption)
             })
         }
+        Command::RestoreTest(args) => tool::run(backup::COMPONENT, "restore-test", || {
+            let decryption = Decryption::from_env(backup::COMPONENT);
+            restore_test::restore_test(&args, &Credentials::from_env()?, &decryption)
+        }),
         Command::Chain(args) => tool::run(backup::COMPONENT, "chain", || {
             let decryption = Decryption::from_env(backup::COMPONENT);
             for (path, _, _) in restore::resolve_chain(&args.file, &decryption)? {

@@ -22,6 +22,16 @@ pub fn restore(
     destination: &Destination,
     decryption: &Decryption,
 ) -> Result<()> {
+    println!("{}", restore_into(args, destination, decryption)?);
+    Ok(())
+}
+
+/// The restore, returning its summary (what `restore` prints).
+pub fn restore_into(
+    args: &RestoreArgs,
+    destination: &Destination,
+    decryption: &Decryption,
+) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
     let chain = resolve_chain(&args.file, decryption)?;
     // MINIO_BUCKET set for backups to several buckets (or `all`) does not pick
@@ -90,18 +100,14 @@ pub fn restore(
             }
         }
     }
-    println!(
-        "{}",
-        serde_json::json!({
-            "component": COMPONENT, "action": "restore", "status": "success",
-            "file": args.file.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "chain": chain.iter().map(|(p, _, _)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
-            "target": args.to_dir.as_ref().map(|d| d.display().to_string()).unwrap_or(target_bucket),
-            "objects_written": uploaded, "objects_deleted": deleted,
-            "duration_seconds": started.elapsed().as_secs(),
-        })
-    );
-    Ok(())
+    Ok(serde_json::json!({
+        "component": COMPONENT, "action": "restore", "status": "success",
+        "file": args.file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "chain": chain.iter().map(|(p, _, _)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
+        "target": args.to_dir.as_ref().map(|d| d.display().to_string()).unwrap_or(target_bucket),
+        "objects_written": uploaded, "objects_deleted": deleted,
+        "duration_seconds": started.elapsed().as_secs(),
+    }))
 }
 
 /// The archives to apply, oldest (the full) first: each one opened once, its

@@ -302,6 +302,18 @@ impl S3 {
         Ok(())
     }
 
+    /// Deletes the (empty) bucket.
+    pub fn delete_bucket(&self) -> Result<()> {
+        let url = self.bucket.delete_bucket(&self.creds).sign(SIGNED_FOR);
+        let resp = self.send("deleting the bucket", || {
+            self.http.client().delete(url.clone())
+        })?;
+        if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+            return Err(self.fail(resp, "deleting the bucket"));
+        }
+        Ok(())
+    }
+
     pub fn delete(&self, key: &str) -> Result<()> {
         let url = self.object_url(Method::Delete, key, &[], &Map::new())?;
         let resp = self.send(&format!("DELETE {key}"), || {

@@ -40,6 +40,7 @@ on_both_servers!(
     crafted_archives_are_refused_by_verify_and_restore_alike,
     stdout_mode_streams_the_archive_and_writes_nothing,
     several_buckets_are_one_series_each_and_all_finds_them,
+    restore_test_drills_a_chain_in_a_scratch_bucket_that_never_stays,
 );
 
 fn tool(s3: &S3Server, dir: &Path, bucket: &str) -> Tool {
@@ -1179,4 +1180,65 @@ fn several_buckets_are_one_series_each_and_all_finds_them(flavor: Flavor) {
     let out = tool(&s3, dir.path(), "all").run(&["restore", latest.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(s3.keys("later").len(), 9);
+}
+
+/// The drill: an incremental's chain restored into a scratch bucket, every
+/// object compared, the scratch bucket gone — after a pass, after a failure
+/// (an object whose bytes no longer match its manifest), and after a SIGTERM
+/// in the middle of it.
+fn restore_test_drills_a_chain_in_a_scratch_bucket_that_never_stays(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
+    fill(&s3, "documents", 20);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let full = published(&t.run(&["backup"]), dir.path());
+    s3.put(
+        "documents",
+        "bulk/00/object-00000.txt",
+        b"changed",
+        "text/csv",
+        &[("v", "2")],
+    );
+    s3.delete("documents", "empty.bin");
+    let incr = published(&t.run(&["backup", "--type", "incremental"]), dir.path());
+
+    let out = t.run(&["restore-test", incr.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v = &out.json_lines()[0];
+    assert_eq!(v["objects"], s3.keys("documents").len(), "{v}");
+    assert_eq!(v["archives"], 2);
+    assert!(v["scratch_bucket"]
+        .as_str()
+        .unwrap()
+        .starts_with("documents-verify-"));
+    assert_eq!(s3.buckets(), ["documents"], "the scratch bucket is gone");
+
+    // The bytes of one object no longer match what the manifest recorded.
+    let crafted = dir.path().join("minio/documents_20990101_000000.tar.gz");
+    craft(&full, &crafted, |h, body, _| {
+        if h.path().unwrap().to_string_lossy().ends_with("q1.pdf") {
+            body[0] ^= 0x20;
+        }
+        true
+    });
+    let out = t.run(&["restore-test", crafted.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("restore-test failed: ") && out.stderr.contains("q1.pdf"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(s3.buckets(), ["documents"], "the scratch bucket is gone");
+
+    let out = t
+        .clone()
+        .env("FAILPOINTS", "restore-test::restored=return(SIGTERM)")
+        .run(&["restore-test", incr.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("removed the scratch bucket"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(s3.buckets(), ["documents"], "the scratch bucket is gone");
 }

@@ -259,6 +259,31 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         .map_err(|e| e.to_string())
     }
 
+    /// Every bucket the server lists (ListBuckets), sorted.
+    pub fn buckets(&self) -> Vec<String> {
+        let url = backup_common::s3::list_buckets_url(
+            &self.endpoint.parse().unwrap(),
+            &self.region,
+            &self.creds(),
+            SIGNED_FOR,
+        )
+        .unwrap();
+        let text = reqwest::blocking::Client::new()
+            .get(url)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let mut names: Vec<String> = text
+            .split("<Name>")
+            .skip(1)
+            .filter_map(|s| s.split("</Name>").next())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
     pub fn put(
         &self,
         bucket: &str,
