@@ -175,14 +175,16 @@ pub fn failpoint(name: &str) {
                 Some("SIGSTOP") => libc::SIGSTOP,
                 _ => return,
             };
+            // Outside a unit the signal is acted on now, not whenever the watcher
+            // thread happens to be scheduled: wait here for it to end the process.
+            // Inside a unit (this thread holds the lock) the unit goes on first.
+            // Asked before the signal goes out: once it has, the watcher may
+            // hold the lock itself, and a unit would be seen where there is none.
+            let outside_a_unit = STATE.try_lock().is_ok();
             // SAFETY: raise(3) sends a signal to this process; the watcher handles it.
             unsafe {
                 libc::raise(signal);
             }
-            // Outside a unit the signal is acted on now, not whenever the watcher
-            // thread happens to be scheduled: wait here for it to end the process.
-            // Inside a unit (this thread holds the lock) the unit goes on first.
-            let outside_a_unit = STATE.try_lock().is_ok();
             if outside_a_unit && signal != libc::SIGSTOP {
                 loop {
                     std::thread::park();
