@@ -167,6 +167,16 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             process: Some(process),
         };
         wait_for_port(rpc_port, "Garage's RPC");
+        // The port opens before the admin handlers are registered (the CLI
+        // then says "No handler"): poll a harmless command until it answers.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Err(e) = server.try_garage(&["status"]) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Garage did not answer its CLI: {e}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let node = server.garage(&["node", "id", "-q"]);
         let node = node.trim().split('@').next().unwrap().to_owned();
         server.garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
@@ -180,6 +190,11 @@ api_bind_addr = "127.0.0.1:{s3_port}"
 
     /// Runs Garage's CLI on this server; its stdout.
     fn garage(&self, args: &[&str]) -> String {
+        self.try_garage(args)
+            .unwrap_or_else(|e| panic!("garage {}: {e}", args.join(" ")))
+    }
+
+    fn try_garage(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new(garage_bin())
             .arg("-c")
             .arg(self.dir.path().join("garage.toml"))
@@ -187,13 +202,10 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             .stdin(Stdio::null())
             .output()
             .expect("run garage");
-        assert!(
-            out.status.success(),
-            "garage {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Kills the server (as a crash would).
