@@ -31,6 +31,9 @@ pub enum Command {
 pub struct RestoreTestArgs {
     /// A .sql.gz dump (a *_latest link is fine)
     pub file: PathBuf,
+    /// FILE is a globals file: apply it in one transaction and roll that back
+    #[arg(long)]
+    pub globals: bool,
     #[command(flatten)]
     pub connection: Connection,
     /// The psql program

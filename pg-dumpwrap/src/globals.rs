@@ -84,6 +84,36 @@ pub fn apply(
     conn: &crate::conn::Conn,
     decryption: &backup_common::crypt::Decryption,
 ) -> anyhow::Result<serde_json::Value> {
+    run(&args.file, &args.psql, conn, decryption, Ending::Commit)
+}
+
+/// The drill of a globals file (`restore-test --globals`): applied exactly as
+/// a restore applies it, in one transaction that is then rolled back. No
+/// scratch cluster is needed (roles are cluster-wide, so a scratch database
+/// would not isolate them; a transaction does), and it proves what matters on
+/// the night: that this file applies to this cluster.
+pub fn drill(
+    file: &std::path::Path,
+    psql: &std::path::Path,
+    conn: &crate::conn::Conn,
+    decryption: &backup_common::crypt::Decryption,
+) -> anyhow::Result<serde_json::Value> {
+    run(file, psql, conn, decryption, Ending::Rollback)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Commit,
+    Rollback,
+}
+
+fn run(
+    path: &std::path::Path,
+    psql_program: &std::path::Path,
+    conn: &crate::conn::Conn,
+    decryption: &backup_common::crypt::Decryption,
+    ending: Ending,
+) -> anyhow::Result<serde_json::Value> {
     use anyhow::{bail, Context};
     use backup_common::dump_trailer::{DumpTail, Trailer};
     use std::io::{Read, Write};
@@ -92,7 +122,7 @@ pub fn apply(
         path: file,
         file: input,
         sha256: checked,
-    } = backup_common::sidecar::check(&args.file)?;
+    } = backup_common::sidecar::check(path)?;
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let plain = decryption.reader(std::io::BufReader::new(input), &name)?;
     let mut raw = Vec::new();
@@ -116,7 +146,7 @@ pub fn apply(
     let sql = String::from_utf8(sql).context("the globals are not UTF-8")?;
 
     let query =
-        |q: &str| crate::restore_test::psql(conn, &args.psql, crate::conn::MAINTENANCE_DB, q);
+        |q: &str| crate::restore_test::psql(conn, psql_program, crate::conn::MAINTENANCE_DB, q);
     let me = query("SELECT current_user")?;
     let existing: BTreeSet<String> = query("SELECT rolname FROM pg_roles")?
         .lines()
@@ -126,11 +156,34 @@ pub fn apply(
     for line in &skipped {
         backup_common::log::log(crate::dump::COMPONENT, &format!("kept as it is: {line}"));
     }
-    let mut cmd = crate::restore::psql_transaction(conn, &args.psql, crate::conn::MAINTENANCE_DB);
-    let mut psql = crate::child::Child::spawn(&mut cmd, &args.psql, "--psql")?;
+    let roles = sql
+        .lines()
+        .filter(|l| l.starts_with("CREATE ROLE "))
+        .count();
+    let mut cmd = match ending {
+        Ending::Commit => {
+            crate::restore::psql_transaction(conn, psql_program, crate::conn::MAINTENANCE_DB)
+        }
+        // Our own BEGIN and ROLLBACK around it (SqlGuard let no transaction
+        // control through), stopping at the first error.
+        Ending::Rollback => {
+            let mut cmd = conn.command(psql_program, crate::conn::MAINTENANCE_DB);
+            cmd.args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null());
+            cmd
+        }
+    };
+    let mut psql = crate::child::Child::spawn(&mut cmd, psql_program, "--psql")?;
     let mut stdin = psql.process.stdin.take().expect("stdin is piped");
     // A write error means psql stopped reading; its exit status says why.
-    let _ = stdin.write_all(sql.as_bytes());
+    let _ = match ending {
+        Ending::Commit => stdin.write_all(sql.as_bytes()),
+        Ending::Rollback => stdin
+            .write_all(b"BEGIN;\n")
+            .and_then(|()| stdin.write_all(sql.as_bytes()))
+            .and_then(|()| stdin.write_all(b"\nROLLBACK;\n")),
+    };
     drop(stdin);
     let (status, stderr) = psql.wait()?;
     if !status.success() {
@@ -139,10 +192,15 @@ pub fn apply(
             crate::pg_error::explain("psql", status, &stderr)
         );
     }
+    let action = match ending {
+        Ending::Commit => "restore-globals",
+        Ending::Rollback => "restore-test-globals",
+    };
     Ok(serde_json::json!({
-        "component": crate::dump::COMPONENT, "action": "restore-globals", "status": "success",
-        "file": name, "sha256_checked": checked.is_some(),
-        "roles_kept": skipped.len(), "duration_seconds": started.elapsed().as_secs(),
+        "component": crate::dump::COMPONENT, "action": action, "status": "success",
+        "file": name, "sha256_checked": checked.is_some(), "roles": roles,
+        "roles_kept": skipped.len(), "rolled_back": ending == Ending::Rollback,
+        "duration_seconds": started.elapsed().as_secs(),
     }))
 }
 

@@ -70,8 +70,16 @@ pub fn run(cli: Cli) -> i32 {
             })
         }
         Command::RestoreTest(args) => tool::run(dump::COMPONENT, "restore-test", || {
-            let conn = Conn::resolve(&args.connection)?;
-            restore_test::restore_test(&args, &conn, &Decryption::from_env(dump::COMPONENT))
+            // The dump names its database; POSTGRES_DB (a list, `all`) only
+            // says which server and user to reach.
+            let (conn, _) = Conn::resolve_selection(&args.connection)?;
+            let decryption = Decryption::from_env(dump::COMPONENT);
+            if args.globals {
+                let summary = globals::drill(&args.file, &args.psql, &conn, &decryption)?;
+                println!("{summary}");
+                return Ok(());
+            }
+            restore_test::restore_test(&args, &conn, &decryption)
         }),
     }
 }

@@ -58,7 +58,19 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     let name = dump.file_name().unwrap_or_default().to_string_lossy();
     let plain = decryption.reader(BufReader::new(file), &name)?;
     let expected = copy_counts(BufReader::new(flate2::read::MultiGzDecoder::new(plain)))?;
-    let scratch = format!("{}_verify_{}", server.db, std::process::id());
+    // The scratch database is named after the dump's own database.
+    let series = backup_common::ArtifactName::parse(&name)
+        .map(|n| n.prefix)
+        .unwrap_or_else(|| server.db.clone());
+    let suffix = format!("_verify_{}", std::process::id());
+    let kept: String = series
+        .chars()
+        .scan(0, |len, c| {
+            *len += c.len_utf8();
+            (*len <= 63 - suffix.len()).then_some(c)
+        })
+        .collect();
+    let scratch = format!("{kept}{suffix}");
     let conn = server.with_db(&scratch);
     let restore = RestoreArgs {
         file: dump.to_owned(),

@@ -979,6 +979,19 @@ fn globals_and_every_database_come_back_in_a_fresh_cluster() {
     let fresh = PgCluster::start();
     let t = tool(&fresh, backups.path(), "postgres");
     let globals = dir.join("globals_latest.sql.gz");
+    // The drill applies them in a transaction it rolls back: nothing stays.
+    let out = t.run(&["restore-test", "--globals", globals.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let drill = &out.json_lines()[0];
+    assert_eq!(drill["rolled_back"], true, "{drill}");
+    assert!(drill["roles"].as_u64().unwrap() >= 2, "{drill}");
+    assert_eq!(
+        fresh.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "0"
+    );
     for round in 0..2 {
         // Applied twice: roles that exist by then are updated, not an error.
         let out = t.run(&["restore", "--globals", globals.to_str().unwrap()]);
