@@ -37,12 +37,18 @@ pub struct Cli {
     /// One JSON object per artifact instead of OK/FAIL lines
     #[arg(long)]
     pub json: bool,
-    /// Also restore the newest PostgreSQL dump and Qdrant archive into scratch
-    /// targets and compare row and points counts with the backup: runs
-    /// `pg-dumpwrap restore-test` and `qdrant-snap restore-test`, which take the
-    /// POSTGRES_* and QDRANT_* settings from the environment
+    /// Also drill a restore of the newest backup of every series into scratch
+    /// targets and compare it with what the backup recorded: each database
+    /// (and the globals, rolled back), each bucket's chain, the Qdrant
+    /// collections and aliases (the tools' `restore-test`, with the usual
+    /// POSTGRES_*, MINIO_*, QDRANT_* settings), n8n's files (credentials
+    /// decrypted with N8N_ENCRYPTION_KEY when given); writes restore_test.json
     #[arg(long)]
     pub restore_test: bool,
+    /// With --restore-test: drill what this point holds (`latest`,
+    /// `weekly/YYYY_WNN`, `YYYYMMDD_HHMMSS`)
+    #[arg(long, value_name = "POINT", requires = "restore_test")]
+    pub drill_from: Option<String>,
     /// Instead: the plan of a restore of the stack from POINT (`latest`,
     /// `weekly/YYYY_WNN`, `YYYYMMDD_HHMMSS`: each series' newest backup at or
     /// before it), every file it uses checked first (verdicts on stderr). On
@@ -65,6 +71,10 @@ pub struct Verdict {
     /// An encrypted artifact checked without its identity: only its sidecar
     /// and its age header could be (a distinct verdict, never a full "OK").
     pub header_only: bool,
+    /// A drill's one-line account (what was restored and compared, how long).
+    pub detail: Option<String>,
+    /// A drill's report, as the tool printed it (`--json`).
+    pub drill: Option<serde_json::Value>,
 }
 
 impl Verdict {
@@ -83,6 +93,9 @@ impl Verdict {
             if self.header_only {
                 v["checked"] = "sidecar and age header only (encrypted; no identity)".into();
             }
+            if let Some(d) = &self.drill {
+                v["drill"] = d.clone();
+            }
             v.to_string()
         } else {
             match &self.failure {
@@ -90,7 +103,10 @@ impl Verdict {
                     "OK (encrypted: sidecar and header only) {}",
                     self.path.display()
                 ),
-                None => format!("OK {}", self.path.display()),
+                None => match &self.detail {
+                    Some(detail) => format!("OK {} — {detail}", self.path.display()),
+                    None => format!("OK {}", self.path.display()),
+                },
                 Some(reason) => format!("FAIL {}: {reason}", self.path.display()),
             }
         }
@@ -148,6 +164,8 @@ pub fn verify_file(path: &Path, keys: &Keys) -> Verdict {
         kind: kind.map(Kind::name),
         failure,
         header_only,
+        detail: None,
+        drill: None,
     }
 }
 
@@ -263,7 +281,7 @@ pub fn run(cli: Cli) -> i32 {
             println!("{}", verdict.line(cli.json));
         }
         if cli.restore_test {
-            for verdict in restore_test::run(&cli) {
+            for verdict in restore_test::run(&cli, &keys)? {
                 failed += usize::from(verdict.failure.is_some());
                 println!("{}", verdict.line(cli.json));
             }

@@ -434,10 +434,24 @@ fn restore_test_restores_into_scratch_targets_and_compares_counts() {
         .collect();
     assert_eq!(
         ok_lines.len(),
-        5,
-        "3 artifacts (the dump, the globals, the qdrant archive) + 2 restore tests: {}",
+        6,
+        "3 artifacts (the dump, the globals, the qdrant archive) + 3 drills: {}",
         out.stdout
     );
+    assert!(
+        ok_lines.iter().any(|l| l.contains("/postgres/shop_2")
+            && l.contains("drill: restored into shop_verify_")
+            && l.contains("5007 rows")),
+        "{}",
+        out.stdout
+    );
+    let kept: serde_json::Value =
+        serde_json::from_slice(&fs::read(_tree.path().join("restore_test.json")).unwrap()).unwrap();
+    assert_eq!(
+        kept["components"]["postgres"]["status"], "success",
+        "{kept}"
+    );
+    assert_eq!(kept["components"]["qdrant"]["status"], "success", "{kept}");
     // The scratch targets are gone again.
     assert_eq!(
         pg.sql(
@@ -456,14 +470,14 @@ fn restore_test_restores_into_scratch_targets_and_compares_counts() {
     assert!(
         out.stdout
             .lines()
-            .any(|l| l.starts_with("FAIL ") && l.contains("qdrant_latest")),
+            .any(|l| l.starts_with("FAIL ") && l.contains("/qdrant/qdrant_2")),
         "{}",
         out.stdout
     );
     assert!(out
         .stdout
         .lines()
-        .any(|l| l.starts_with("OK ") && l.contains("shop_latest")));
+        .any(|l| l.starts_with("OK ") && l.contains("/postgres/shop_2") && l.contains("drill:")));
 }
 
 /// Real minio-snap archives (a full one, and an incremental on it), made by the
@@ -645,7 +659,7 @@ fn restore_test_decrypts_with_the_identity_and_fails_without() {
         .run(&["--restore-test"]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let ok = out.stdout.lines().filter(|l| l.starts_with("OK /")).count();
-    assert_eq!(ok, 5, "3 artifacts + 2 restore tests: {}", out.stdout);
+    assert_eq!(ok, 6, "3 artifacts + 3 drills: {}", out.stdout);
 
     let out = verify.run(&["--restore-test"]);
     assert_eq!(out.code, Some(1), "{}", out.stdout);
@@ -664,8 +678,163 @@ fn restore_test_decrypts_with_the_identity_and_fails_without() {
             .lines()
             .filter(|l| l.starts_with("FAIL ") && l.contains("set BACKUP_AGE_IDENTITY_FILE"))
             .count()
-            == 2,
+            == 3,
         "{}",
         out.stdout
     );
+}
+
+/// An n8n credential encrypted as n8n-core's Cipher does, with the key
+/// "vector-key-ü" (backup-formats' unit test makes the same).
+const N8N_CREDENTIAL: &str =
+    "U2FsdGVkX18BAgMEBQYHCPs86f0X4FVrv/58begeRxJqnGt/nxms1fsxwpD/sx290TnwUbXt4u6uNZKaV3JNZw==";
+
+/// A copy of `archive` (a tar.gz) as the newest backup of its series, with
+/// `edit` applied to the entry named `entry`, and a sidecar that matches it.
+fn craft_tar_gz(archive: &Path, to: &Path, entry: &str, edit: impl Fn(&mut Vec<u8>)) {
+    let data = fs::read(archive).unwrap();
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(&data[..]));
+    let mut out = tar::Builder::new(Vec::new());
+    for e in input.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut header = e.header().clone();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+        if header.path().unwrap().to_string_lossy() == entry {
+            edit(&mut body);
+        }
+        header.set_size(body.len() as u64);
+        header.set_cksum();
+        out.append(&header, &body[..]).unwrap();
+    }
+    let bytes = gzip(&out.into_inner().unwrap());
+    let name = to.file_name().unwrap().to_string_lossy().into_owned();
+    place(to.parent().unwrap(), &name, &bytes, &bytes);
+}
+
+/// Each component's drill fails for a real reason — a dump that restores
+/// fewer rows than it holds, a Qdrant archive whose snapshot restores fewer
+/// points than recorded, n8n credentials the key does not decrypt — and a
+/// SIGTERM in the middle of each tool's drill leaves no scratch target.
+#[test]
+fn drills_fail_for_real_reasons_and_a_signal_leaves_no_scratch_target() {
+    let services = Services::start();
+    services.backups(|t| t);
+    let root = services.root.path().to_owned();
+    let verify = services.with(Tool::new(BIN));
+
+    // A dump that deletes rows after loading them (valid SQL, sidecar intact).
+    let dump = fs::read(root.join("postgres/shop_latest.sql.gz")).unwrap();
+    let mut sql = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&dump[..]), &mut sql).unwrap();
+    let sql = sql.replacen(
+        "--\n-- PostgreSQL database dump complete",
+        "DELETE FROM s.orders WHERE id > 10;\n\n--\n-- PostgreSQL database dump complete",
+        1,
+    );
+    assert!(sql.contains("DELETE FROM s.orders"));
+    let crafted = gzip(sql.as_bytes());
+    place(
+        &root.join("postgres"),
+        "shop_20990101_000000.sql.gz",
+        &crafted,
+        &crafted,
+    );
+    // A manifest that records one point more than the snapshot holds.
+    craft_tar_gz(
+        &root.join("qdrant/qdrant_latest.tar.gz"),
+        &root.join("qdrant/qdrant_20990101_000000.tar.gz"),
+        "manifest.json",
+        |body| {
+            let mut m: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let n = m["collections"][0]["points_count"].as_u64().unwrap();
+            m["collections"][0]["points_count"] = (n + 1).into();
+            *body = serde_json::to_vec(&m).unwrap();
+        },
+    );
+    let creds = format!(
+        "[{{\"id\":\"c1\",\"name\":\"pg main\",\"type\":\"postgres\",\"data\":\"{N8N_CREDENTIAL}\"}}]\n"
+    );
+    place(
+        &root.join("n8n"),
+        "credentials_20240101_000000.json",
+        creds.as_bytes(),
+        creds.as_bytes(),
+    );
+
+    let out = verify
+        .clone()
+        .env("N8N_ENCRYPTION_KEY", "vector-key-ü")
+        .run(&["--restore-test"]);
+    let ok = |needle: &str| {
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("OK ") && l.contains(needle) && l.contains("drill:"))
+    };
+    assert!(ok("credentials_2"), "{}", out.stdout);
+    assert!(ok("no scratch n8n to import into"), "{}", out.stdout);
+    assert!(ok("globals_2"), "{}", out.stdout);
+    let fail = |needle: &str, why: &str| {
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL ") && l.contains(needle) && l.contains(why))
+    };
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        fail(
+            "shop_20990101_000000",
+            "has 10 rows after the restore, the dump holds 5000"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        fail("qdrant_20990101_000000", "points, the backup recorded 51"),
+        "{}",
+        out.stdout
+    );
+    let out = verify
+        .clone()
+        .env("N8N_ENCRYPTION_KEY", "not-the-key")
+        .run(&["--restore-test"]);
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("FAIL ")
+            && l.contains("credentials_2")
+            && l.contains("the credentials cannot be decrypted with N8N_ENCRYPTION_KEY")),
+        "{}",
+        out.stdout
+    );
+    let kept: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("restore_test.json")).unwrap()).unwrap();
+    for c in ["postgres", "qdrant", "n8n"] {
+        assert_eq!(kept["components"][c]["status"], "failed", "{c}: {kept}");
+    }
+    assert!(kept["components"]["postgres"]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("shop: "));
+
+    // SIGTERM right after each tool restored into its scratch target.
+    let out = verify
+        .clone()
+        .env("FAILPOINTS", "restore-test::restored=return(SIGTERM)")
+        .run(&["--restore-test"]);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    for scratch in ["shop_verify_", "documents_verify_"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL ") && l.contains("interrupted by SIGTERM")),
+            "{scratch}: {}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        services.pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '%_verify_%'"
+        ),
+        "0"
+    );
+    assert_eq!(services.server.collections(), ["documents"]);
 }

@@ -152,14 +152,15 @@ fn run(
         .lines()
         .map(str::to_owned)
         .collect();
-    let (sql, skipped) = adapt(&sql, &existing, &me);
-    for line in &skipped {
-        backup_common::log::log(crate::dump::COMPONENT, &format!("kept as it is: {line}"));
-    }
+    // The roles the file holds (those kept as they are included).
     let roles = sql
         .lines()
         .filter(|l| l.starts_with("CREATE ROLE "))
         .count();
+    let (sql, skipped) = adapt(&sql, &existing, &me);
+    for line in &skipped {
+        backup_common::log::log(crate::dump::COMPONENT, &format!("kept as it is: {line}"));
+    }
     let mut cmd = match ending {
         Ending::Commit => {
             crate::restore::psql_transaction(conn, psql_program, crate::conn::MAINTENANCE_DB)

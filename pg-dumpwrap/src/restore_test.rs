@@ -83,7 +83,40 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
         globals: false,
         psql: args.psql.clone(),
     };
+    // A signal drops the scratch database too (psql, killed first, may still
+    // hold a session: FORCE ends it).
+    let drop_sql = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        scratch.replace('"', "\"\"")
+    );
+    let (hook_conn, hook_psql, hook_sql, hook_scratch) = (
+        conn.clone(),
+        args.psql.clone(),
+        drop_sql.clone(),
+        scratch.clone(),
+    );
+    backup_common::cleanup::install(move |signal| {
+        let dropped = psql(
+            &hook_conn,
+            &hook_psql,
+            crate::conn::MAINTENANCE_DB,
+            &hook_sql,
+        );
+        let what = match dropped {
+            Ok(_) => format!("dropped the scratch database {hook_scratch}"),
+            Err(e) => format!(
+                "the scratch database {hook_scratch} could not be dropped ({}) — drop it by hand",
+                backup_common::exit::one_line(&e)
+            ),
+        };
+        backup_common::log::log(
+            COMPONENT,
+            &format!("restore-test interrupted by {signal}; {what}"),
+        );
+        backup_common::ExitStatus::Failed as i32
+    })?;
     let restored = run_restore(&restore, &conn, decryption);
+    backup_common::cleanup::failpoint("restore-test::restored");
     let compared = restored.and_then(|_| {
         for (table, rows) in &expected {
             let got = psql(
@@ -99,19 +132,15 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
         Ok(())
     });
     // The scratch database goes whatever happened (it may not exist if CREATE failed).
-    let _ = psql(
-        &conn,
-        &args.psql,
-        crate::conn::MAINTENANCE_DB,
-        &format!("DROP DATABASE IF EXISTS \"{scratch}\""),
-    );
+    let _ = psql(&conn, &args.psql, crate::conn::MAINTENANCE_DB, &drop_sql);
     compared?;
     println!(
         "{}",
         serde_json::json!({
             "component": COMPONENT, "action": "restore-test", "status": "success",
             "file": dump.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "tables": expected.len(), "rows": expected.values().sum::<u64>(),
+            "scratch": scratch, "tables": expected.len(),
+            "rows": expected.values().sum::<u64>(),
         })
     );
     Ok(())

@@ -218,6 +218,11 @@ impl QdrantStandin {
             .collect()
     }
 
+    /// Every collection's name, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        self.state().collections.keys().cloned().collect()
+    }
+
     pub fn points_count(&self, name: &str) -> Option<usize> {
         self.state().collections.get(name).map(|c| c.points.len())
     }
