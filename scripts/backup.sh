@@ -45,6 +45,8 @@ Optional hooks (environment):
   BACKUP_HEALTHCHECK_URL   pinged at start (/start), on success and on failure (/fail)
   BACKUP_OFFSITE_REMOTE    after a successful run: rclone sync of the tree to this remote
   BACKUP_PROMETHEUS_FILE   node_exporter textfile metrics, written with the report
+  BACKUP_RESTORE_TEST      never, weekly (default: drill the weekly snapshot when
+                           one is promoted) or always (after every run)
 
 Exit status: 0 when every selected component succeeded (and was verified),
 1 otherwise, 2 on a usage error, 75 when another run holds the lock.
@@ -323,6 +325,52 @@ for c in $made; do
         failed="$failed $c"
     fi
 done
+
+# 4b. The restore drill (BACKUP_RESTORE_TEST): `weekly` (the default) on the
+# run that promoted a weekly snapshot, against what it holds; `always` after
+# every run; `never`. Each component that this run backed up and verified is
+# drilled: restored into scratch targets, compared, removed (backup-verify
+# --restore-test keeps the outcome in restore_test.json for the report). A
+# drill that fails fails its component, as any failure does.
+drill_mode=${BACKUP_RESTORE_TEST:-weekly}
+case $drill_mode in
+never | weekly | always) ;;
+*)
+    log "warning: BACKUP_RESTORE_TEST=$drill_mode is none of never, weekly, always; drilling weekly"
+    drill_mode=weekly
+    ;;
+esac
+drill_from=
+if [ -z "$interrupted" ]; then
+    case $drill_mode in
+    always) drill_from=${week:+weekly/$week} && drill_from=${drill_from:-latest} ;;
+    weekly) [ -z "$week" ] || drill_from=weekly/$week ;;
+    esac
+fi
+drilled=
+for c in $made; do
+    case " $failed " in *" $c "*) continue ;; esac
+    drilled="$drilled $c"
+done
+if [ -n "$drill_from" ] && [ -n "$drilled" ]; then
+    log "restore drill of:$drilled (from $drill_from)"
+    set -- --restore-test --drill-from "$drill_from"
+    for c in $drilled; do set -- "$@" --component "$c"; done
+    run_logged "$run_dir/drill.out" backup-verify "$@"
+    cat "$run_dir/drill.out" >&8
+    drill_failed=
+    for c in $drilled; do
+        reason=$(grep "^FAIL .*/$c/" "$run_dir/drill.out" | head -n 1 | sed 's/^FAIL //')
+        [ -n "$reason" ] || continue
+        drill_failed=1
+        failed_record "$c" "the restore drill failed: $reason" 0 >>"$run_dir/$c.json"
+        failed="$failed $c"
+    done
+    if [ "$rc" -ne 0 ] && [ -z "$drill_failed" ]; then
+        log "the restore drill failed (backup-verify status $rc); see the lines above"
+        run_problem=1
+    fi
+fi
 
 # 5. The report, from every component's records (a later record wins).
 for c in $selected; do cat "$run_dir/$c.json"; done >"$run_dir/records.jsonl"

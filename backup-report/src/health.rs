@@ -81,10 +81,78 @@ pub struct Facts<'a> {
     pub grace: chrono::Duration,
     /// When the service started (before the first due run, no report is fine).
     pub started: Option<DateTime<Local>>,
+    /// The restore drills: how old the newest successful one of every
+    /// component may be (`None`: not judged, BACKUP_RESTORE_TEST=never), and
+    /// the last `restore_test.json`.
+    pub drill_max_age: Option<chrono::Duration>,
+    pub drills: Option<&'a Value>,
 }
 
 /// `Ok(why it is healthy)` or `Err(what is wrong, one line)`.
 pub fn judge(f: &Facts) -> Result<String, String> {
+    let backups = judge_backups(f)?;
+    match judge_drills(f)? {
+        Some(drills) => Ok(format!("{backups}; {drills}")),
+        None => Ok(backups),
+    }
+}
+
+/// The restore drills: every component's newest successful drill within the
+/// allowed age. Before the service has run that long, no drill is fine.
+fn judge_drills(f: &Facts) -> Result<Option<String>, String> {
+    let Some(max_age) = f.drill_max_age else {
+        return Ok(None);
+    };
+    let days = max_age.num_days();
+    let young = f.started.is_some_and(|s| f.now - s < max_age);
+    let components = f
+        .drills
+        .and_then(|d| d["components"].as_object())
+        .filter(|c| !c.is_empty());
+    let Some(components) = components else {
+        return if young {
+            Ok(Some("no restore drill yet".into()))
+        } else {
+            Err(format!(
+                "no restore drill in the last {days} days (restore_test.json is missing); run                  backup-verify --restore-test, or check BACKUP_RESTORE_TEST"
+            ))
+        };
+    };
+    for (component, entry) in components {
+        let last = entry["last_success"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Local));
+        match last {
+            Some(t) if f.now - t <= max_age => {}
+            Some(t) => {
+                return Err(format!(
+                    "the newest successful restore drill of {component} was at {} (more than                      {days} days ago, BACKUP_RESTORE_TEST_MAX_AGE_DAYS){}",
+                    stamp(t),
+                    entry["error"]
+                        .as_str()
+                        .map(|e| format!("; the last one failed: {e}"))
+                        .unwrap_or_default()
+                ))
+            }
+            None if young => {}
+            None => {
+                return Err(format!(
+                    "no successful restore drill of {component} yet{}",
+                    entry["error"]
+                        .as_str()
+                        .map(|e| format!("; the last one failed: {e}"))
+                        .unwrap_or_default()
+                ))
+            }
+        }
+    }
+    Ok(Some(format!(
+        "every component's restore drill passed within {days} days"
+    )))
+}
+
+fn judge_backups(f: &Facts) -> Result<String, String> {
     // The run that should have finished by now.
     let due = f.schedule.last_at_or_before(f.now - f.grace);
     let Some(report) = f.report else {
@@ -161,7 +229,46 @@ mod tests {
             now,
             grace: chrono::Duration::hours(2),
             started: None,
+            drill_max_age: None,
+            drills: None,
         }
+    }
+
+    #[test]
+    fn drills_older_than_the_allowed_age_make_it_unhealthy() {
+        let s = Schedule::parse("0 2 * * *").unwrap();
+        let now = at(2024, 3, 20, 12, 0);
+        let r = report("completed", at(2024, 3, 20, 2, 10));
+        let drills = |pg: &str, minio: &str| {
+            json!({"components": {
+                "postgres": {"status": "success", "last_success": pg},
+                "minio": {"status": "failed", "last_success": minio, "error": "documents: object x"}}})
+        };
+        let fresh = drills("2024-03-17T02:30:00Z", "2024-03-17T02:31:00Z");
+        let stale = drills("2024-03-17T02:30:00Z", "2024-03-01T02:31:00Z");
+        let mut f = facts(&s, Some(&r), now);
+        f.drill_max_age = Some(chrono::Duration::days(8));
+        f.drills = Some(&fresh);
+        assert!(judge(&f)
+            .unwrap()
+            .contains("restore drill passed within 8 days"));
+        f.drills = Some(&stale);
+        let why = judge(&f).unwrap_err();
+        assert!(
+            why.starts_with("the newest successful restore drill of minio was at 2024-03-01")
+                && why.ends_with("the last one failed: documents: object x"),
+            "{why}"
+        );
+        // Never judged with BACKUP_RESTORE_TEST=never; none yet is fine while young.
+        f.drill_max_age = None;
+        assert!(judge(&f).is_ok());
+        f.drill_max_age = Some(chrono::Duration::days(8));
+        f.drills = None;
+        assert!(judge(&f)
+            .unwrap_err()
+            .starts_with("no restore drill in the last 8 days"));
+        f.started = Some(at(2024, 3, 18, 0, 0));
+        assert!(judge(&f).is_ok());
     }
 
     #[test]

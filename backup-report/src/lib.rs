@@ -63,6 +63,19 @@ pub struct Cli {
     /// (until the first run is due, no report is not a problem)
     #[arg(long, value_name = "FILE")]
     pub started_file: Option<PathBuf>,
+    /// When backup.sh drills restores (never, weekly, always): with `never`
+    /// --health does not judge the drills
+    #[arg(long, env = "BACKUP_RESTORE_TEST", default_value = "weekly",
+          value_parser = ["never", "weekly", "always"])]
+    pub restore_test: String,
+    /// --health: days the newest successful drill of every component may be old
+    #[arg(
+        long,
+        env = "BACKUP_RESTORE_TEST_MAX_AGE_DAYS",
+        default_value_t = 8,
+        value_name = "DAYS"
+    )]
+    pub restore_test_max_age_days: u32,
 }
 
 pub fn run(cli: Cli) -> i32 {
@@ -105,12 +118,16 @@ fn check_health(cli: &Cli) -> Result<()> {
         .as_ref()
         .and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
         .map(chrono::DateTime::<chrono::Local>::from);
+    let drills = read_drills(&cli.tree.backup_dir)?;
     let verdict = health::judge(&health::Facts {
         schedule: &s,
         report: report.as_ref(),
         now: chrono::Local::now(),
         grace: chrono::Duration::minutes(cli.grace_minutes.into()),
         started,
+        drill_max_age: (cli.restore_test != "never")
+            .then(|| chrono::Duration::days(cli.restore_test_max_age_days.into())),
+        drills: drills.as_ref(),
     });
     match verdict {
         Ok(why) => {
@@ -118,6 +135,21 @@ fn check_health(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Err(why) => anyhow::bail!("unhealthy: {why}"),
+    }
+}
+
+/// The last drill's record (`restore_test.json`, backup-verify writes it), if any.
+fn read_drills(root: &Path) -> Result<Option<serde_json::Value>> {
+    let path = root.join("restore_test.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not JSON; run backup-verify --restore-test again",
+                path.display()
+            )
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
@@ -139,7 +171,17 @@ fn write_report(cli: &Cli) -> Result<()> {
         retention_weekly: cli.weeks,
         now: chrono::Utc::now(),
     };
-    let report = report::assemble(&run, &stats, &facts);
+    let mut report = report::assemble(&run, &stats, &facts);
+    // The last restore drill (backup-verify --restore-test), a section of its own.
+    report.restore_test = read_drills(&cli.tree.backup_dir)
+        .unwrap_or_else(|e| {
+            log::log(
+                COMPONENT,
+                &format!("warning: {}", backup_common::exit::one_line(&e)),
+            );
+            None
+        })
+        .and_then(|d| d.get("components").cloned());
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
     publish::write_atomically(&cli.tree.backup_dir, "backup_report.json", text.as_bytes())?;

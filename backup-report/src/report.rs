@@ -39,6 +39,10 @@ pub struct Report {
     pub components: BTreeMap<String, ComponentEntry>,
     pub statistics: Statistics,
     pub errors: Vec<String>,
+    /// The last restore drill per component (restore_test.json), when one
+    /// has run: a section after the description's fields, which stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +186,7 @@ pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
             retention_weekly: facts.retention_weekly,
         },
         errors,
+        restore_test: None,
     }
 }
 
@@ -283,6 +288,38 @@ pub fn prometheus(
             .iter()
             .map(|((c, s), t)| (both(c.name(), s), t.timestamp().to_string()))
             .collect(),
+    );
+    let drills: Vec<(&String, &serde_json::Value)> = report
+        .restore_test
+        .as_ref()
+        .and_then(|d| d.as_object())
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    let per_drill = |f: &dyn Fn(&serde_json::Value) -> Option<String>| -> Vec<(String, String)> {
+        drills
+            .iter()
+            .filter_map(|(c, v)| f(v).map(|x| (label(c), x)))
+            .collect()
+    };
+    let seconds_of = |t: &serde_json::Value| {
+        t.as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp().to_string())
+    };
+    metric(
+        "backup_restore_test_success",
+        "1 if the component's last restore drill passed, 0 if it failed.",
+        per_drill(&|v| Some(if v["status"] == "success" { "1" } else { "0" }.into())),
+    );
+    metric(
+        "backup_restore_test_timestamp_seconds",
+        "Unix time of the component's newest successful restore drill.",
+        per_drill(&|v| seconds_of(&v["last_success"])),
+    );
+    metric(
+        "backup_restore_test_duration_seconds",
+        "Duration of the component's last restore drill.",
+        per_drill(&|v| v["duration_seconds"].as_f64().map(|d| d.to_string())),
     );
     metric(
         "backup_artifacts",
@@ -624,5 +661,28 @@ mod tests {
             t.contains("\n  gone     failed   database \"gone\" does not exist"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn the_last_drill_is_a_section_of_its_own_and_three_metrics() {
+        let mut r = assemble(&run(&[PG_OK]), &TreeStats::default(), &facts());
+        let plain = serde_json::to_value(&r).unwrap();
+        assert!(plain.get("restore_test").is_none(), "no drill, no section");
+        r.restore_test = Some(json!({
+            "postgres": {"status": "success", "timestamp": "2024-01-24T02:05:00.000Z",
+                         "last_success": "2024-01-24T02:05:00.000Z", "duration_seconds": 4.5},
+            "minio": {"status": "failed", "timestamp": "2024-01-24T02:05:00.000Z",
+                      "last_success": null, "duration_seconds": 1.0, "error": "documents: x"}}));
+        let v = serde_json::to_value(&r).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.last().unwrap().as_str(), "restore_test");
+        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new());
+        assert!(m.contains("backup_restore_test_success{component=\"postgres\"} 1\n"));
+        assert!(m.contains("backup_restore_test_success{component=\"minio\"} 0\n"));
+        assert!(m.contains(
+            "backup_restore_test_timestamp_seconds{component=\"postgres\"} 1706061900\n"
+        ));
+        assert!(!m.contains("backup_restore_test_timestamp_seconds{component=\"minio\"}"));
+        assert!(m.contains("backup_restore_test_duration_seconds{component=\"postgres\"} 4.5\n"));
     }
 }

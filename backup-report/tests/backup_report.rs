@@ -227,13 +227,51 @@ fn health_is_a_fresh_completed_report() {
 
     let out = run_with_stdin(&t, &[], &pg_ok());
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // The drills are judged too (BACKUP_RESTORE_TEST=weekly, the default):
+    // none in a tree whose service start is unknown is unhealthy.
+    let out = t.run(&["--health"]);
+    out.assert_failed(
+        "health check",
+        1,
+        "unhealthy: no restore drill in the last 8 days",
+        "no secret here",
+    );
+    let out = t
+        .clone()
+        .env("BACKUP_RESTORE_TEST", "never")
+        .run(&["--health"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    fs::write(
+        root.path().join("restore_test.json"),
+        format!(
+            "{{\"components\":{{\"postgres\":{{\"status\":\"success\",\"timestamp\":\"{now}\",\
+             \"last_success\":\"{now}\",\"duration_seconds\":2.5}}}}}}"
+        ),
+    )
+    .unwrap();
     let out = t.run(&["--health"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        out.stdout.starts_with("healthy: the last backup"),
+        out.stdout.starts_with("healthy: the last backup")
+            && out.stdout.contains("restore drill passed within 8 days"),
         "{}",
         out.stdout
     );
+    // The next report carries the drill, and its metrics.
+    let metrics = root.path().join("metrics.prom");
+    let out = run_with_stdin(&t, &["--prometheus", metrics.to_str().unwrap()], &pg_ok());
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(report["restore_test"]["postgres"]["status"], "success");
+    assert!(fs::read_to_string(&metrics)
+        .unwrap()
+        .contains("backup_restore_test_success{component=\"postgres\"} 1\n"));
+    let out = run_with_stdin(&t, &[], &pg_ok());
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 
     let out = run_with_stdin(&t, &[], &format!("{}\n{}", pg_ok(), qd_failed()));
     assert_eq!(out.code, Some(0), "{}", out.stderr);

@@ -56,10 +56,24 @@ pub struct Cli {
     /// and path, tab-separated (--json: objects). Exit 1 if any check fails.
     #[arg(long, value_name = "POINT", conflicts_with_all = ["paths", "all", "records", "restore_test"])]
     pub plan: Option<String>,
-    /// With --plan: only this component (repeatable; default: all of them)
-    #[arg(long = "component", value_name = "NAME", requires = "plan",
+    /// With --plan or --restore-test: only this component (repeatable;
+    /// default: all of them)
+    #[arg(long = "component", value_name = "NAME",
           value_parser = ["postgres", "minio", "qdrant", "n8n"])]
     pub components: Vec<String>,
+}
+
+impl Cli {
+    /// `--component`s, or every component.
+    pub fn selected_components(&self) -> Vec<backup_common::Component> {
+        if self.components.is_empty() {
+            return backup_common::Component::ALL.to_vec();
+        }
+        self.components
+            .iter()
+            .filter_map(|c| backup_common::Component::from_name(c))
+            .collect()
+    }
 }
 
 /// The verdict on one artifact.
@@ -205,15 +219,7 @@ fn check_n8n_key(path: &Path, decryption: &Decryption, key: &str) -> Result<()> 
 /// printed; nothing is printed on stdout unless every check passed.
 fn print_plan(cli: &Cli, point: &str) -> Result<()> {
     let point = plan::Point::parse(point).map_err(backup_common::usage)?;
-    let components: Vec<backup_common::Component> = if cli.components.is_empty() {
-        backup_common::Component::ALL.to_vec()
-    } else {
-        cli.components
-            .iter()
-            .filter_map(|c| backup_common::Component::from_name(c))
-            .collect()
-    };
-    let steps = plan::plan(&cli.tree.backup_dir, point, &components)?;
+    let steps = plan::plan(&cli.tree.backup_dir, point, &cli.selected_components())?;
     let keys = Keys::from_env()?;
     let mut failed = 0;
     for (_, path) in &steps {
@@ -249,6 +255,11 @@ pub fn run(cli: Cli) -> i32 {
         return backup_common::tool::run(COMPONENT, "plan", || print_plan(&cli, point));
     }
     backup_common::tool::run(COMPONENT, "verify", || {
+        if !cli.components.is_empty() && !cli.restore_test {
+            return Err(backup_common::usage(
+                "--component goes with --plan or --restore-test",
+            ));
+        }
         let mut from_records = Vec::new();
         for record in &cli.records {
             for unit in backup_common::record::published_units(record)? {
@@ -262,6 +273,9 @@ pub fn run(cli: Cli) -> i32 {
         }
         let paths = if !cli.paths.is_empty() || !from_records.is_empty() {
             from_records.into_iter().chain(cli.paths.clone()).collect()
+        } else if cli.drill_from.is_some() {
+            // A drill of a given point: the drills check their own files.
+            Vec::new()
         } else if cli.all {
             select::all(&cli.tree.backup_dir)?
         } else {

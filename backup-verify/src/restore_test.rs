@@ -40,8 +40,8 @@ pub fn run(cli: &Cli, keys: &Keys) -> Result<Vec<Verdict>> {
         Some(p) => Point::parse(p).map_err(backup_common::usage)?,
         None => Point::Latest,
     };
-    let steps =
-        plan::plan(&cli.tree.backup_dir, point, &Component::ALL).context("nothing to drill")?;
+    let steps = plan::plan(&cli.tree.backup_dir, point, &cli.selected_components())
+        .context("nothing to drill")?;
     let drilled: Vec<Drilled> = steps
         .iter()
         .map(|(p, path)| {
@@ -209,9 +209,14 @@ fn sibling(tool: &str) -> PathBuf {
 }
 
 /// The drill per component (pure): passed only if every series passed; when,
-/// which artifacts, how long, and each series' figures or failure.
-pub fn by_component(drilled: &[Drilled], when: &str) -> Value {
-    let mut components = serde_json::Map::new();
+/// which artifacts, how long, each series' figures or failure, and when the
+/// component's drill last passed (carried over from `previous` when this one
+/// failed; components not drilled now keep their previous entry).
+pub fn by_component(drilled: &[Drilled], when: &str, previous: Option<&Value>) -> Value {
+    let mut components = previous
+        .and_then(|p| p["components"].as_object())
+        .cloned()
+        .unwrap_or_default();
     for c in Component::ALL {
         let mine: Vec<&Drilled> = drilled.iter().filter(|d| d.component == c).collect();
         if mine.is_empty() {
@@ -241,9 +246,18 @@ pub fn by_component(drilled: &[Drilled], when: &str) -> Value {
                 (d.series.clone(), v)
             })
             .collect();
+        let last_success = if failed.is_empty() {
+            Value::from(when)
+        } else {
+            components
+                .get(c.name())
+                .map(|p| p["last_success"].clone())
+                .unwrap_or(Value::Null)
+        };
         let mut entry = json!({
             "status": if failed.is_empty() { "success" } else { "failed" },
             "timestamp": when,
+            "last_success": last_success,
             "duration_seconds": (mine.iter().map(|d| d.seconds).sum::<f64>() * 10.0).round() / 10.0,
             "series": series,
         });
@@ -261,7 +275,10 @@ fn keep(root: &Path, drilled: &[Drilled]) -> Result<()> {
     let when = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
-    let mut text = serde_json::to_string_pretty(&by_component(drilled, &when))?;
+    let previous: Option<Value> = std::fs::read(root.join(RESULT_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut text = serde_json::to_string_pretty(&by_component(drilled, &when, previous.as_ref()))?;
     text.push('\n');
     backup_common::publish::write_atomically(root, RESULT_FILE, text.as_bytes())
         .with_context(|| format!("cannot write {}", root.join(RESULT_FILE).display()))
@@ -292,13 +309,28 @@ mod tests {
             ),
             drilled(Component::Minio, "documents", Ok(json!({"objects": 2}))),
         ];
-        let v = by_component(&all, "2024-01-01T00:00:00.000Z");
+        let before = json!({"components": {
+            "postgres": {"status": "success", "last_success": "2023-12-25T00:00:00.000Z"},
+            "n8n": {"status": "success", "last_success": "2023-12-25T00:00:00.000Z"}}});
+        let v = by_component(&all, "2024-01-01T00:00:00.000Z", Some(&before));
         let pg = &v["components"]["postgres"];
         assert_eq!(pg["status"], "failed");
         assert_eq!(pg["error"], "crm: 3 rows, the dump holds 4");
         assert_eq!(pg["duration_seconds"], 2.5);
         assert_eq!(pg["series"]["shop"]["compared"]["rows"], 5);
+        assert_eq!(
+            pg["last_success"], "2023-12-25T00:00:00.000Z",
+            "the last pass, kept"
+        );
         assert_eq!(v["components"]["minio"]["status"], "success");
+        assert_eq!(
+            v["components"]["minio"]["last_success"],
+            "2024-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            v["components"]["n8n"], before["components"]["n8n"],
+            "not drilled: kept"
+        );
         assert!(v["components"].get("qdrant").is_none());
     }
 

@@ -74,6 +74,10 @@ fn hint(stderr: &str) -> Option<&'static str> {
         Some("check POSTGRES_HOST and POSTGRES_PORT, and that the server is running")
     } else if s.contains("database \"") && s.contains("does not exist") {
         Some("check POSTGRES_DB (or --db)")
+    } else if s.contains("permission denied to create database") {
+        Some("POSTGRES_USER needs CREATEDB for this (a restore with --create, or a drill's scratch database)")
+    } else if s.contains("must be superuser") {
+        Some("applying the cluster's roles takes a superuser as POSTGRES_USER")
     } else if s.contains("permission denied") {
         Some("check that POSTGRES_USER may read every object in the database")
     } else {

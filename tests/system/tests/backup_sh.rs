@@ -798,11 +798,34 @@ fn several_databases_are_series_of_one_component_everywhere() {
         m.contains("backup_series_success{component=\"postgres\",series=\"crm\"} 1"),
         "{m}"
     );
+    let ok: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("OK "))
+        .collect();
     assert_eq!(
-        out.stderr.matches("OK ").count(),
+        ok.iter().filter(|l| !l.contains(" — drill: ")).count(),
         6,
         "each dump and the globals verified, daily and weekly: {}",
         out.stderr
+    );
+    // The weekly run drills what it promoted: both databases and the globals.
+    let drills: Vec<&&str> = ok.iter().filter(|l| l.contains(" — drill: ")).collect();
+    assert_eq!(drills.len(), 3, "{}", out.stderr);
+    assert!(drills.iter().all(|l| l.contains("/weekly/")), "{drills:?}");
+    let kept: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("restore_test.json")).unwrap()).unwrap();
+    assert_eq!(
+        kept["components"]["postgres"]["status"], "success",
+        "{kept}"
+    );
+    assert_eq!(
+        report["restore_test"]["postgres"]["status"], "success",
+        "{report}"
+    );
+    assert!(
+        m.contains("backup_restore_test_success{component=\"postgres\"} 1"),
+        "{m}"
     );
 
     let out = postgres_run(&pg, dir.path())
@@ -822,6 +845,61 @@ fn several_databases_are_series_of_one_component_everywhere() {
             .starts_with("postgres (gone): "),
         "{report}"
     );
+}
+
+/// BACKUP_RESTORE_TEST=always drills after every run; a drill that fails
+/// (here: the backup user may dump but not create the scratch database)
+/// fails its component with the reason, the run exits 1, and the report and
+/// restore_test.json say so. `never` skips the drill.
+#[test]
+fn a_drill_that_fails_fails_its_component_and_the_run() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql(
+        "postgres",
+        "CREATE ROLE plain LOGIN PASSWORD 'plain-pw-3'; GRANT CONNECT ON DATABASE shop TO plain;",
+    );
+    pg.sql(
+        "shop",
+        "CREATE TABLE t AS SELECT 1 AS one; GRANT SELECT ON t TO plain;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = |mode: &str| {
+        postgres_run(&pg, dir.path())
+            .env("POSTGRES_DB", "shop")
+            .env("POSTGRES_USER", "plain")
+            .env("POSTGRES_PASSWORD", "plain-pw-3")
+            .env("BACKUP_RESTORE_TEST", mode)
+            .run(&[])
+    };
+    let out = run("never");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("restore drill"), "{}", out.stderr);
+
+    let out = run("always");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let report: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
+    let error = report["components"]["postgres"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("the restore drill failed: ")
+            && error.contains("globals_")
+            && error.contains("takes a superuser as POSTGRES_USER"),
+        "{report}"
+    );
+    let shop = &report["restore_test"]["postgres"]["series"]["shop"];
+    assert!(
+        shop["error"]
+            .as_str()
+            .unwrap()
+            .contains("POSTGRES_USER needs CREATEDB"),
+        "{report}"
+    );
+    assert_eq!(
+        report["restore_test"]["postgres"]["status"], "failed",
+        "{report}"
+    );
+    assert!(!out.all().contains("plain-pw-3"));
 }
 
 /// Today's ISO weekday (1 Monday … 7 Sunday) where the tests' backups run.
