@@ -84,8 +84,15 @@ scripts/backup.sh --type incremental --weekly
 week=$(ls "$BACKUP_DIR/weekly" | tail -n 1)
 ls -lR "$BACKUP_DIR/weekly/$week"
 
-say "4. backup-verify --all"
+say "4. backup-verify --all, then the restore drill (scratch targets, compared, removed)"
 backup-verify --all
+backup-verify --restore-test --drill-from "weekly/$week"
+echo "drill cost per component (seconds):"
+python3 - "$BACKUP_DIR/restore_test.json" <<'PY'
+import json, sys
+for c, v in json.load(open(sys.argv[1]))["components"].items():
+    print(f"  {c:<9} {v['duration_seconds']:>6} s  {v['status']}")
+PY
 
 say "5. restore every component from weekly/$week into fresh targets"
 w=$BACKUP_DIR/weekly/$week

@@ -342,6 +342,20 @@ fn full_incremental_weekly_and_restore_of_every_component() {
     assert_eq!(weeks.len(), 1, "{weeks:?}");
     let week = stack.root().join("weekly").join(&weeks[0]);
     assert_eq!(report["statistics"]["weekly_snapshots"], 1);
+    // The weekly run drilled every component it promoted (the default
+    // BACKUP_RESTORE_TEST=weekly), and the report carries the drill.
+    for c in ["postgres", "minio", "qdrant", "n8n"] {
+        assert_eq!(
+            report["restore_test"][c]["status"], "success",
+            "{c}: {report}"
+        );
+    }
+    assert_eq!(
+        report["restore_test"]["minio"]["series"]["documents"]["compared"]["objects"],
+        stack.s3.keys("documents").len(),
+        "{report}"
+    );
+    assert!(stack.s3.buckets().iter().all(|b| !b.contains("-verify-")));
     let incr2 = published(&stack, &report, "minio");
     // The incremental's whole chain is in the weekly folder, so it restores alone.
     let full = stack
