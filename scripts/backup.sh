@@ -43,7 +43,10 @@ one of its series did.
 Optional hooks (environment):
   BACKUP_NOTIFY_URL        the report JSON is POSTed here when a run ends
   BACKUP_HEALTHCHECK_URL   pinged at start (/start), on success and on failure (/fail)
-  BACKUP_OFFSITE_REMOTE    after a successful run: rclone sync of the tree to this remote
+  BACKUP_OFFSITE_REMOTE    after a successful run: upload the tree to this rclone remote,
+                           every file sent checked by hash (BACKUP_OFFSITE_MODE: copy,
+                           the default, never deletes or overwrites there; sync mirrors;
+                           BACKUP_OFFSITE_BWLIMIT: rclone's --bwlimit)
   BACKUP_PROMETHEUS_FILE   node_exporter textfile metrics, written with the report
   BACKUP_RESTORE_TEST      never, weekly (default: drill the weekly snapshot when
                            one is promoted) or always (after every run)
@@ -230,6 +233,9 @@ ping_health() { # suffix [file]
 }
 
 started=$(date +%s)
+# What this run writes is newer than this (a second before the start, as
+# find compares whole seconds): the off-site step checks those files.
+touch -t "$(date -d "@$((started - 1))" +%Y%m%d%H%M.%S)" "$run_dir/started"
 log "starting a backup ($backup_type) of:$selected (pid $$)"
 ping_health /start
 
@@ -372,7 +378,113 @@ if [ -n "$drill_from" ] && [ -n "$drilled" ]; then
     fi
 fi
 
-# 5. The report, from every component's records (a later record wins).
+# 5. Off-site copy, only of a tree this run left good (BACKUP_OFFSITE_REMOTE,
+# an rclone remote). `copy` (the default) uploads and never deletes or
+# overwrites anything there: the artifacts with `--immutable --checksum` (a
+# remote file that differs from ours fails the run and is named), then the
+# reports, logs and *_latest links, which change every run. `sync` mirrors,
+# deletions included. Every file this run sent is then compared by hash with
+# the remote. The outcome goes to offsite.json for the report.
+offsite_filters() { # the artifacts, their sidecars: no links, logs, temp or dot files
+    for f in '- .*' '- .*/**' '- *_latest*' '+ /postgres/**' '+ /minio/**' '+ /qdrant/**' \
+        '+ /n8n/**' '+ /weekly/**' '- *'; do
+        printf '%s\n' "$f"
+    done >"$run_dir/offsite.filter"
+}
+rclone_logged() { # what, then rclone's arguments; its log kept in $run_dir/rclone.log
+    what=$1
+    shift
+    : >"$run_dir/rclone.log"
+    run_logged /dev/null rclone "$@" --log-file "$run_dir/rclone.log" --log-level NOTICE
+    cat "$run_dir/rclone.log" >&8
+    [ "$rc" -eq 0 ] && return 0
+    reason=$(grep -m 1 'ERROR' "$run_dir/rclone.log" | sed 's/^.*ERROR : //')
+    [ -n "$reason" ] || reason=$(tail -n 1 "$run_dir/rclone.log" | sed 's/^[0-9/]* [0-9:]* //')
+    offsite_error="$what failed (rclone status $rc): $reason"
+    return 1
+}
+offsite() {
+    mode=${BACKUP_OFFSITE_MODE:-copy}
+    remote=$BACKUP_OFFSITE_REMOTE
+    t0=$(date +%s)
+    set --
+    [ -z "${BACKUP_OFFSITE_BWLIMIT:-}" ] || set -- --bwlimit "$BACKUP_OFFSITE_BWLIMIT"
+    # The files this run sent: what it published, and what it promoted
+    # (hard links keep the mtime of what they link).
+    (cd "$BACKUP_DIR" && find postgres minio qdrant n8n weekly -type f -newer "$run_dir/started" \
+        ! -name '.*' 2>/dev/null) >"$run_dir/sent.unsorted"
+    for v in "$run_dir"/*.verify; do
+        [ -f "$v" ] || continue
+        while IFS= read -r p; do
+            printf '%s\n%s.sha256\n' "${p#"$BACKUP_DIR"/}" "${p#"$BACKUP_DIR"/}"
+        done <"$v"
+    done >>"$run_dir/sent.unsorted"
+    sort -u "$run_dir/sent.unsorted" >"$run_dir/sent.list"
+    offsite_files=$(wc -l <"$run_dir/sent.list")
+    offsite_bytes=$(while IFS= read -r f; do wc -c <"$BACKUP_DIR/$f"; done <"$run_dir/sent.list" |
+        awk '{ n += $1 } END { print n + 0 }')
+    offsite_error=
+    offsite_filters
+    case $mode in
+    copy)
+        log "off-site: rclone copy (upload only: nothing on the remote is deleted or overwritten)"
+        rclone_logged "uploading the artifacts" copy "$BACKUP_DIR" "$remote" --immutable --checksum \
+            --filter-from "$run_dir/offsite.filter" "$@" || return 1
+        rclone_logged "uploading the reports and latest links" copy "$BACKUP_DIR" "$remote" --links \
+            --filter '- .*' --filter '+ /*.json' --filter '+ /*.log' --filter '+ /*/*_latest*' \
+            --filter '- *' "$@" || log "warning: off-site: $offsite_error"
+        offsite_error=
+        ;;
+    sync)
+        log "off-site: rclone sync (a mirror: deletions are mirrored too)"
+        rclone_logged "the sync" sync "$BACKUP_DIR" "$remote" --links --exclude '.*' \
+            --exclude '.*/**' "$@" || return 1
+        ;;
+    *)
+        offsite_error="BACKUP_OFFSITE_MODE=$mode is neither copy nor sync"
+        return 1
+        ;;
+    esac
+    [ "$offsite_files" -gt 0 ] || return 0
+    # Every file this run sent, compared by hash with the remote; where the
+    # remote has no hash in common with ours, by downloading it.
+    rclone_logged "checking what was sent" check "$BACKUP_DIR" "$remote" --one-way \
+        --files-from "$run_dir/sent.list"
+    check_rc=$?
+    if grep -q 'No common hash' "$run_dir/rclone.log"; then
+        rclone_logged "checking what was sent (by download)" check "$BACKUP_DIR" "$remote" \
+            --one-way --download --files-from "$run_dir/sent.list"
+        check_rc=$?
+    fi
+    return $check_rc
+}
+offsite_json() { # status
+    previous=$(sed -n 's/.*"last_success": *"\([^"]*\)".*/\1/p' "$BACKUP_DIR/offsite.json" 2>/dev/null)
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    last=$previous
+    [ "$1" = success ] && last=$now
+    {
+        printf '{"status":"%s","timestamp":"%s","last_success":%s,' "$1" "$now" \
+            "$([ -n "$last" ] && printf '"%s"' "$last" || printf null)"
+        printf '"mode":"%s","files":%s,"bytes":%s,"duration_seconds":%s' \
+            "$(json_escape "${BACKUP_OFFSITE_MODE:-copy}")" "${offsite_files:-0}" \
+            "${offsite_bytes:-0}" "$(($(date +%s) - t0))"
+        [ -z "$offsite_error" ] || printf ',"error":"%s"' "$(json_escape "$offsite_error")"
+        printf '}\n'
+    } >"$run_dir/offsite.json" && mv -f "$run_dir/offsite.json" "$BACKUP_DIR/offsite.json"
+}
+if [ -z "$failed" ] && [ -z "$run_problem" ] && [ -z "$interrupted" ] && [ -n "${BACKUP_OFFSITE_REMOTE:-}" ]; then
+    if offsite; then
+        log "off-site: $offsite_files file(s), $offsite_bytes bytes sent and checked"
+        offsite_json success
+    else
+        log "off-site copy failed: ${offsite_error:-see above}; check BACKUP_OFFSITE_REMOTE and rclone's config"
+        offsite_json failed
+        run_problem=1
+    fi
+fi
+
+# 6. The report, from every component's records (a later record wins).
 for c in $selected; do cat "$run_dir/$c.json"; done >"$run_dir/records.jsonl"
 duration=$(($(date +%s) - started))
 set -- "$run_dir/records.jsonl" --type "$backup_type" --duration "$duration" --text
@@ -383,17 +495,6 @@ protected=1
 run_logged "$run_dir/report.txt" backup-report "$@"
 cat "$run_dir/report.txt" >&8
 [ "$rc" -eq 0 ] || run_problem=1
-
-# 6. Off-site copy, only of a tree this run left good.
-if [ -z "$failed" ] && [ -z "$run_problem" ] && [ -z "$interrupted" ] && [ -n "${BACKUP_OFFSITE_REMOTE:-}" ]; then
-    log "rclone sync to the off-site remote"
-    run_logged /dev/null rclone sync "$BACKUP_DIR" "$BACKUP_OFFSITE_REMOTE" \
-        --links --exclude '.*' --exclude '.*/**'
-    if [ "$rc" -ne 0 ]; then
-        log "off-site sync failed (rclone status $rc); check BACKUP_OFFSITE_REMOTE and rclone's config"
-        run_problem=1
-    fi
-fi
 
 # 7. Hooks and the exit status.
 report=$BACKUP_DIR/backup_report.json

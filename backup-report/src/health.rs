@@ -86,14 +86,54 @@ pub struct Facts<'a> {
     /// the last `restore_test.json`.
     pub drill_max_age: Option<chrono::Duration>,
     pub drills: Option<&'a Value>,
+    /// How old the last successful off-site copy may be (`None`: not
+    /// judged), and the last `offsite.json`.
+    pub offsite_max_age: Option<chrono::Duration>,
+    pub offsite: Option<&'a Value>,
 }
 
 /// `Ok(why it is healthy)` or `Err(what is wrong, one line)`.
 pub fn judge(f: &Facts) -> Result<String, String> {
-    let backups = judge_backups(f)?;
-    match judge_drills(f)? {
-        Some(drills) => Ok(format!("{backups}; {drills}")),
-        None => Ok(backups),
+    let mut why = judge_backups(f)?;
+    for more in [judge_drills(f)?, judge_offsite(f)?].into_iter().flatten() {
+        why = format!("{why}; {more}");
+    }
+    Ok(why)
+}
+
+/// The off-site copy: the last successful one within the allowed age.
+fn judge_offsite(f: &Facts) -> Result<Option<String>, String> {
+    let Some(max_age) = f.offsite_max_age else {
+        return Ok(None);
+    };
+    let hours = max_age.num_hours();
+    let last = f
+        .offsite
+        .and_then(|o| o["last_success"].as_str())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Local));
+    let failed = f
+        .offsite
+        .and_then(|o| o["error"].as_str())
+        .map(|e| format!("; the last one failed: {e}"))
+        .unwrap_or_default();
+    match last {
+        Some(t) if f.now - t <= max_age => Ok(Some(format!(
+            "the last off-site copy ({}) is within {hours} h",
+            stamp(t)
+        ))),
+        Some(t) => Err(format!(
+            "the last successful off-site copy was at {} (more than {hours} h ago, \
+             BACKUP_OFFSITE_MAX_AGE_HOURS){failed}",
+            stamp(t)
+        )),
+        None if f.started.is_some_and(|s| f.now - s < max_age) => {
+            Ok(Some("no off-site copy yet".into()))
+        }
+        None => Err(format!(
+            "no successful off-site copy in the last {hours} h{failed}; check \
+             BACKUP_OFFSITE_REMOTE and backup.log"
+        )),
     }
 }
 
@@ -231,7 +271,35 @@ mod tests {
             started: None,
             drill_max_age: None,
             drills: None,
+            offsite_max_age: None,
+            offsite: None,
         }
+    }
+
+    #[test]
+    fn an_old_or_missing_off_site_copy_is_unhealthy_only_when_judged() {
+        let s = Schedule::parse("0 2 * * *").unwrap();
+        let now = at(2024, 3, 20, 12, 0);
+        let r = report("completed", at(2024, 3, 20, 2, 10));
+        let fresh = json!({"status": "success", "last_success": "2024-03-20T02:20:00Z"});
+        let stale = json!({"status": "failed", "last_success": "2024-03-18T02:20:00Z",
+                           "error": "checking what was sent failed (rclone status 1): x: md5 differ"});
+        let mut f = facts(&s, Some(&r), now);
+        f.offsite = Some(&stale);
+        assert!(judge(&f).is_ok(), "not judged without a max age");
+        f.offsite_max_age = Some(chrono::Duration::hours(26));
+        let why = judge(&f).unwrap_err();
+        assert!(
+            why.starts_with("the last successful off-site copy was at 2024-03-18")
+                && why.ends_with("x: md5 differ"),
+            "{why}"
+        );
+        f.offsite = Some(&fresh);
+        assert!(judge(&f).unwrap().contains("off-site copy"));
+        f.offsite = None;
+        assert!(judge(&f)
+            .unwrap_err()
+            .starts_with("no successful off-site copy in the last 26 h"));
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct Cli {
     #[arg(long, env = "BACKUP_RESTORE_TEST", default_value = "weekly",
           value_parser = ["never", "weekly", "always"])]
     pub restore_test: String,
+    /// --health: hours the last successful off-site copy may be old (unset:
+    /// not judged)
+    #[arg(long, env = "BACKUP_OFFSITE_MAX_AGE_HOURS", value_name = "HOURS")]
+    pub offsite_max_age_hours: Option<u32>,
     /// --health: days the newest successful drill of every component may be old
     #[arg(
         long,
@@ -119,6 +123,7 @@ fn check_health(cli: &Cli) -> Result<()> {
         .and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
         .map(chrono::DateTime::<chrono::Local>::from);
     let drills = read_drills(&cli.tree.backup_dir)?;
+    let offsite = read_offsite(&cli.tree.backup_dir)?;
     let verdict = health::judge(&health::Facts {
         schedule: &s,
         report: report.as_ref(),
@@ -128,6 +133,10 @@ fn check_health(cli: &Cli) -> Result<()> {
         drill_max_age: (cli.restore_test != "never")
             .then(|| chrono::Duration::days(cli.restore_test_max_age_days.into())),
         drills: drills.as_ref(),
+        offsite_max_age: cli
+            .offsite_max_age_hours
+            .map(|h| chrono::Duration::hours(h.into())),
+        offsite: offsite.as_ref(),
     });
     match verdict {
         Ok(why) => {
@@ -140,11 +149,20 @@ fn check_health(cli: &Cli) -> Result<()> {
 
 /// The last drill's record (`restore_test.json`, backup-verify writes it), if any.
 fn read_drills(root: &Path) -> Result<Option<serde_json::Value>> {
-    let path = root.join("restore_test.json");
+    read_json(root, "restore_test.json")
+}
+
+/// The last off-site copy's record (`offsite.json`, backup.sh writes it), if any.
+fn read_offsite(root: &Path) -> Result<Option<serde_json::Value>> {
+    read_json(root, "offsite.json")
+}
+
+fn read_json(root: &Path, name: &str) -> Result<Option<serde_json::Value>> {
+    let path = root.join(name);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
             format!(
-                "{} is not JSON; run backup-verify --restore-test again",
+                "{} is not JSON; the next run writes it again",
                 path.display()
             )
         })?)),
@@ -182,6 +200,13 @@ fn write_report(cli: &Cli) -> Result<()> {
             None
         })
         .and_then(|d| d.get("components").cloned());
+    report.offsite = read_offsite(&cli.tree.backup_dir).unwrap_or_else(|e| {
+        log::log(
+            COMPONENT,
+            &format!("warning: {}", backup_common::exit::one_line(&e)),
+        );
+        None
+    });
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
     publish::write_atomically(&cli.tree.backup_dir, "backup_report.json", text.as_bytes())?;

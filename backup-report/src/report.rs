@@ -43,6 +43,9 @@ pub struct Report {
     /// has run: a section after the description's fields, which stay as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_test: Option<serde_json::Value>,
+    /// The last off-site copy (offsite.json), when one has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +190,7 @@ pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
         },
         errors,
         restore_test: None,
+        offsite: None,
     }
 }
 
@@ -321,6 +325,31 @@ pub fn prometheus(
         "Duration of the component's last restore drill.",
         per_drill(&|v| v["duration_seconds"].as_f64().map(|d| d.to_string())),
     );
+    if let Some(o) = &report.offsite {
+        let one = |v: Option<String>| v.map(|x| vec![(String::new(), x)]).unwrap_or_default();
+        metric(
+            "backup_offsite_success",
+            "1 if the last off-site copy (upload and check) succeeded, 0 if it failed.",
+            one(Some(
+                if o["status"] == "success" { "1" } else { "0" }.into(),
+            )),
+        );
+        metric(
+            "backup_offsite_last_success_timestamp_seconds",
+            "Unix time of the last successful off-site copy.",
+            one(seconds_of(&o["last_success"])),
+        );
+        metric(
+            "backup_offsite_bytes",
+            "Bytes the last off-site copy sent.",
+            one(o["bytes"].as_u64().map(|b| b.to_string())),
+        );
+        metric(
+            "backup_offsite_duration_seconds",
+            "Duration of the last off-site copy.",
+            one(o["duration_seconds"].as_u64().map(|d| d.to_string())),
+        );
+    }
     metric(
         "backup_artifacts",
         "Artifacts of the component in the backup tree.",
@@ -684,5 +713,24 @@ mod tests {
         ));
         assert!(!m.contains("backup_restore_test_timestamp_seconds{component=\"minio\"}"));
         assert!(m.contains("backup_restore_test_duration_seconds{component=\"postgres\"} 4.5\n"));
+    }
+
+    #[test]
+    fn the_last_off_site_copy_is_a_section_and_four_metrics() {
+        let mut r = assemble(&run(&[PG_OK]), &TreeStats::default(), &facts());
+        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new());
+        assert!(!m.contains("backup_offsite_"), "none ran: no metrics");
+        r.offsite = Some(
+            json!({"status": "failed", "timestamp": "2024-01-24T02:06:00Z",
+            "last_success": "2024-01-23T02:06:00Z", "bytes": 1234, "duration_seconds": 7,
+            "error": "checking what was sent failed (rclone status 1): postgres/x: md5 differ"}),
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["offsite"]["status"], "failed");
+        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new());
+        assert!(m.contains("backup_offsite_success 0\n"));
+        assert!(m.contains("backup_offsite_last_success_timestamp_seconds 1705975560\n"));
+        assert!(m.contains("backup_offsite_bytes 1234\n"));
+        assert!(m.contains("backup_offsite_duration_seconds 7\n"));
     }
 }
