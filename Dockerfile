@@ -28,7 +28,7 @@ COPY --from=build /src/target/x86_64-unknown-linux-musl/release/pg-dumpwrap \
                   /src/target/x86_64-unknown-linux-musl/release/backup-verify \
                   /src/target/x86_64-unknown-linux-musl/release/backup-report \
                   /usr/local/bin/
-COPY scripts/backup.sh scripts/restore.sh scripts/entrypoint.sh /usr/local/bin/
+COPY scripts/backup.sh scripts/restore.sh scripts/offsite-pull.sh scripts/entrypoint.sh /usr/local/bin/
 COPY scripts/crontab.example /usr/local/share/backup-kit/crontab.example
 
 ENV BACKUP_DIR=/data/backups \
