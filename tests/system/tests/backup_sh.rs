@@ -948,7 +948,10 @@ fn the_off_site_copy_keeps_what_was_deleted_here_and_catches_what_was_changed_th
             .env("BACKUP_RESTORE_TEST", "never")
             .env("BACKUP_OFFSITE_REMOTE", "offsite:offsite")
             .env("BACKUP_OFFSITE_BWLIMIT", "50M")
-            .env("BACKUP_WEEKLY_DAY", (weekday_in_berlin() % 7 + 1).to_string())
+            .env(
+                "BACKUP_WEEKLY_DAY",
+                (weekday_in_berlin() % 7 + 1).to_string(),
+            )
             .env("BACKUP_PROMETHEUS_FILE", &metrics)
             .run(&[])
     };
@@ -980,9 +983,7 @@ fn the_off_site_copy_keeps_what_was_deleted_here_and_catches_what_was_changed_th
     fs::remove_file(dir.path().join(format!("postgres/{first}.sha256"))).unwrap();
     let out = run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(s3
-        .keys("offsite")
-        .contains(&format!("postgres/{first}")));
+    assert!(s3.keys("offsite").contains(&format!("postgres/{first}")));
     let report: Value =
         serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
     assert_eq!(report["offsite"]["status"], "success", "{report}");

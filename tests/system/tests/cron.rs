@@ -260,7 +260,12 @@ fn spawn_in_own_group(t: &Tool) -> std::process::Child {
 #[test]
 fn the_scripts_the_container_runs_directly_are_executable() {
     // The Dockerfile copies them as they are; ENTRYPOINT and the crontab exec them.
-    for name in ["entrypoint.sh", "backup.sh", "restore.sh", "offsite-pull.sh"] {
+    for name in [
+        "entrypoint.sh",
+        "backup.sh",
+        "restore.sh",
+        "offsite-pull.sh",
+    ] {
         let path = test_harness::script::repo_root().join("scripts").join(name);
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o111, 0o111, "{} is not executable", path.display());
