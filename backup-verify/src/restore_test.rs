@@ -112,8 +112,13 @@ fn summary(v: &Value, seconds: f64) -> String {
         .as_str()
         .map(|n| format!("; {n}"))
         .unwrap_or_default();
+    let did = if v["restored"] == false {
+        "checked"
+    } else {
+        "restored"
+    };
     format!(
-        "drill: restored{into}, compared {} in {seconds:.1} s{note}",
+        "drill: {did}{into}, compared {} in {seconds:.1} s{note}",
         if figures.is_empty() {
             "the content".to_owned()
         } else {
@@ -127,7 +132,8 @@ fn drill(component: Component, step: Step, path: &Path, keys: &Keys) -> Result<V
     if backup_common::crypt::is_encrypted(&name) && !keys.age.has_identity() {
         bail!(
             "encrypted, and BACKUP_AGE_IDENTITY_FILE is not set: the drill cannot decrypt it \
-             (set BACKUP_AGE_IDENTITY_FILE)"
+             (set BACKUP_AGE_IDENTITY_FILE, or drill on a host that holds the identity and set \
+             BACKUP_RESTORE_TEST=never here)"
         );
     }
     match (component, step) {
@@ -160,11 +166,11 @@ fn n8n(step: Step, path: &Path, keys: &Keys) -> Result<Value> {
                 "not decrypted: N8N_ENCRYPTION_KEY is not set; no scratch n8n to import into",
             ),
         };
-        return Ok(json!({"credentials": count, "note": note}));
+        return Ok(json!({"credentials": count, "restored": false, "note": note}));
     }
     let count = backup_formats::n8n::validate_workflows(&value)?.len();
-    Ok(json!({"workflows": count,
-              "note": "checked as n8n import:workflow reads it; no scratch n8n to import into"}))
+    Ok(json!({"workflows": count, "restored": false,
+              "note": "read as n8n import:workflow reads it; no scratch n8n to import into"}))
 }
 
 /// Runs `<tool> <args> <file>` (the tool that knows the service does the

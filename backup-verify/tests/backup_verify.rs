@@ -773,6 +773,11 @@ fn drills_fail_for_real_reasons_and_a_signal_leaves_no_scratch_target() {
     };
     assert!(ok("credentials_2"), "{}", out.stdout);
     assert!(ok("no scratch n8n to import into"), "{}", out.stdout);
+    assert!(
+        ok("drill: checked, compared 1 credentials"),
+        "{}",
+        out.stdout
+    );
     assert!(ok("globals_2"), "{}", out.stdout);
     let fail = |needle: &str, why: &str| {
         out.stdout
