@@ -1,8 +1,9 @@
 //! The checks, by kind of artifact. Each reads the file exactly once: the bytes
 //! go through a hasher (for the sidecar) on their way into the decoder.
 
+use crate::Keys;
 use anyhow::{anyhow, bail, Context, Result};
-use backup_common::crypt::{self, Decryption};
+use backup_common::crypt;
 use backup_common::dump_trailer::{DumpTail, Trailer};
 use backup_common::hashing::HashingReader;
 use backup_formats::qdrant::{self as qmanifest, Manifest};
@@ -75,13 +76,10 @@ pub struct Checked {
 
 /// Checks `content` as `kind`; `name` is the artifact's file name. The hash is
 /// of the bytes as they are on disk (an encrypted file's sidecar hashes the
-/// ciphertext); the checks read the plaintext.
-pub fn check(
-    kind: Kind,
-    name: &str,
-    content: impl Read,
-    decryption: &Decryption,
-) -> Result<Checked> {
+/// ciphertext); the checks read the plaintext, and n8n credentials are
+/// decrypted with n8n's key when `keys` has it.
+pub fn check(kind: Kind, name: &str, content: impl Read, keys: &Keys) -> Result<Checked> {
+    let decryption = &keys.age;
     let mut tee = HashingReader::new(io::BufReader::with_capacity(256 * 1024, content));
     let mut builds_on = None;
     let header_only = crypt::is_encrypted(name) && !decryption.has_identity();
@@ -94,7 +92,9 @@ pub fn check(
             Kind::PgGlobals => check_pg_dump(&mut plain, Trailer::Cluster)?,
             Kind::QdrantArchive => check_qdrant_archive(&mut plain)?,
             Kind::N8nJson => check_n8n(&mut plain)?,
-            Kind::N8nCredentials => check_n8n_credentials(&mut plain)?,
+            Kind::N8nCredentials => {
+                check_n8n_credentials(&mut plain, keys.n8n.as_ref().map(|k| k.expose()))?
+            }
             Kind::MinioArchive => builds_on = check_minio_archive(&mut plain, name)?,
         }
         // age authenticates each chunk as it is read, the last one included:
@@ -274,12 +274,15 @@ fn check_n8n(input: impl Read) -> Result<()> {
     Ok(())
 }
 
-/// An array of credentials, each with id, name, type and its encrypted data.
-fn check_n8n_credentials(input: impl Read) -> Result<()> {
+/// An array of credentials, each with id, name, type and its encrypted data;
+/// given n8n's key, every one of them decrypts with it.
+fn check_n8n_credentials(input: impl Read, n8n_key: Option<&str>) -> Result<()> {
     let value: serde_json::Value =
         serde_json::from_reader(input).map_err(|e| anyhow!("not valid JSON: {e}"))?;
-    backup_formats::n8n::validate_credentials(&value)?;
-    Ok(())
+    match n8n_key {
+        Some(key) => backup_formats::n8n::check_credentials_key(&value, key).map(drop),
+        None => backup_formats::n8n::validate_credentials(&value).map(drop),
+    }
 }
 
 #[cfg(test)]
@@ -312,7 +315,7 @@ mod tests {
             Kind::N8nJson,
             "workflows_20240101_000000.json",
             &good[..],
-            &Decryption::default()
+            &Keys::default()
         )
         .is_ok());
         assert!(
@@ -320,7 +323,7 @@ mod tests {
                 Kind::N8nJson,
                 "workflows_20240101_000000.json",
                 &b"[]"[..],
-                &Decryption::default()
+                &Keys::default()
             )
             .is_ok(),
             "an empty instance is a valid backup"
@@ -330,7 +333,7 @@ mod tests {
             Kind::N8nJson,
             "workflows_20240101_000000.json",
             &bad[..],
-            &Decryption::default()
+            &Keys::default()
         )
         .unwrap_err()
         .to_string()
@@ -339,7 +342,7 @@ mod tests {
             Kind::N8nJson,
             "workflows_20240101_000000.json",
             &b"{}"[..],
-            &Decryption::default()
+            &Keys::default()
         )
         .is_err());
     }
@@ -351,7 +354,7 @@ mod tests {
             Kind::N8nCredentials,
             "credentials_20240101_000000.json",
             &good[..],
-            &Decryption::default()
+            &Keys::default()
         )
         .is_ok());
         let decrypted = br#"[{"id":"1","name":"pg","type":"postgres","data":{"password":"x"}}]"#;
@@ -359,7 +362,7 @@ mod tests {
             Kind::N8nCredentials,
             "credentials_20240101_000000.json",
             &decrypted[..],
-            &Decryption::default()
+            &Keys::default()
         )
         .is_err());
     }

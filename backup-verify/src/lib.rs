@@ -151,7 +151,6 @@ pub const N8N_KEY: &str = "N8N_ENCRYPTION_KEY";
 /// Checks one artifact: its content by kind and its sidecar, in one read (an
 /// encrypted one decrypted on the way, given the identity).
 pub fn verify_file(path: &Path, keys: &Keys) -> Verdict {
-    let decryption = &keys.age;
     let kind = Kind::of(path);
     let mut header_only = false;
     let failure = match kind {
@@ -159,13 +158,7 @@ pub fn verify_file(path: &Path, keys: &Keys) -> Verdict {
             "not an artifact this tool knows (postgres/*.sql.gz, qdrant/*.tar.gz, n8n/*.json)"
                 .to_owned(),
         ),
-        Some(kind) => match verify_kind(path, kind, decryption).and_then(|checked| {
-            if let (Kind::N8nCredentials, Some(key), false) = (kind, &keys.n8n, checked.header_only)
-            {
-                check_n8n_key(path, decryption, key.expose())?;
-            }
-            Ok(checked)
-        }) {
+        Some(kind) => match verify_kind(path, kind, keys) {
             Ok(checked) => {
                 header_only = checked.header_only;
                 None
@@ -183,12 +176,12 @@ pub fn verify_file(path: &Path, keys: &Keys) -> Verdict {
     }
 }
 
-fn verify_kind(path: &Path, kind: Kind, decryption: &Decryption) -> Result<check::Checked> {
+fn verify_kind(path: &Path, kind: Kind, keys: &Keys) -> Result<check::Checked> {
     let resolved = std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let expected = sidecar::read(&resolved)?;
     let file = std::fs::File::open(&resolved).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let name = resolved.file_name().unwrap_or_default().to_string_lossy();
-    let checked = check::check(kind, &name, file, decryption)?;
+    let checked = check::check(kind, &name, file, keys)?;
     let actual = &checked.sha256;
     match expected {
         None => anyhow::bail!("no .sha256 sidecar"),
@@ -199,20 +192,8 @@ fn verify_kind(path: &Path, kind: Kind, decryption: &Decryption) -> Result<check
     }
     // An incremental is only restorable with every link of its chain.
     let dir = resolved.parent().unwrap_or(Path::new("/"));
-    backup_formats::minio::bases(dir, checked.builds_on.clone(), decryption)?;
+    backup_formats::minio::bases(dir, checked.builds_on.clone(), &keys.age)?;
     Ok(checked)
-}
-
-/// Whether n8n's key decrypts every credential of a credentials backup (read
-/// again: they are small, and the first read hashed the file as it is).
-fn check_n8n_key(path: &Path, decryption: &Decryption, key: &str) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let plain = decryption.reader(std::io::BufReader::new(file), &name)?;
-    let value: serde_json::Value =
-        serde_json::from_reader(plain).map_err(|e| anyhow::anyhow!("not valid JSON: {e}"))?;
-    backup_formats::n8n::check_credentials_key(&value, key)?;
-    Ok(())
 }
 
 /// `--plan`: the steps, each file checked (with its chain) before any is
