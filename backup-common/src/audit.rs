@@ -198,16 +198,7 @@ pub fn run_restore(
             started.elapsed().as_secs(),
         );
         append(&file, &text, component, &path);
-        match result {
-            Ok(()) => 0,
-            Err(err) => {
-                log::log(
-                    component,
-                    &format!("{what} failed: {}", exit::one_line(&err)),
-                );
-                exit::code(&err)
-            }
-        }
+        crate::tool::finish(component, what, result)
     })
 }
 

@@ -265,7 +265,13 @@ pub fn run(component: &'static str, what: &str, body: impl FnOnce() -> anyhow::R
     }) {
         log::log(component, &format!("cannot watch for signals: {e}"));
     }
-    match body() {
+    finish(component, &what, body())
+}
+
+/// How a subcommand ends: 0, or its error said in one line and mapped to its
+/// exit status.
+pub fn finish(component: &str, what: &str, result: anyhow::Result<()>) -> i32 {
+    match result {
         Ok(()) => 0,
         Err(err) => {
             log::log(
