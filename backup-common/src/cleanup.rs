@@ -149,6 +149,51 @@ pub fn temp_file_in(dir: &Path, prefix: &str) -> std::io::Result<tempfile::Named
     })
 }
 
+/// A drill's scratch target (a database, a bucket, a collection) that a
+/// signal must not leave behind: while one is `set`, a signal removes it with
+/// `remove` — on the signal thread, with clients of its own, as the main
+/// thread may be in the middle of a request — says what happened, and ends
+/// the run failed.
+pub struct Scratch {
+    current: std::sync::Arc<Mutex<Option<String>>>,
+}
+
+impl Scratch {
+    /// Watches for signals on behalf of `component`'s drill; `kind` names
+    /// the target in messages ("database", "bucket", "collection").
+    pub fn watch(
+        component: &'static str,
+        kind: &'static str,
+        remove: impl Fn(&str) -> anyhow::Result<()> + Send + 'static,
+    ) -> std::io::Result<Scratch> {
+        let current: std::sync::Arc<Mutex<Option<String>>> = Default::default();
+        let watched = current.clone();
+        install(move |signal| {
+            let name = watched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(name) = name {
+                let what = match remove(&name) {
+                    Ok(()) => format!("removed the scratch {kind} {name}"),
+                    Err(e) => format!(
+                        "the scratch {kind} {name} could not be removed ({}) — remove it by hand",
+                        crate::exit::one_line(&e)
+                    ),
+                };
+                crate::log::log(
+                    component,
+                    &format!("restore-test interrupted by {signal}; {what}"),
+                );
+            }
+            crate::ExitStatus::Failed as i32
+        })?;
+        Ok(Scratch { current })
+    }
+
+    /// The scratch target a signal now removes (`None`: nothing to remove).
+    pub fn set(&self, name: Option<&str>) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = name.map(str::to_owned);
+    }
+}
+
 /// Runs `f` with signal handling held off; a signal arriving meanwhile is acted
 /// on when `f` returns. `f` gets the registry to update without re-locking.
 pub fn critical<T>(f: impl FnOnce(&mut Registry) -> T) -> T {

@@ -10,9 +10,9 @@ use crate::cli::{Credentials, Destination, Endpoint, RestoreArgs, RestoreTestArg
 use crate::manifest::{Manifest, ObjectEntry};
 use crate::s3::S3;
 use anyhow::{bail, Context, Result};
+use backup_common::cleanup;
 use backup_common::crypt::Decryption;
 use backup_common::hashing::HashingReader;
-use backup_common::{cleanup, log};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -81,47 +81,31 @@ pub fn restore_test(
     }
     // From here on the scratch bucket goes whatever happens: a signal removes
     // it through a client of its own (the main thread may be mid-request).
-    let (hook_endpoint, hook_user, hook_password, hook_scratch) = (
+    let (hook_endpoint, hook_user, hook_password) = (
         endpoint.clone(),
         credentials.user.clone(),
         credentials.password.clone(),
-        scratch.clone(),
     );
-    cleanup::install(move |signal| {
+    let scratch_target = cleanup::Scratch::watch(COMPONENT, "bucket", move |name| {
         let creds = Credentials {
             user: hook_user.clone(),
             password: hook_password.clone(),
         };
+        let s3 = connect(&hook_endpoint, name, &creds)?;
         // The main thread may still be writing into it (an upload under way
         // when the signal came): what appears after a pass goes in the next.
-        let removed = connect(&hook_endpoint, &hook_scratch, &creds).and_then(|s3| {
-            let mut last = Ok(());
-            for pass in 0..5 {
-                last = remove(&s3);
-                if last.is_ok() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200 << pass));
+        let mut last = Ok(());
+        for pass in 0..5 {
+            last = remove(&s3);
+            if last.is_ok() {
+                break;
             }
-            last
-        });
-        match removed {
-            Ok(()) => log::log(
-                COMPONENT,
-                &format!("restore-test interrupted by {signal}; removed the scratch bucket {hook_scratch}"),
-            ),
-            Err(e) => log::log(
-                COMPONENT,
-                &format!(
-                    "restore-test interrupted by {signal}; the scratch bucket {hook_scratch} could \
-                     not be removed ({}) — delete it by hand",
-                    backup_common::exit::one_line(&e)
-                ),
-            ),
+            std::thread::sleep(std::time::Duration::from_millis(200 << pass));
         }
-        backup_common::ExitStatus::Failed as i32
+        last
     })
     .context("cannot watch for signals")?;
+    scratch_target.set(Some(&scratch));
     let compared = drill(args, &endpoint, credentials, decryption, &s3, &manifests);
     let removed = remove(&s3).with_context(|| {
         format!("the scratch bucket {scratch} could not be removed — delete it by hand")

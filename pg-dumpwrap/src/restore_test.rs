@@ -89,32 +89,18 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
         "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
         scratch.replace('"', "\"\"")
     );
-    let (hook_conn, hook_psql, hook_sql, hook_scratch) = (
-        conn.clone(),
-        args.psql.clone(),
-        drop_sql.clone(),
-        scratch.clone(),
-    );
-    backup_common::cleanup::install(move |signal| {
-        let dropped = psql(
-            &hook_conn,
-            &hook_psql,
-            crate::conn::MAINTENANCE_DB,
-            &hook_sql,
-        );
-        let what = match dropped {
-            Ok(_) => format!("dropped the scratch database {hook_scratch}"),
-            Err(e) => format!(
-                "the scratch database {hook_scratch} could not be dropped ({}) — drop it by hand",
-                backup_common::exit::one_line(&e)
-            ),
-        };
-        backup_common::log::log(
-            COMPONENT,
-            &format!("restore-test interrupted by {signal}; {what}"),
-        );
-        backup_common::ExitStatus::Failed as i32
-    })?;
+    let (hook_conn, hook_psql, hook_sql) = (conn.clone(), args.psql.clone(), drop_sql.clone());
+    let scratch_target =
+        backup_common::cleanup::Scratch::watch(COMPONENT, "database", move |_| {
+            psql(
+                &hook_conn,
+                &hook_psql,
+                crate::conn::MAINTENANCE_DB,
+                &hook_sql,
+            )
+            .map(drop)
+        })?;
+    scratch_target.set(Some(&scratch));
     let restored = run_restore(&restore, &conn, decryption);
     backup_common::cleanup::failpoint("restore-test::restored");
     let compared = restored.and_then(|_| {

@@ -9,44 +9,21 @@ use crate::backup::COMPONENT;
 use crate::cli::{RestoreArgs, RestoreTestArgs};
 use crate::restore::{manifest_of, run_restore};
 use anyhow::{bail, Result};
+use backup_common::cleanup;
 use backup_common::crypt::Decryption;
-use backup_common::{cleanup, log};
-use std::sync::{Arc, Mutex};
 
 pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant, decryption: &Decryption) -> Result<()> {
     let started = std::time::Instant::now();
     let manifest = manifest_of(&std::fs::canonicalize(&args.file)?, decryption)?;
-    // The scratch collection of the moment, for a signal to remove through a
-    // client of its own (deleting a collection deletes its aliases).
-    let current: Arc<Mutex<Option<String>>> = Arc::default();
-    let (server, hook_current) = (args.server.clone(), current.clone());
-    cleanup::install(move |signal| {
-        let scratch = hook_current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(scratch) = scratch {
-            match server.connect().and_then(|q| q.delete_collection(&scratch)) {
-                Ok(()) => log::log(
-                    COMPONENT,
-                    &format!("restore-test interrupted by {signal}; removed the scratch collection {scratch}"),
-                ),
-                Err(e) => log::log(
-                    COMPONENT,
-                    &format!(
-                        "restore-test interrupted by {signal}; the scratch collection {scratch} \
-                         could not be removed ({}) — delete it by hand",
-                        backup_common::exit::one_line(&e)
-                    ),
-                ),
-            }
-        }
-        backup_common::ExitStatus::Failed as i32
+    // Deleting a collection deletes its aliases too.
+    let server = args.server.clone();
+    let scratch_target = cleanup::Scratch::watch(COMPONENT, "collection", move |name| {
+        server.connect()?.delete_collection(name)
     })?;
     let (mut points, mut aliases) = (0u64, 0usize);
     for c in &manifest.collections {
         let scratch = format!("{}_verify_{}", c.name, std::process::id());
-        *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(scratch.clone());
+        scratch_target.set(Some(&scratch));
         let restore = RestoreArgs {
             file: args.file.clone(),
             server: args.server.clone(),
@@ -62,7 +39,7 @@ pub fn restore_test(args: &RestoreTestArgs, api: &Qdrant, decryption: &Decryptio
         });
         // The scratch collection (and its aliases) go whatever happened.
         let removed = api.delete_collection(&scratch);
-        *current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        scratch_target.set(None);
         drilled?;
         removed?;
         points += c.points_count;
