@@ -333,23 +333,11 @@ fn child_of(parent: u32) -> Option<u32> {
 #[test]
 fn credentials_come_back_into_a_fresh_n8n_with_the_same_key_only() {
     let credentials = serde_json::json!([
-        {"id": "credPostgres0001", "name": "pg main", "type": "postgres",
-         "data": {"host": "db", "user": "app", "password": "pg-pass-9", "database": "shop"}},
+        test_harness::n8n::postgres_credential(),
         {"id": "credHttpHeader01", "name": "header auth", "type": "httpHeaderAuth",
          "data": {"name": "X-Token", "value": "tok-ü-42"}}
     ]);
-    let workflow = serde_json::json!([{
-        "id": "usesCreds0000001", "name": "uses credentials", "active": false,
-        "nodes": [
-            {"id": "n1", "name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1,
-             "position": [0, 0], "parameters": {}},
-            {"id": "n2", "name": "Query", "type": "n8n-nodes-base.postgres", "typeVersion": 2.5,
-             "position": [200, 0], "parameters": {"operation": "executeQuery", "query": "SELECT 1"},
-             "credentials": {"postgres": {"id": "credPostgres0001", "name": "pg main"}}}
-        ],
-        "connections": {"Start": {"main": [[{"node": "Query", "type": "main", "index": 0}]]}},
-        "settings": {}
-    }]);
+    let workflow = test_harness::n8n::workflow_using_postgres_credential();
     let dir = tempfile::tempdir().unwrap();
     let (key, original) = {
         let source = N8n::start();

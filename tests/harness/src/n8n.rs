@@ -329,6 +329,30 @@ impl Drop for N8n {
     }
 }
 
+/// A credential with its data in the clear (n8n encrypts it on import), with
+/// a fixed id that `workflow_using_postgres_credential` refers to.
+pub fn postgres_credential() -> Value {
+    json!({"id": "credPostgres0001", "name": "pg main", "type": "postgres",
+           "data": {"host": "db", "user": "app", "password": "pg-pass-9", "database": "shop"}})
+}
+
+/// A workflow (as an import array) whose postgres node uses
+/// `postgres_credential` by id.
+pub fn workflow_using_postgres_credential() -> Value {
+    json!([{
+        "id": "usesCreds0000001", "name": "uses credentials", "active": false,
+        "nodes": [
+            {"id": "n1", "name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1,
+             "position": [0, 0], "parameters": {}},
+            {"id": "n2", "name": "Query", "type": "n8n-nodes-base.postgres", "typeVersion": 2.5,
+             "position": [200, 0], "parameters": {"operation": "executeQuery", "query": "SELECT 1"},
+             "credentials": {"postgres": {"id": "credPostgres0001", "name": "pg main"}}}
+        ],
+        "connections": {"Start": {"main": [[{"node": "Query", "type": "main", "index": 0}]]}},
+        "settings": {}
+    }])
+}
+
 /// Workflows of different shapes: manual, schedule, webhook, code node, unicode
 /// names, and `filler` more for pagination. Ids are fixed (n8n's 16-character form).
 pub fn sample_workflows(filler: usize) -> Value {

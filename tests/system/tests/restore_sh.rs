@@ -115,22 +115,8 @@ fn the_whole_stack_comes_back_from_a_weekly_snapshot_into_fresh_services() {
     qdrant.add_collection("documents", 4, 60);
     qdrant.add_collection("memory", 3, 25);
     qdrant.point_alias("docs", "documents");
-    let credentials = json!([
-        {"id": "credPostgres0001", "name": "pg main", "type": "postgres",
-         "data": {"host": "db", "user": "app", "password": "pg-pass-9", "database": "shop"}}
-    ]);
-    let workflow = json!([{
-        "id": "usesCreds0000001", "name": "uses credentials", "active": false,
-        "nodes": [
-            {"id": "n1", "name": "Start", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1,
-             "position": [0, 0], "parameters": {}},
-            {"id": "n2", "name": "Query", "type": "n8n-nodes-base.postgres", "typeVersion": 2.5,
-             "position": [200, 0], "parameters": {"operation": "executeQuery", "query": "SELECT 1"},
-             "credentials": {"postgres": {"id": "credPostgres0001", "name": "pg main"}}}
-        ],
-        "connections": {"Start": {"main": [[{"node": "Query", "type": "main", "index": 0}]]}},
-        "settings": {}
-    }]);
+    let credentials = json!([test_harness::n8n::postgres_credential()]);
+    let workflow = test_harness::n8n::workflow_using_postgres_credential();
 
     // Backed up by backup.sh, promoted to this week's snapshot. One n8n at a
     // time (the harness's rule): the first goes before the fresh one starts.
