@@ -154,7 +154,8 @@ fn judge_drills(f: &Facts) -> Result<Option<String>, String> {
             Ok(Some("no restore drill yet".into()))
         } else {
             Err(format!(
-                "no restore drill in the last {days} days (restore_test.json is missing); run                  backup-verify --restore-test, or check BACKUP_RESTORE_TEST"
+                "no restore drill in the last {days} days (restore_test.json is missing); run \
+                 backup-verify --restore-test, or check BACKUP_RESTORE_TEST"
             ))
         };
     };
@@ -167,7 +168,8 @@ fn judge_drills(f: &Facts) -> Result<Option<String>, String> {
             Some(t) if f.now - t <= max_age => {}
             Some(t) => {
                 return Err(format!(
-                    "the newest successful restore drill of {component} was at {} (more than                      {days} days ago, BACKUP_RESTORE_TEST_MAX_AGE_DAYS){}",
+                    "the newest successful restore drill of {component} was at {} (more than \
+                     {days} days ago, BACKUP_RESTORE_TEST_MAX_AGE_DAYS){}",
                     stamp(t),
                     entry["error"]
                         .as_str()
@@ -324,6 +326,7 @@ mod tests {
         let why = judge(&f).unwrap_err();
         assert!(
             why.starts_with("the newest successful restore drill of minio was at 2024-03-01")
+                && why.contains(" (more than 8 days ago, BACKUP_RESTORE_TEST_MAX_AGE_DAYS); ")
                 && why.ends_with("the last one failed: documents: object x"),
             "{why}"
         );
@@ -335,6 +338,11 @@ mod tests {
         assert!(judge(&f)
             .unwrap_err()
             .starts_with("no restore drill in the last 8 days"));
+        assert_eq!(
+            judge(&f).unwrap_err(),
+            "no restore drill in the last 8 days (restore_test.json is missing); run \
+             backup-verify --restore-test, or check BACKUP_RESTORE_TEST"
+        );
         f.started = Some(at(2024, 3, 18, 0, 0));
         assert!(judge(&f).is_ok());
     }
