@@ -107,16 +107,8 @@ fn judge_offsite(f: &Facts) -> Result<Option<String>, String> {
         return Ok(None);
     };
     let hours = max_age.num_hours();
-    let last = f
-        .offsite
-        .and_then(|o| o["last_success"].as_str())
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Local));
-    let failed = f
-        .offsite
-        .and_then(|o| o["error"].as_str())
-        .map(|e| format!("; the last one failed: {e}"))
-        .unwrap_or_default();
+    let last = f.offsite.and_then(last_success);
+    let failed = f.offsite.map(last_failure).unwrap_or_default();
     match last {
         Some(t) if f.now - t <= max_age => Ok(Some(format!(
             "the last off-site copy ({}) is within {hours} h",
@@ -160,31 +152,21 @@ fn judge_drills(f: &Facts) -> Result<Option<String>, String> {
         };
     };
     for (component, entry) in components {
-        let last = entry["last_success"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Local));
-        match last {
+        match last_success(entry) {
             Some(t) if f.now - t <= max_age => {}
             Some(t) => {
                 return Err(format!(
                     "the newest successful restore drill of {component} was at {} (more than \
                      {days} days ago, BACKUP_RESTORE_TEST_MAX_AGE_DAYS){}",
                     stamp(t),
-                    entry["error"]
-                        .as_str()
-                        .map(|e| format!("; the last one failed: {e}"))
-                        .unwrap_or_default()
+                    last_failure(entry)
                 ))
             }
             None if young => {}
             None => {
                 return Err(format!(
                     "no successful restore drill of {component} yet{}",
-                    entry["error"]
-                        .as_str()
-                        .map(|e| format!("; the last one failed: {e}"))
-                        .unwrap_or_default()
+                    last_failure(entry)
                 ))
             }
         }
@@ -192,6 +174,22 @@ fn judge_drills(f: &Facts) -> Result<Option<String>, String> {
     Ok(Some(format!(
         "every component's restore drill passed within {days} days"
     )))
+}
+
+/// When a recorded drill or off-site copy last succeeded (`last_success`).
+fn last_success(record: &Value) -> Option<DateTime<Local>> {
+    record["last_success"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Local))
+}
+
+/// `; the last one failed: <error>` when the record holds one, else nothing.
+fn last_failure(record: &Value) -> String {
+    record["error"]
+        .as_str()
+        .map(|e| format!("; the last one failed: {e}"))
+        .unwrap_or_default()
 }
 
 fn judge_backups(f: &Facts) -> Result<String, String> {
