@@ -17,13 +17,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What the bucket held when the newest archive of a chain was made: each key
-/// with the entry of the archive that last wrote it (pure).
+/// its listing holds (deletions are already out of it), with the entry of the
+/// archive that last wrote it (pure).
 pub fn expected(chain: &[Manifest]) -> BTreeMap<String, ObjectEntry> {
     let mut objects: BTreeMap<String, ObjectEntry> = BTreeMap::new();
     for m in chain {
-        for key in &m.deleted {
-            objects.remove(key);
-        }
         for o in &m.objects {
             objects.insert(o.key.clone(), o.clone());
         }
