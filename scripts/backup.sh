@@ -41,7 +41,11 @@ one of its series did.
   -h, --help               this text
 
 Optional hooks (environment):
-  BACKUP_NOTIFY_URL        the report JSON is POSTed here when a run ends
+  BACKUP_NOTIFY_URLS       when a run ends, a short message to each URL (ntfy://,
+                           gotify://, slack://, discord://, telegram://, matrix://,
+                           smtp://, https://; see the README) as BACKUP_NOTIFY_LEVEL
+                           says: error (default: runs not completed), always, never
+  BACKUP_NOTIFY_URL        the report JSON is POSTed here after every run (older form)
   BACKUP_HEALTHCHECK_URL   pinged at start (/start), on success and on failure (/fail)
   BACKUP_OFFSITE_REMOTE    after a successful run: upload the tree to this rclone remote,
                            every file sent checked by hash (BACKUP_OFFSITE_MODE: copy,
@@ -212,7 +216,7 @@ tool_of() {
     esac
 }
 
-# Healthchecks.io-style pings and the report POST. URLs can carry tokens, so
+# Healthchecks.io-style pings. URLs can carry tokens, so
 # they reach curl through its config on stdin, never through argv or the log.
 http_post() { # url [file-to-send]
     escaped=$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')
@@ -487,7 +491,9 @@ fi
 # 6. The report, from every component's records (a later record wins).
 for c in $selected; do cat "$run_dir/$c.json"; done >"$run_dir/records.jsonl"
 duration=$(($(date +%s) - started))
-set -- "$run_dir/records.jsonl" --type "$backup_type" --duration "$duration" --text
+# --notify: the messages go out from backup-report, right after the report
+# (a target that cannot be reached is a warning there, never a failure).
+set -- "$run_dir/records.jsonl" --type "$backup_type" --duration "$duration" --text --notify
 # A selected component without a readable success record is failed.
 for c in $selected; do set -- "$@" --component "$c"; done
 [ -n "${BACKUP_PROMETHEUS_FILE:-}" ] && set -- "$@" --prometheus "$BACKUP_PROMETHEUS_FILE"
@@ -496,12 +502,8 @@ run_logged "$run_dir/report.txt" backup-report "$@"
 cat "$run_dir/report.txt" >&8
 [ "$rc" -eq 0 ] || run_problem=1
 
-# 7. Hooks and the exit status.
+# 7. The healthcheck ping and the exit status.
 report=$BACKUP_DIR/backup_report.json
-if [ -n "${BACKUP_NOTIFY_URL:-}" ] && [ -f "$report" ]; then
-    http_post "$BACKUP_NOTIFY_URL" "$report" 2>"$run_dir/curl.err" ||
-        log "warning: POSTing the report failed: $(head -n 1 "$run_dir/curl.err"); check BACKUP_NOTIFY_URL"
-fi
 if [ -z "$failed" ] && [ -z "$run_problem" ] && [ -z "$interrupted" ]; then
     ping_health "" "$report"
     log "finished in ${duration}s: every selected component succeeded${week:+ (weekly/$week)}"

@@ -52,6 +52,15 @@ elif ! check_schedule "$BACKUP_SCHEDULE"; then
     fail "$next"
 fi
 
+# A notification target that cannot be parsed is said now, loudly, but does not
+# stop the backups: a missed alert is bad, no backup at all is worse. Every
+# run's log says it again.
+if ! targets=$(backup-report --check-notify 2>&1); then
+    say "warning: no notification will be sent: $(printf '%s' "$targets" | sed 's/^.* report: notification check failed: //'); fix BACKUP_NOTIFY_URLS"
+elif [ -n "${BACKUP_NOTIFY_URLS:-}${BACKUP_NOTIFY_URLS_FILE:-}${BACKUP_NOTIFY_URL:-}" ]; then
+    say "notifications (level ${BACKUP_NOTIFY_LEVEL:-error}) to: $(printf '%s' "$targets" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+fi
+
 id "$user" >/dev/null 2>&1 || fail "user $user does not exist; set BACKUP_USER to the user backups run as"
 [ "$(id -u)" = 0 ] || fail "start as root: busybox crond needs root to run each job as $user (the backups never run as root)"
 

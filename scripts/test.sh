@@ -100,6 +100,22 @@ if [ ! -x "$S3S_FS_HOME/bin/s3s-fs" ]; then
 fi
 export S3S_FS_BIN="$S3S_FS_HOME/bin/s3s-fs"
 
+# A real SMTP server for the notification tests: aiosmtpd from PyPI, in a venv
+# of its own; openssl makes the throwaway CA its STARTTLS certificate needs.
+AIOSMTPD_HOME=${AIOSMTPD_HOME:-/opt/backup-kit/aiosmtpd}
+if ! "$AIOSMTPD_HOME/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    say "installing aiosmtpd into $AIOSMTPD_HOME"
+    as_root rm -rf "$AIOSMTPD_HOME"
+    if ! as_root python3 -m venv "$AIOSMTPD_HOME" >/dev/null 2>&1; then
+        apt_install python3-venv
+        as_root python3 -m venv "$AIOSMTPD_HOME"
+    fi
+    as_root "$AIOSMTPD_HOME/bin/pip" install --quiet --disable-pip-version-check aiosmtpd
+fi
+export AIOSMTPD_PYTHON="$AIOSMTPD_HOME/bin/python"
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+
 if [ -n "$garage_build" ]; then
     say "waiting for the Garage build"
     wait "$garage_build" || { say "building Garage failed; see above"; exit 1; }

@@ -85,7 +85,8 @@ fn user() -> (String, u32) {
     (name, uid)
 }
 
-fn host() -> String {
+/// This machine's name, as audit lines and notifications show it.
+pub fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into())

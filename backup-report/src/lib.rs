@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod inputs;
+pub mod notify;
 pub mod report;
 pub mod stats;
 
@@ -45,6 +46,20 @@ pub struct Cli {
     /// Print a short human summary on stdout
     #[arg(long)]
     pub text: bool,
+    /// After writing the report, send a short message to each target of
+    /// BACKUP_NOTIFY_URLS (URLs in shoutrrr's format, see the README) as
+    /// BACKUP_NOTIFY_LEVEL says; a failed delivery is only a warning
+    #[arg(long)]
+    pub notify: bool,
+    /// Which runs --notify reports: error (runs that were not completed),
+    /// always or never
+    #[arg(long, env = "BACKUP_NOTIFY_LEVEL", default_value = "error",
+          value_parser = ["error", "always", "never"])]
+    pub notify_level: String,
+    /// Instead of writing a report, check BACKUP_NOTIFY_URLS and print each
+    /// target's service and host (exit 2 when one is not valid)
+    #[arg(long, conflicts_with_all = ["records", "health", "check_schedule"])]
+    pub check_notify: bool,
     /// Instead of writing a report, judge the last one against the schedule (the
     /// container's HEALTHCHECK): exit 1 when it is not `completed` or is overdue
     #[arg(long, conflicts_with_all = ["records", "check_schedule"])]
@@ -88,6 +103,9 @@ pub fn run(cli: Cli) -> i32 {
     }
     if cli.health {
         return backup_common::tool::run(COMPONENT, "health check", || check_health(&cli));
+    }
+    if cli.check_notify {
+        return backup_common::tool::run(COMPONENT, "notification check", check_notify);
     }
     backup_common::tool::run(COMPONENT, "report", || write_report(&cli))
 }
@@ -145,6 +163,17 @@ fn check_health(cli: &Cli) -> Result<()> {
         }
         Err(why) => anyhow::bail!("unhealthy: {why}"),
     }
+}
+
+fn check_notify() -> Result<()> {
+    let targets = notify::targets_from_env().map_err(backup_common::usage)?;
+    if targets.is_empty() {
+        println!("no notification target is set (BACKUP_NOTIFY_URLS)");
+    }
+    for t in &targets {
+        println!("{} from {}", t.label(), t.source);
+    }
+    Ok(())
 }
 
 /// The last drill's record (`restore_test.json`, backup-verify writes it), if any.
@@ -218,6 +247,11 @@ fn write_report(cli: &Cli) -> Result<()> {
             report.status.name()
         ),
     );
+    let notify_failures_total = if cli.notify {
+        send_notifications(cli, &report, &text)
+    } else {
+        read_notify_state(&cli.tree.backup_dir).failures_total
+    };
     if let Some(file) = &cli.prometheus {
         let dir = file
             .parent()
@@ -229,13 +263,74 @@ fn write_report(cli: &Cli) -> Result<()> {
         publish::write_atomically(
             dir,
             &name.to_string_lossy(),
-            report::prometheus(&report, &stats, &run.series).as_bytes(),
+            report::prometheus(&report, &stats, &run.series, notify_failures_total).as_bytes(),
         )?;
     }
     if cli.text {
         print!("{}", report::text(&report));
     }
     Ok(())
+}
+
+const NOTIFY_STATE: &str = "notify.json";
+
+/// The last round of notifications; none (or an unreadable one) counts as
+/// nothing sent and nothing failed.
+fn read_notify_state(root: &Path) -> notify::State {
+    read_json(root, NOTIFY_STATE)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// Sends the report's message to every target the level lets through and
+/// keeps the outcome in notify.json. Nothing here can fail the report: every
+/// problem is a warning. Returns the count of failures ever.
+fn send_notifications(cli: &Cli, report: &report::Report, report_json: &str) -> u64 {
+    let root = &cli.tree.backup_dir;
+    let previous = read_notify_state(root).failures_total;
+    let warn = |text: &str| log::log(COMPONENT, &format!("warning: {text}"));
+    let level = notify::Level::parse(&cli.notify_level).unwrap_or(notify::Level::Error);
+    let targets = match notify::targets_from_env() {
+        Ok(t) => t,
+        Err(e) => {
+            warn(&format!("no notification sent: {e}"));
+            return previous;
+        }
+    };
+    if targets.is_empty() {
+        return previous;
+    }
+    let sender = match notify::send::Sender::new(
+        std::env::var("BACKUP_NOTIFY_API_ROOT")
+            .ok()
+            .filter(|r| !r.is_empty()),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            warn(&format!("no notification sent: {e}"));
+            return previous;
+        }
+    };
+    let message = notify::message::compose(report, &backup_common::audit::host());
+    let delivery = notify::send::Delivery {
+        message: &message,
+        report_json,
+    };
+    let (state, lines) = notify::deliver(&targets, level, report, &delivery, &sender, previous);
+    for line in lines {
+        log::log(COMPONENT, &line);
+    }
+    if !state.sent.is_empty() || !state.failed.is_empty() {
+        let written = serde_json::to_vec_pretty(&state)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| publish::write_atomically(root, NOTIFY_STATE, &bytes));
+        if let Err(e) = written {
+            warn(&backup_common::exit::one_line(&e));
+        }
+    }
+    state.failures_total
 }
 
 /// The lines of the record files (or stdin), each with where it came from, as

@@ -201,10 +201,13 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 /// The same facts as node_exporter textfile metrics; `series` (the run's, by
 /// component) adds per-series samples with a `series` label.
+/// `notify_failures_total` is the count of notifications that could not be
+/// delivered, ever (notify.json carries it from run to run).
 pub fn prometheus(
     report: &Report,
     stats: &TreeStats,
     series: &BTreeMap<String, BTreeMap<String, Outcome>>,
+    notify_failures_total: u64,
 ) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, samples: Vec<(String, String)>| {
@@ -400,6 +403,11 @@ pub fn prometheus(
         "Unix time the last run's report was written.",
         vec![(String::new(), ts.to_string())],
     );
+    out.push_str(&format!(
+        "# HELP backup_notify_failures_total Notifications that could not be delivered.\n\
+         # TYPE backup_notify_failures_total counter\n\
+         backup_notify_failures_total {notify_failures_total}\n"
+    ));
     out
 }
 
@@ -458,7 +466,7 @@ fn status_name(status: backup_common::record::Status) -> &'static str {
     }
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut unit = 0;
@@ -576,7 +584,7 @@ mod tests {
             ..Default::default()
         };
         let r = assemble(&run(&[PG_OK, MINIO_FAILED]), &stats, &facts());
-        let m = prometheus(&r, &stats, &BTreeMap::new());
+        let m = prometheus(&r, &stats, &BTreeMap::new(), 0);
         assert!(m.contains("backup_component_success{component=\"postgres\"} 1\n"));
         assert!(m.contains("backup_component_success{component=\"minio\"} 0\n"));
         assert!(m.contains("backup_component_encrypted{component=\"postgres\"} 0\n"));
@@ -584,7 +592,7 @@ mod tests {
         let sealed = PG_OK.replace(".sql.gz\"", ".sql.gz.age\"");
         let r = assemble(&run(&[&sealed]), &stats, &facts());
         assert_eq!(r.components["postgres"].encrypted, Some(true));
-        assert!(prometheus(&r, &stats, &BTreeMap::new())
+        assert!(prometheus(&r, &stats, &BTreeMap::new(), 0)
             .contains("backup_component_encrypted{component=\"postgres\"} 1\n"));
         assert!(m.contains(
             "backup_component_last_success_timestamp_seconds{component=\"postgres\"} 1706061690\n"
@@ -676,7 +684,7 @@ mod tests {
             ..Default::default()
         };
         let report = assemble(&all, &stats, &facts());
-        let m = prometheus(&report, &stats, &all.series);
+        let m = prometheus(&report, &stats, &all.series, 0);
         assert!(m.contains("backup_series_success{component=\"postgres\",series=\"shop\"} 1\n"));
         assert!(m.contains("backup_series_success{component=\"postgres\",series=\"gone\"} 0\n"));
         assert!(m.contains("backup_series_size_bytes{component=\"postgres\",series=\"crm\"} 20\n"));
@@ -705,7 +713,7 @@ mod tests {
         let v = serde_json::to_value(&r).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys.last().unwrap().as_str(), "restore_test");
-        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new());
+        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new(), 0);
         assert!(m.contains("backup_restore_test_success{component=\"postgres\"} 1\n"));
         assert!(m.contains("backup_restore_test_success{component=\"minio\"} 0\n"));
         assert!(m.contains(
@@ -718,7 +726,7 @@ mod tests {
     #[test]
     fn the_last_off_site_copy_is_a_section_and_four_metrics() {
         let mut r = assemble(&run(&[PG_OK]), &TreeStats::default(), &facts());
-        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new());
+        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new(), 0);
         assert!(!m.contains("backup_offsite_"), "none ran: no metrics");
         r.offsite = Some(
             json!({"status": "failed", "timestamp": "2024-01-24T02:06:00Z",
@@ -727,7 +735,7 @@ mod tests {
         );
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["offsite"]["status"], "failed");
-        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new());
+        let m = prometheus(&r, &TreeStats::default(), &BTreeMap::new(), 0);
         assert!(m.contains("backup_offsite_success 0\n"));
         assert!(m.contains("backup_offsite_last_success_timestamp_seconds 1705975560\n"));
         assert!(m.contains("backup_offsite_bytes 1234\n"));

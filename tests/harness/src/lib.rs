@@ -8,8 +8,10 @@ pub mod n8n;
 pub mod pg;
 pub mod planted;
 pub mod qdrant;
+pub mod receiver;
 pub mod s3;
 pub mod script;
+pub mod smtp;
 pub mod stall;
 pub mod tool;
 

@@ -5,56 +5,23 @@ use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use test_harness::n8n::{sample_workflows, N8n};
 use test_harness::qdrant::QdrantStandin;
+use test_harness::receiver::{Receiver, Request};
 use test_harness::s3::S3Server;
 use test_harness::script::{bin_dir, script};
 use test_harness::{finish, free_port, wait_for, PgCluster, Tool};
 
 const HEALTH_TOKEN: &str = "hc-token-5b1f0e";
 const NOTIFY_TOKEN: &str = "notify-token-9c2d7a";
-
-/// Records every request it gets: `METHOD url` and the body.
-struct HookServer {
-    url: String,
-    seen: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl HookServer {
-    fn start() -> HookServer {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for mut request in server.incoming_requests() {
-                let mut body = String::new();
-                let _ = request.as_reader().read_to_string(&mut body);
-                log.lock()
-                    .unwrap()
-                    .push((format!("{} {}", request.method(), request.url()), body));
-                let _ = request.respond(tiny_http::Response::from_string("OK"));
-            }
-        });
-        HookServer {
-            url: format!("http://127.0.0.1:{port}"),
-            seen,
-        }
-    }
-
-    /// The requests since the last call.
-    fn take(&self) -> Vec<(String, String)> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
+const NTFY_TOKEN: &str = "tk_ntfy-token-4e8a";
 
 struct Stack {
     pg: PgCluster,
     s3: S3Server,
     qdrant: QdrantStandin,
     n8n: N8n,
-    hooks: HookServer,
+    hooks: Receiver,
     dir: tempfile::TempDir,
     offsite: tempfile::TempDir,
 }
@@ -97,7 +64,7 @@ impl Stack {
             s3,
             qdrant,
             n8n,
-            hooks: HookServer::start(),
+            hooks: Receiver::start(),
             dir: tempfile::tempdir().unwrap(),
             offsite: tempfile::tempdir().unwrap(),
         }
@@ -131,9 +98,18 @@ impl Stack {
                 "BACKUP_HEALTHCHECK_URL",
                 format!("{}/ping/{HEALTH_TOKEN}", self.hooks.url),
             )
+            // The older form receives every report; ntfy (at its default
+            // level, error) only the runs that were not completed.
             .env(
                 "BACKUP_NOTIFY_URL",
                 format!("{}/notify?token={NOTIFY_TOKEN}", self.hooks.url),
+            )
+            .env(
+                "BACKUP_NOTIFY_URLS",
+                format!(
+                    "ntfy://:{NTFY_TOKEN}@{}/backups?scheme=http",
+                    self.hooks.authority()
+                ),
             )
             .env("BACKUP_OFFSITE_REMOTE", self.offsite.path())
     }
@@ -158,6 +134,7 @@ impl Stack {
             self.n8n.api_key.clone(),
             HEALTH_TOKEN.into(),
             NOTIFY_TOKEN.into(),
+            NTFY_TOKEN.into(),
         ]
     }
 
@@ -260,17 +237,21 @@ fn full_incremental_weekly_and_restore_of_every_component() {
         out.stderr
     );
     let hooks = stack.hooks.take();
-    let calls: Vec<&str> = hooks.iter().map(|(c, _)| c.as_str()).collect();
+    let calls: Vec<String> = hooks.iter().map(Request::line).collect();
     assert_eq!(
         calls,
         [
             format!("POST /ping/{HEALTH_TOKEN}/start"),
             format!("POST /notify?token={NOTIFY_TOKEN}"),
             format!("POST /ping/{HEALTH_TOKEN}"),
-        ]
+        ],
+        "a completed run: no ntfy message at level error"
     );
-    let notified: Value = serde_json::from_str(&hooks[1].1).unwrap();
-    assert_eq!(notified, report, "the notification carries the report");
+    assert_eq!(
+        hooks[1].json(),
+        report,
+        "the notification carries the report"
+    );
     let pg_file = published(&stack, &report, "postgres");
     assert!(
         stack
@@ -499,14 +480,38 @@ fn a_run_with_one_service_down_is_partial_and_publishes_the_others() {
         "{}",
         out.stderr
     );
-    let calls: Vec<String> = stack.hooks.take().into_iter().map(|(c, _)| c).collect();
+    let hooks = stack.hooks.take();
+    let calls: Vec<String> = hooks.iter().map(Request::line).collect();
     assert_eq!(
         calls,
         [
             format!("POST /ping/{HEALTH_TOKEN}/start"),
+            "POST /".into(),
             format!("POST /notify?token={NOTIFY_TOKEN}"),
             format!("POST /ping/{HEALTH_TOKEN}/fail"),
         ]
+    );
+    // Exactly one message, naming minio and its error, with the bearer token.
+    let ntfy = hooks[1].json();
+    let minio_error = stack.report()["components"]["minio"]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ntfy["topic"], "backups");
+    assert!(
+        ntfy["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("backup partial on ")
+            && ntfy["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("failed: minio: {minio_error}")),
+        "{ntfy}"
+    );
+    assert_eq!(
+        hooks[1].header("Authorization"),
+        Some(&*format!("Bearer {NTFY_TOKEN}"))
     );
     assert_eq!(
         test_harness::tree(stack.offsite.path()),
@@ -1070,8 +1075,8 @@ fn unreachable_hooks_warn_and_a_failed_offsite_sync_fails_the_run() {
     );
     for needle in [
         "warning: the healthcheck ping (/start) failed",
-        "warning: POSTing the report failed",
-        "check BACKUP_NOTIFY_URL",
+        "report: warning: notifying generic (127.0.0.1:",
+        "check BACKUP_NOTIFY_URL and the service",
     ] {
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
@@ -1104,7 +1109,7 @@ fn unreachable_hooks_warn_and_a_failed_offsite_sync_fails_the_run() {
 /// every time the report is written, the failure hook fires, and nothing of the
 /// run is left (pid file, run folder, temp files).
 fn interrupted_runs(whole_group: bool) {
-    let hooks = HookServer::start();
+    let hooks = Receiver::start();
     // An "n8n" that accepts connections and never answers keeps n8n-export busy.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -1168,7 +1173,7 @@ fn interrupted_runs(whole_group: bool) {
             })
             .collect();
         assert!(left.is_empty(), "run {n}: left behind {left:?}");
-        let pings: Vec<String> = hooks.take().into_iter().map(|(r, _)| r).collect();
+        let pings: Vec<String> = hooks.take().iter().map(Request::line).collect();
         assert!(
             pings
                 .iter()

@@ -194,6 +194,41 @@ fn a_bad_schedule_or_crontab_stops_the_container_at_start() {
         "{}",
         out.stderr
     );
+    // A notification target that cannot be parsed is a warning, not a stop:
+    // the checks after it (here the user's) still run.
+    let out = run(&[
+        ("BACKUP_USER", "no-such-user-here"),
+        (
+            "BACKUP_NOTIFY_URLS",
+            "ntfy://ntfy.example.org/ops telegram://110201543:pw-secret-31@telegram",
+        ),
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains(
+            "entrypoint: warning: no notification will be sent: BACKUP_NOTIFY_URLS: \
+             target #2: telegram: chats=… names no chat; fix BACKUP_NOTIFY_URLS"
+        ) && out.stderr.contains("user no-such-user-here does not exist")
+            && !out.stderr.contains("pw-secret-31"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&[
+        ("BACKUP_USER", "no-such-user-here"),
+        ("BACKUP_NOTIFY_LEVEL", "always"),
+        (
+            "BACKUP_NOTIFY_URLS",
+            "ntfy://ntfy.example.org/ops smtp://mail:587/?from=a@example.org&to=b@example.org",
+        ),
+    ]);
+    assert!(
+        out.stderr.contains(
+            "entrypoint: notifications (level always) to: ntfy (ntfy.example.org) from \
+             BACKUP_NOTIFY_URLS; smtp (mail:587) from BACKUP_NOTIFY_URLS\n"
+        ),
+        "{}",
+        out.stderr
+    );
     assert!(!dir.path().join("crontabs").exists(), "nothing was written");
     assert!(!Path::new(&dir.path().join("backups")).exists());
 }
