@@ -150,13 +150,18 @@ pub fn parse(text: &str) -> Result<Service, String> {
         "telegram" => telegram(&url),
         "matrix" => matrix(&url),
         "smtp" => smtp(&url),
-        "https" | "http" => Ok(Service::Generic {
-            url: Secret::new(url.to_string()),
-        }),
+        "https" | "http" => {
+            remember_generic_secrets(&url);
+            Ok(Service::Generic {
+                url: Secret::new(url.to_string()),
+            })
+        }
         "generic+https" | "generic+http" => {
             let plain = &text[text.find("://").unwrap_or(0)..];
             let real = format!("{}{plain}", &scheme["generic+".len()..]);
-            Url::parse(&real).map_err(|e| format!("{scheme}: not a valid URL ({e})"))?;
+            let parsed =
+                Url::parse(&real).map_err(|e| format!("{scheme}: not a valid URL ({e})"))?;
+            remember_generic_secrets(&parsed);
             Ok(Service::Generic {
                 url: Secret::new(real),
             })
@@ -169,16 +174,20 @@ pub fn parse(text: &str) -> Result<Service, String> {
     Ok(service)
 }
 
-/// Whatever in a URL can be a credential: the password, the user (Telegram's
-/// and Discord's tokens sit there), every query value and the path.
+/// A URL's password is a credential whatever the scheme; each service's
+/// parser makes its own tokens `Secret`s. Users, hosts, topics and addresses
+/// are not: masking them would blank ordinary words in every log line.
 fn remember_secrets(url: &Url) {
-    for part in [url.password().unwrap_or(""), url.username()] {
-        let part = decoded(part);
-        if part.len() >= 8 {
-            Secret::new(part);
-        }
+    let password = decoded(url.password().unwrap_or(""));
+    if password.len() >= 3 {
+        Secret::new(password);
     }
-    // Path parts as long as a token; shorter ones are words ("webhooks").
+}
+
+/// A generic URL keeps its credential wherever its service chose: every path
+/// part as long as a token (shorter ones are words, like `webhooks`) and every
+/// query value.
+fn remember_generic_secrets(url: &Url) {
     for part in url.path().split('/').map(decoded) {
         if part.len() >= 12 {
             Secret::new(part);
