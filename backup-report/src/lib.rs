@@ -1,7 +1,9 @@
 //! backup-report: result records + the backup tree → `backup_report.json`,
 //! optionally node_exporter metrics and a text summary.
 
+pub mod anomaly;
 pub mod health;
+pub mod history;
 pub mod inputs;
 pub mod notify;
 pub mod report;
@@ -40,6 +42,15 @@ pub struct Cli {
     pub days: u32,
     #[arg(long, env = "BACKUP_RETENTION_WEEKLY", default_value_t = 12)]
     pub weeks: u32,
+    /// A new backup smaller than this share of its series' recent median (the
+    /// last 7 successful ones) is a warning: `50` or `50%`
+    #[arg(
+        long,
+        env = "BACKUP_SHRINK_WARN",
+        default_value = "50",
+        value_name = "PERCENT"
+    )]
+    pub shrink_warn: String,
     /// Also write node_exporter textfile metrics here (atomically)
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,
@@ -206,6 +217,7 @@ fn write_report(cli: &Cli) -> Result<()> {
         .iter()
         .filter_map(|c| Component::from_name(c))
         .collect();
+    let shrink = anomaly::parse_shrink(&cli.shrink_warn).map_err(backup_common::usage)?;
     let run = inputs::read(&read_lines(&cli.records)?, &expected);
     for problem in &run.problems {
         log::log(COMPONENT, &format!("warning: {problem}"));
@@ -219,6 +231,16 @@ fn write_report(cli: &Cli) -> Result<()> {
         now: chrono::Utc::now(),
     };
     let mut report = report::assemble(&run, &stats, &facts);
+    // The silent failure: a backup that succeeded but looks wrong.
+    let history = history::read(&cli.tree.backup_dir);
+    let this_run = history::entries_of(&run, &report.timestamp);
+    report.warnings = anomaly::judge(&this_run, &history, &stats.series_files, shrink)
+        .into_iter()
+        .map(|a| a.text)
+        .collect();
+    for w in &report.warnings {
+        log::log(COMPONENT, &format!("warning: {w}"));
+    }
     // The last restore drill (backup-verify --restore-test), a section of its own.
     report.restore_test = read_drills(&cli.tree.backup_dir)
         .unwrap_or_else(|e| {
@@ -247,6 +269,14 @@ fn write_report(cli: &Cli) -> Result<()> {
             report.status.name()
         ),
     );
+    let window = chrono::Duration::days(i64::from(cli.days) + 7 * i64::from(cli.weeks) + 1);
+    let kept = history::keep([history, this_run].concat(), facts.now, window);
+    if let Err(e) = history::write(&cli.tree.backup_dir, &kept) {
+        log::log(
+            COMPONENT,
+            &format!("warning: {}", backup_common::exit::one_line(&e)),
+        );
+    }
     let notify_failures_total = if cli.notify {
         send_notifications(cli, &report, &text)
     } else {

@@ -18,6 +18,9 @@ pub struct TreeStats {
     pub weekly_snapshots: usize,
     /// Every artifact's bytes, hard links (weekly copies) counted once.
     pub total_size_bytes: u64,
+    /// The daily artifacts of each (component, series), oldest first, with
+    /// their sizes: the recent past a new artifact is judged against.
+    pub series_files: crate::anomaly::TreeSeries,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,10 @@ pub struct Report {
     /// The last off-site copy (offsite.json), when one has run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offsite: Option<serde_json::Value>,
+    /// Backups that succeeded but look wrong (a dump a tenth of its recent
+    /// median): absent when there are none, so such a report is what it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +198,7 @@ pub fn assemble(run: &Run, stats: &TreeStats, facts: &RunFacts) -> Report {
         errors,
         restore_test: None,
         offsite: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -390,6 +398,19 @@ pub fn prometheus(
             .collect(),
     );
     metric(
+        "backup_component_anomaly",
+        "1 if the component's new backup looks wrong against its recent past (see the report's warnings).",
+        report
+            .components
+            .keys()
+            .map(|c| {
+                let prefix = format!("{c}: ");
+                let flagged = report.warnings.iter().any(|w| w.starts_with(&prefix));
+                (label(c), u8::from(flagged).to_string())
+            })
+            .collect(),
+    );
+    metric(
         "backup_run_duration_seconds",
         "Duration of the last run.",
         vec![(String::new(), report.duration_seconds.to_string())],
@@ -455,6 +476,9 @@ pub fn text(report: &Report) -> String {
     ));
     for e in &report.errors {
         out.push_str(&format!("error: {e}\n"));
+    }
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
     }
     out
 }
@@ -527,6 +551,7 @@ mod tests {
             newest_series: BTreeMap::new(),
             weekly_snapshots: 4,
             total_size_bytes: 173015040,
+            series_files: BTreeMap::new(),
         };
         let r = serde_json::to_value(assemble(
             &run(&[PG_OK, QD_OK, MINIO_FAILED]),

@@ -33,6 +33,9 @@ pub fn scan(root: &Path) -> Result<TreeStats> {
             }
         }
     }
+    for files in stats.series_files.values_mut() {
+        files.sort();
+    }
     Ok(stats)
 }
 
@@ -60,6 +63,11 @@ fn add_artifacts(
             stats.total_size_bytes += meta.len();
         }
         if daily {
+            stats
+                .series_files
+                .entry((c.name().to_owned(), parsed.prefix.clone()))
+                .or_default()
+                .push((parsed.file_name(), meta.len()));
             let when = parsed.instant_in(&Local).with_timezone(&Utc);
             let newest = stats.newest.entry(c).or_insert(when);
             if when > *newest {

@@ -386,3 +386,133 @@ fn the_report_reads_the_records_the_tools_really_print() {
     assert_eq!(report["statistics"]["qdrant_backups"], 1);
     assert_eq!(report["errors"].as_array().unwrap().len(), 1, "{report}");
 }
+
+/// Day by day, a dump of `size` bytes appears in the tree and its record
+/// (with `sql_bytes` eight times that) is reported, as backup.sh would.
+fn report_day(
+    root: &std::path::Path,
+    day: u32,
+    size: usize,
+    extra: &[(&str, String)],
+) -> test_harness::Output {
+    let name = format!("arasul_db_202611{day:02}_020000.sql.gz");
+    let pg = root.join("postgres");
+    fs::create_dir_all(&pg).unwrap();
+    fs::write(pg.join(&name), vec![7u8; size]).unwrap();
+    fs::write(pg.join(format!("{name}.sha256")), "x").unwrap();
+    let published = backup_common::publish::Published {
+        path: format!("postgres/{name}").into(),
+        file_name: name,
+        size_bytes: size as u64,
+        sha256: "ab".repeat(32),
+    };
+    let record = ResultRecord::success("postgres", &published)
+        .with("database", "arasul_db")
+        .with("sql_bytes", size * 8)
+        .to_line();
+    let mut t = Tool::new(BIN)
+        .env("BACKUP_DIR", root)
+        .without("BACKUP_SHRINK_WARN")
+        .without("BACKUP_NOTIFY_URLS")
+        .without("BACKUP_NOTIFY_URL")
+        .without("BACKUP_NOTIFY_LEVEL");
+    for (k, v) in extra {
+        t = t.env(k, v.clone());
+    }
+    let prom = root.join("backup.prom");
+    let out = run_with_stdin(
+        &t,
+        &["--text", "--notify", "--prometheus", prom.to_str().unwrap()],
+        &format!("{record}\n"),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out
+}
+
+#[test]
+fn a_backup_that_shrinks_against_its_recent_past_is_a_warning_everywhere() {
+    let root = tempfile::tempdir().unwrap();
+    let ntfy = test_harness::receiver::Receiver::start();
+    let notify = [(
+        "BACKUP_NOTIFY_URLS",
+        format!("ntfy://{}/backups?scheme=http", ntfy.authority()),
+    )];
+    let report = |root: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(root.join("backup_report.json")).unwrap()).unwrap()
+    };
+    // The first runs: fewer than three earlier dumps, no judgement, even of
+    // a dump a hundredth of the others.
+    report_day(root.path(), 21, 15_000, &notify);
+    report_day(root.path(), 22, 16_000, &notify);
+    let out = report_day(root.path(), 23, 150, &notify);
+    let r = report(root.path());
+    assert!(r.get("warnings").is_none(), "{r}");
+    assert_eq!(r["status"], "completed");
+    assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+    assert!(
+        ntfy.take().is_empty(),
+        "a completed run without warnings: silence"
+    );
+    let history = fs::read_to_string(root.path().join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+
+    // Then a dump a tenth of the recent median (15,000 of 15,000, 16,000, 150).
+    let out = report_day(root.path(), 24, 1_400, &notify);
+    let r = report(root.path());
+    assert_eq!(r["status"], "completed", "a warning changes no status");
+    assert_eq!(
+        r["warnings"],
+        serde_json::json!([
+            "postgres: arasul_db_20261124_020000.sql.gz is 9% of the recent median (1.4 KiB vs 14.6 KiB)",
+            "postgres: arasul_db_20261124_020000.sql.gz holds 10.9 KiB of SQL, 9% of the recent median (10.9 KiB vs 117.2 KiB)"
+        ])
+    );
+    assert!(
+        out.stdout
+            .contains("warning: postgres: arasul_db_20261124_020000.sql.gz is 9% of"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("report: warning: postgres: arasul_db_"),
+        "{}",
+        out.stderr
+    );
+    let metrics = fs::read_to_string(root.path().join("backup.prom")).unwrap();
+    assert!(
+        metrics.contains("backup_component_anomaly{component=\"postgres\"} 1\n"),
+        "{metrics}"
+    );
+    // Level error: a completed run with a warning is worth a message.
+    let sent = ntfy.take();
+    assert_eq!(sent.len(), 1);
+    let m = sent[0].json();
+    assert!(
+        m["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("backup completed with 2 warnings on "),
+        "{m}"
+    );
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("warning: postgres: arasul_db_20261124"),
+        "{m}"
+    );
+
+    // A stricter threshold flags what 50 % lets through; the default does not.
+    report_day(root.path(), 25, 9_000, &notify);
+    assert!(report(root.path()).get("warnings").is_none());
+    let metrics = fs::read_to_string(root.path().join("backup.prom")).unwrap();
+    assert!(metrics.contains("backup_component_anomaly{component=\"postgres\"} 0\n"));
+    report_day(
+        root.path(),
+        26,
+        7_000,
+        &[notify[0].clone(), ("BACKUP_SHRINK_WARN", "90%".into())],
+    );
+    assert_eq!(report(root.path())["warnings"].as_array().unwrap().len(), 2);
+    ntfy.take();
+}

@@ -48,6 +48,14 @@ pub fn backup(
             ResultRecord::success(COMPONENT, &published[0])
                 .with("kind", if args.full { "full" } else { "collections" })
                 .with("collections", names.clone())
+                .with(
+                    "points",
+                    manifest
+                        .collections
+                        .iter()
+                        .map(|c| c.points_count)
+                        .sum::<u64>(),
+                )
         })
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
     let published = &published[0];

@@ -74,6 +74,10 @@ fn backs_up_every_collection_verified_and_restores_them() {
     let r = record(&out);
     assert_eq!(r["status"], "success");
     assert_eq!(r["collections"], serde_json::json!(["documents", "memory"]));
+    assert_eq!(
+        r["points"], 80,
+        "every collection's points, for the report's history"
+    );
     let archive = dir.path().join("qdrant").join(r["file"].as_str().unwrap());
     assert!(r["file"].as_str().unwrap().starts_with("qdrant_"));
     assert!(!out.all().contains(KEY));

@@ -20,13 +20,20 @@ const SLACK: i64 = 60;
 
 pub fn compose(report: &Report, host: &str) -> Message {
     let status = report.status.name();
-    let title = format!("backup {status} on {host}");
+    let title = match report.warnings.len() {
+        0 => format!("backup {status} on {host}"),
+        1 => format!("backup {status} with a warning on {host}"),
+        n => format!("backup {status} with {n} warnings on {host}"),
+    };
     let mut lines = vec![format!(
         "{status}: {} run at {}, {} s",
         report.backup_type, report.timestamp, report.duration_seconds
     )];
     for e in &report.errors {
         lines.push(format!("failed: {e}"));
+    }
+    for w in &report.warnings {
+        lines.push(format!("warning: {w}"));
     }
     let ok: Vec<String> = report
         .components
@@ -55,7 +62,7 @@ pub fn compose(report: &Report, host: &str) -> Message {
     Message {
         title,
         body: lines.join("\n"),
-        urgent: report.status != RunStatus::Completed,
+        urgent: report.status != RunStatus::Completed || !report.warnings.is_empty(),
     }
 }
 

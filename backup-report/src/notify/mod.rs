@@ -34,14 +34,20 @@ impl Level {
     }
 }
 
-/// Whether a target hears about a run with this status, and why not.
-pub fn decide(level: Level, status: RunStatus, target: &Target) -> Result<(), &'static str> {
+/// Whether a target hears about a run with this status (and warnings, the
+/// backups that succeeded but look wrong), and why not.
+pub fn decide(
+    level: Level,
+    status: RunStatus,
+    warnings: bool,
+    target: &Target,
+) -> Result<(), &'static str> {
     if target.always {
         return Ok(());
     }
-    match (level, status) {
-        (Level::Never, _) => Err("BACKUP_NOTIFY_LEVEL is never"),
-        (Level::Error, RunStatus::Completed) => {
+    match (level, status, warnings) {
+        (Level::Never, _, _) => Err("BACKUP_NOTIFY_LEVEL is never"),
+        (Level::Error, RunStatus::Completed, false) => {
             Err("the run completed and BACKUP_NOTIFY_LEVEL is error")
         }
         _ => Ok(()),
@@ -103,7 +109,7 @@ pub fn deliver(
     };
     let mut log = Vec::new();
     for t in targets {
-        if let Err(why) = decide(level, report.status, t) {
+        if let Err(why) = decide(level, report.status, !report.warnings.is_empty(), t) {
             log.push(format!("no notification to {}: {why}", t.label()));
             continue;
         }
@@ -145,26 +151,27 @@ mod tests {
     fn the_level_decides_which_runs_are_sent() {
         use RunStatus::*;
         let t = target(false);
-        for (level, status, sent) in [
-            (Level::Error, Completed, false),
-            (Level::Error, Partial, true),
-            (Level::Error, Failed, true),
-            (Level::Always, Completed, true),
-            (Level::Always, Failed, true),
-            (Level::Never, Failed, false),
+        for (level, status, warnings, sent) in [
+            (Level::Error, Completed, false, false),
+            (Level::Error, Completed, true, true),
+            (Level::Error, Partial, false, true),
+            (Level::Error, Failed, false, true),
+            (Level::Always, Completed, false, true),
+            (Level::Always, Failed, false, true),
+            (Level::Never, Failed, true, false),
         ] {
             assert_eq!(
-                decide(level, status, &t).is_ok(),
+                decide(level, status, warnings, &t).is_ok(),
                 sent,
-                "{level:?} {status:?}"
+                "{level:?} {status:?} {warnings}"
             );
         }
         assert_eq!(
-            decide(Level::Error, Completed, &t),
+            decide(Level::Error, Completed, false, &t),
             Err("the run completed and BACKUP_NOTIFY_LEVEL is error")
         );
         // The older BACKUP_NOTIFY_URL keeps receiving every report.
-        assert!(decide(Level::Never, Completed, &target(true)).is_ok());
+        assert!(decide(Level::Never, Completed, false, &target(true)).is_ok());
         assert_eq!(Level::parse("always"), Ok(Level::Always));
         assert!(Level::parse("errors")
             .unwrap_err()
