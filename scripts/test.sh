@@ -115,6 +115,10 @@ if ! "$AIOSMTPD_HOME/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 export AIOSMTPD_PYTHON="$AIOSMTPD_HOME/bin/python"
 command -v openssl >/dev/null 2>&1 || apt_install openssl
+# Headless Chromium renders backup_report.html; promtool checks and unit-tests
+# the alerting rules (Debian's prometheus package ships it).
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+command -v promtool >/dev/null 2>&1 || apt_install prometheus
 
 if [ -n "$garage_build" ]; then
     say "waiting for the Garage build"

@@ -4,6 +4,7 @@
 pub mod anomaly;
 pub mod health;
 pub mod history;
+pub mod html;
 pub mod inputs;
 pub mod notify;
 pub mod report;
@@ -67,6 +68,11 @@ pub struct Cli {
     #[arg(long, env = "BACKUP_NOTIFY_LEVEL", default_value = "error",
           value_parser = ["error", "always", "never"])]
     pub notify_level: String,
+    /// Instead of writing a report, draw the last one (backup_report.json, the
+    /// history and the tree) as a self-contained HTML page into FILE (`-`:
+    /// stdout). Every run writes $BACKUP_DIR/backup_report.html anyway
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["records", "health", "check_schedule"])]
+    pub html: Option<PathBuf>,
     /// Instead of writing a report, check BACKUP_NOTIFY_URLS and print each
     /// target's service and host (exit 2 when one is not valid)
     #[arg(long, conflicts_with_all = ["records", "health", "check_schedule"])]
@@ -117,6 +123,11 @@ pub fn run(cli: Cli) -> i32 {
     }
     if cli.check_notify {
         return backup_common::tool::run(COMPONENT, "notification check", check_notify);
+    }
+    if let Some(file) = &cli.html {
+        return backup_common::tool::run(COMPONENT, "page", || {
+            write_page_of_last_report(&cli, file)
+        });
     }
     backup_common::tool::run(COMPONENT, "report", || write_report(&cli))
 }
@@ -269,9 +280,21 @@ fn write_report(cli: &Cli) -> Result<()> {
             report.status.name()
         ),
     );
-    let window = chrono::Duration::days(i64::from(cli.days) + 7 * i64::from(cli.weeks) + 1);
-    let kept = history::keep([history, this_run].concat(), facts.now, window);
+    let kept = history::keep(
+        [history, this_run].concat(),
+        facts.now,
+        retention_window(cli),
+    );
     if let Err(e) = history::write(&cli.tree.backup_dir, &kept) {
+        log::log(
+            COMPONENT,
+            &format!("warning: {}", backup_common::exit::one_line(&e)),
+        );
+    }
+    let page = page(cli, &report, &stats, &kept, facts.now);
+    if let Err(e) =
+        publish::write_atomically(&cli.tree.backup_dir, "backup_report.html", page.as_bytes())
+    {
         log::log(
             COMPONENT,
             &format!("warning: {}", backup_common::exit::one_line(&e)),
@@ -300,6 +323,68 @@ fn write_report(cli: &Cli) -> Result<()> {
         print!("{}", report::text(&report));
     }
     Ok(())
+}
+
+fn retention_window(cli: &Cli) -> chrono::Duration {
+    chrono::Duration::days(i64::from(cli.days) + 7 * i64::from(cli.weeks) + 1)
+}
+
+fn page(
+    cli: &Cli,
+    report: &report::Report,
+    stats: &report::TreeStats,
+    history: &[history::Entry],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    html::render(&html::Page {
+        report,
+        host: &backup_common::audit::host(),
+        now,
+        history,
+        newest: stats
+            .newest
+            .iter()
+            .map(|(c, t)| (c.name().to_owned(), *t))
+            .collect(),
+        weekly: &stats.weekly_folders,
+        window: retention_window(cli),
+    })
+}
+
+/// `--html FILE`: the page of the last report, without a new one.
+fn write_page_of_last_report(cli: &Cli, file: &Path) -> Result<()> {
+    let root = &cli.tree.backup_dir;
+    let path = root.join("backup_report.json");
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("cannot read {}; has a backup run yet?", path.display()))?;
+    let report: report::Report = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a report; the next run writes it again",
+            path.display()
+        )
+    })?;
+    let stats = stats::scan(root)?;
+    let page = page(
+        cli,
+        &report,
+        &stats,
+        &history::read(root),
+        chrono::Utc::now(),
+    );
+    if file.as_os_str() == "-" {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(page.as_bytes())?;
+        return out.flush().context("cannot write the page to stdout");
+    }
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .with_context(|| format!("--html {}: not a file name", file.display()))?;
+    publish::write_atomically(dir, &name.to_string_lossy(), page.as_bytes())
 }
 
 const NOTIFY_STATE: &str = "notify.json";

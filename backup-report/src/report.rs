@@ -16,6 +16,8 @@ pub struct TreeStats {
     /// The same per series (artifact prefix: a database, a bucket, `globals`).
     pub newest_series: BTreeMap<(Component, String), DateTime<Utc>>,
     pub weekly_snapshots: usize,
+    /// The weekly folders' names (`YYYY_WNN`), newest first.
+    pub weekly_folders: Vec<String>,
     /// Every artifact's bytes, hard links (weekly copies) counted once.
     pub total_size_bytes: u64,
     /// The daily artifacts of each (component, series), oldest first, with
@@ -552,6 +554,7 @@ mod tests {
             weekly_snapshots: 4,
             total_size_bytes: 173015040,
             series_files: BTreeMap::new(),
+            weekly_folders: Vec::new(),
         };
         let r = serde_json::to_value(assemble(
             &run(&[PG_OK, QD_OK, MINIO_FAILED]),

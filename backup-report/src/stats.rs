@@ -27,6 +27,9 @@ pub fn scan(root: &Path) -> Result<TreeStats> {
             if IsoWeek::parse(&week.file_name().to_string_lossy()).is_some() && week.path().is_dir()
             {
                 stats.weekly_snapshots += 1;
+                stats
+                    .weekly_folders
+                    .push(week.file_name().to_string_lossy().into_owned());
                 for c in Component::ALL {
                     add_artifacts(&week.path().join(c.name()), c, &mut stats, &mut seen, false)?;
                 }
@@ -36,6 +39,7 @@ pub fn scan(root: &Path) -> Result<TreeStats> {
     for files in stats.series_files.values_mut() {
         files.sort();
     }
+    stats.weekly_folders.sort_by(|a, b| b.cmp(a));
     Ok(stats)
 }
 
