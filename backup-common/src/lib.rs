@@ -21,6 +21,7 @@ pub mod log;
 pub mod names;
 pub mod naming;
 pub mod parallel_gzip;
+pub mod progress;
 pub mod publish;
 pub mod record;
 #[cfg(feature = "s3")]

@@ -310,46 +310,33 @@ const IN_FLIGHT: usize = 12;
 
 /// Objects, bytes and rate on stderr when it is a terminal; nothing under cron.
 struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    bar: backup_common::progress::Progress,
     done: std::cell::Cell<usize>,
     total: usize,
 }
 
 impl Progress {
     fn new(selected: &[&KeyState]) -> Progress {
-        use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(selected.iter().map(|k| k.size).sum());
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        });
-        let progress = Progress {
-            bar,
+        let total = selected.len();
+        Progress {
+            bar: backup_common::progress::Progress::bytes(
+                &format!("0/{total} objects"),
+                Some(selected.iter().map(|k| k.size).sum()),
+            ),
             done: std::cell::Cell::new(0),
-            total: selected.len(),
-        };
-        if let Some(bar) = &progress.bar {
-            bar.set_message(format!("0/{} objects", progress.total));
+            total,
         }
-        progress
     }
 
     fn object_done(&self, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            self.done.set(self.done.get() + 1);
-            bar.inc(bytes);
-            bar.set_message(format!("{}/{} objects", self.done.get(), self.total));
-        }
+        self.done.set(self.done.get() + 1);
+        self.bar.inc(bytes);
+        self.bar
+            .set_message(format!("{}/{} objects", self.done.get(), self.total));
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.bar.finish();
     }
 }
 

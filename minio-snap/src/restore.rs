@@ -175,6 +175,7 @@ fn apply(
     let mut file = file.try_clone()?;
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let file = backup_common::progress::reading(&format!("restoring {name}"), file);
     let plain = decryption.reader(std::io::BufReader::new(file), &name)?;
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
         std::io::BufReader::new(plain),

@@ -220,6 +220,7 @@ fn read_backup(path: &Path, decryption: &Decryption) -> Result<(std::path::PathB
         sha256: checked,
     } = sidecar::check(path)?;
     let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let input = backup_common::progress::reading(&format!("reading {name}"), input);
     let mut input = decryption.reader(input, &name)?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut input, &mut text)

@@ -255,6 +255,8 @@ fn sql_into<W: Write>(
     let mut tail = DumpTail::of(program.trailer);
     let mut buf = vec![0u8; CHUNK];
     let mut sql_bytes = 0u64;
+    // SQL bytes and their rate, on a terminal only.
+    let progress = backup_common::progress::Progress::bytes(&format!("{name}: SQL"), None);
     let copied: Result<()> = (|| loop {
         let n = match stdout.read(&mut buf) {
             Ok(0) => return Ok(()),
@@ -264,10 +266,12 @@ fn sql_into<W: Write>(
         };
         tail.push(&buf[..n]);
         sql_bytes += n as u64;
+        progress.inc(n as u64);
         encoder
             .write_all(&buf[..n])
             .context("cannot write the compressed dump")?;
     })();
+    progress.finish();
     drop(stdout);
 
     if let Err(e) = copied {

@@ -136,7 +136,7 @@ fn refuse_what_pg_dump_never_writes(
     input: &File,
     decryption: &Decryption,
 ) -> Result<()> {
-    let mut sql = plain_sql(file, input, decryption)?;
+    let mut sql = plain_sql(file, input, decryption, "checking")?;
     let mut guard = SqlGuard::default();
     let mut buf = vec![0u8; 256 * 1024];
     let mut passed = Vec::with_capacity(buf.len());
@@ -195,15 +195,18 @@ fn psql_has_restrict(psql: &Path) -> bool {
     }
 }
 
-/// The SQL of a dump, read from the start of `input` (decrypted if it is `.age`).
+/// The SQL of a dump, read from the start of `input` (decrypted if it is
+/// `.age`), with progress (`doing` the file) on a terminal.
 fn plain_sql<'a>(
     file: &Path,
     input: &File,
     decryption: &Decryption,
+    doing: &str,
 ) -> Result<MultiGzDecoder<BufReader<Box<dyn Read + 'a>>>> {
     let mut input = input.try_clone()?;
     input.seek(SeekFrom::Start(0))?;
     let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let input = backup_common::progress::reading(&format!("{doing} {name}"), input);
     let plain = decryption.reader(BufReader::with_capacity(256 * 1024, input), &name)?;
     Ok(MultiGzDecoder::new(BufReader::with_capacity(
         256 * 1024,
@@ -242,7 +245,7 @@ fn stream_into_psql(
             "psql has no \\restrict (older than 15.14/16.10/17.6); relying on pg-dumpwrap's own check of the dump",
         );
     }
-    let mut sql = plain_sql(file, &input, decryption)?;
+    let mut sql = plain_sql(file, &input, decryption, "restoring")?;
 
     let mut cmd = psql_transaction(conn, &args.psql, &conn.db);
     let mut psql = Child::spawn(&mut cmd, &args.psql, "--psql")?;

@@ -1129,3 +1129,45 @@ fn a_list_of_databases_is_one_series_each_and_one_failure_fails_the_run() {
         out.stderr
     );
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_never_into_a_log() {
+    let pg = PgCluster::start();
+    rich_db(&pg, "shop");
+    let backups = tempfile::tempdir().unwrap();
+    let t = tool(&pg, backups.path(), "shop");
+    // Under cron (stderr a file or a pipe): the log lines and nothing else.
+    let out = t.run(&["backup"]);
+    assert_success(&out);
+    assert!(
+        !out.stderr.contains("pg_dump: SQL") && !out.stderr.contains('\r'),
+        "{}",
+        out.stderr
+    );
+    let file = backups.path().join("postgres/shop_latest.sql.gz");
+    let out = t.run(&["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("restoring shop_") && !out.stderr.contains('\r'),
+        "{}",
+        out.stderr
+    );
+
+    // On a terminal: the dump's SQL bytes, the restore's read of the file.
+    test_harness::wait_for_next_second();
+    let out = t.run_on_terminal(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("pg_dump: SQL"), "{:?}", out.stdout);
+    assert!(
+        out.stdout.contains("\"status\":\"success\""),
+        "{:?}",
+        out.stdout
+    );
+    let out = t.run_on_terminal(&["restore", file.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("checking shop_") && out.stdout.contains("restoring shop_"),
+        "{:?}",
+        out.stdout
+    );
+}

@@ -217,8 +217,14 @@ fn download_into<W: Write>(
 ) -> Result<()> {
     let response = qdrant.download(collection, &info.name)?;
     let mut reader = HashingReader::new(response);
+    // Per collection, on a terminal only.
+    let progress = backup_common::progress::Progress::bytes(
+        &format!("downloading {}", collection.unwrap_or("the full snapshot")),
+        Some(info.size),
+    );
     // Large reads: the tar writer copies through a small buffer otherwise.
-    let mut buffered = std::io::BufReader::with_capacity(CHUNK, (&mut reader).take(info.size));
+    let mut buffered =
+        std::io::BufReader::with_capacity(CHUNK, progress.counting((&mut reader).take(info.size)));
     let appended = append(tar, path, info.size, &mut buffered);
     drop(buffered);
     if let Some(e) = reader.error.take() {

@@ -41,6 +41,7 @@ pub fn run_restore(
         );
     }
     let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let input = backup_common::progress::reading(&format!("restoring {name}"), input);
     let plain = decryption.reader(std::io::BufReader::new(input), &name)?;
     let mut archive = tar::Archive::new(MultiGzDecoder::new(std::io::BufReader::new(plain)));
     let mut entries = archive

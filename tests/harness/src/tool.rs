@@ -239,6 +239,26 @@ impl Tool {
             .unwrap_or_else(|e| panic!("start {}: {e}", self.bin.display()))
     }
 
+    /// Runs to completion on a terminal: util-linux's `script` gives the tool
+    /// a pseudo-terminal for stdout and stderr, whose bytes (both streams,
+    /// control sequences included) come back as `stdout`.
+    pub fn run_on_terminal(&self, args: &[&str]) -> Output {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let line: Vec<String> = std::iter::once(self.bin.to_string_lossy().into_owned())
+            .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| quote(&a))
+            .collect();
+        Command::new("script")
+            .args(["-qefc", &line.join(" "), "/dev/null"])
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("script (util-linux)")
+            .into()
+    }
+
     /// Runs to completion with stdin closed.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args)
