@@ -4,6 +4,10 @@
 # crond, with backup.log shown on stdout (docker logs), and on SIGTERM stops a
 # running backup cleanly before it stops crond.
 #
+# `entrypoint.sh run COMMAND [ARG…]` (a Kubernetes Job, `docker run … run
+# backup.sh --component postgres`): the same checks, then COMMAND once as the
+# backup user, a SIGTERM passed on to it, and its exit status returned.
+#
 # crond itself runs as root because busybox crond must: it switches to the
 # crontab's user for every job and needs the privilege to do so (run as
 # another user, it fails each job with "can't set groups"). The backups
@@ -27,6 +31,13 @@ fail() {
     exit 2
 }
 
+run_once=
+if [ "${1:-}" = run ]; then
+    shift
+    [ $# -gt 0 ] || fail "run needs a command, e.g. run backup.sh --component postgres"
+    run_once=1
+fi
+
 # A schedule crond cannot run would be a silent no-op: refuse it now. Sets $next
 # to the next run, or to backup-report's reason without its log prefix.
 check_schedule() { # schedule
@@ -36,12 +47,15 @@ check_schedule() { # schedule
     next=$(printf '%s' "$next" | sed 's/^.* report: schedule check failed: //')
     return 1
 }
-if [ -n "${BACKUP_CRONTAB:-}" ]; then
+if [ -n "$run_once" ]; then
+    : # no schedule: a Job, or a person, decides when
+elif [ -n "${BACKUP_CRONTAB:-}" ]; then
     [ -r "$BACKUP_CRONTAB" ] || fail "BACKUP_CRONTAB $BACKUP_CRONTAB cannot be read; check the mount"
     # Every job line's five time fields; comments and VAR=value lines pass.
     set -f
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in '' | '#'* | [A-Za-z_]*=*) continue ;; esac
+        # shellcheck disable=SC2086 # the fields, split on purpose
         set -- $line
         [ $# -ge 6 ] || fail "BACKUP_CRONTAB line '$line' has no command after its five time fields"
         check_schedule "$1 $2 $3 $4 $5" || fail "BACKUP_CRONTAB line '$line': $next"
@@ -72,6 +86,29 @@ fi
 if [ "$(stat -c %U "$BACKUP_DIR")" != "$user" ]; then
     say "$BACKUP_DIR belongs to $(stat -c %U "$BACKUP_DIR"), not $user: changing its owner (once)"
     chown -R "$user" "$BACKUP_DIR"
+fi
+
+# Run once: the command as the backup user (busybox su execs the shell, which
+# execs the command: $child is the command itself), a SIGTERM passed on, its
+# status returned.
+if [ -n "$run_once" ]; then
+    say "running as $user: $*"
+    # backup.sh and its siblings by name, wherever the image keeps them.
+    PATH=$here:$PATH
+    export PATH
+    set +e
+    su -p -s /bin/sh -c 'exec "$0" "$@"' -- "$user" "$@" &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+    wait "$child"
+    rc=$?
+    # wait returns early when a trapped signal arrives: wait for the command.
+    while kill -0 "$child" 2>/dev/null; do
+        wait "$child"
+        rc=$?
+    done
+    say "$1 exited with status $rc"
+    exit "$rc"
 fi
 
 # crond reads only crontabs that root owns; the file is named after the job's user.

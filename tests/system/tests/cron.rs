@@ -311,3 +311,110 @@ fn the_scripts_the_container_runs_directly_are_executable() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root: the command runs as another user (run as root, as CI does)"]
+fn run_once_runs_the_command_as_the_backup_user_and_returns_its_status() {
+    require_root("run_once_runs_the_command_as_the_backup_user");
+    let pg = PgCluster::start();
+    pg.create_db("arasul_db");
+    pg.sql("arasul_db", "CREATE TABLE t AS SELECT 1 AS one;");
+    let base = tempfile::tempdir().unwrap();
+    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let backups = base.path().join("backups");
+    let entrypoint = pg
+        .connect(script("entrypoint.sh"))
+        .env("BACKUP_USER", "nobody")
+        .env("BACKUP_DIR", &backups)
+        .env("BACKUP_CRONTABS_DIR", base.path().join("crontabs"))
+        .env("POSTGRES_DB", "arasul_db")
+        // A Job has no schedule: even one crond could not run is no reason to stop.
+        .env("BACKUP_SCHEDULE", "every night")
+        .env("TZ", "Europe/Berlin");
+
+    let out = run_briefly_with(
+        &entrypoint,
+        &["run", "backup.sh", "--component", "postgres"],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("entrypoint: running as nobody: backup.sh --component postgres")
+            && out
+                .stderr
+                .contains("entrypoint: backup.sh exited with status 0"),
+        "{}",
+        out.stderr
+    );
+    let dump = backups.join("postgres/arasul_db_latest.sql.gz");
+    let meta = fs::metadata(dump.canonicalize().unwrap()).unwrap();
+    assert_eq!(meta.uid(), NOBODY, "the backup ran as the backup user");
+    let r: serde_json::Value =
+        serde_json::from_slice(&fs::read(backups.join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "completed");
+    assert!(
+        !base.path().join("crontabs").exists(),
+        "no crontab for a run-once"
+    );
+    assert!(!out.all().contains(&pg.password));
+
+    // A failing command's status is the container's.
+    let out = run_briefly_with(
+        &entrypoint
+            .clone()
+            .env("POSTGRES_PASSWORD", "wrong-password-17"),
+        &["run", "backup.sh", "--component", "postgres"],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("entrypoint: backup.sh exited with status 1"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.all().contains("wrong-password-17"));
+    let out = run_briefly_with(&entrypoint, &["run", "backup-verify", "--all"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run_briefly_with(&entrypoint, &["run"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("entrypoint: run needs a command"),
+        "{}",
+        out.stderr
+    );
+
+    // A Job that is stopped (SIGTERM to PID 1): the command hears it, its
+    // report says so, and its status is the Job's.
+    let silent_n8n = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = entrypoint
+        .clone()
+        .env(
+            "N8N_URL",
+            format!("http://{}", silent_n8n.local_addr().unwrap()),
+        )
+        .env("N8N_API_KEY", "n8n-key-not-used");
+    t.args
+        .extend(["run", "backup.sh", "--component", "n8n"].map(std::ffi::OsString::from));
+    let child = spawn_in_own_group(&t);
+    let pid_file = backups.join(".backup.pid");
+    test_harness::wait_for("the run to start", || pid_file.exists().then_some(()));
+    // SAFETY: kill(2) of the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = test_harness::finish(child);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("interrupted by SIGTERM"),
+        "{}",
+        out.stderr
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&fs::read(backups.join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "failed", "{r}");
+}
+
+/// `run_briefly` with arguments.
+fn run_briefly_with(t: &Tool, args: &[&str]) -> test_harness::Output {
+    let mut t = t.clone();
+    t.args.extend(args.iter().map(std::ffi::OsString::from));
+    run_briefly(&t)
+}
