@@ -136,6 +136,13 @@ pub fn read(root: &Path) -> Vec<Entry> {
 /// at most `MAX_ENTRIES` of the newest.
 pub fn keep(mut entries: Vec<Entry>, now: DateTime<Utc>, window: Duration) -> Vec<Entry> {
     entries.retain(|e| e.time().is_some_and(|t| t >= now - window));
+    // An artifact once: a report from kept records (--keep-records) names
+    // the same artifact again.
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| match &e.file {
+        Some(f) => seen.insert((e.component.clone(), f.clone())),
+        None => true,
+    });
     let excess = entries.len().saturating_sub(MAX_ENTRIES);
     entries.drain(..excess);
     entries
@@ -237,5 +244,22 @@ mod tests {
             Duration::days(30),
         );
         assert_eq!(kept, [at("2026-11-28T02:00:00.000Z")]);
+        let with_file = |run: &str| Entry {
+            file: Some("workflows_20261128_020000.json".into()),
+            ..at(run)
+        };
+        let kept = keep(
+            vec![
+                with_file("2026-11-28T02:00:00.000Z"),
+                with_file("2026-11-28T03:00:00.000Z"),
+            ],
+            now,
+            Duration::days(30),
+        );
+        assert_eq!(
+            kept,
+            [with_file("2026-11-28T02:00:00.000Z")],
+            "an artifact once"
+        );
     }
 }

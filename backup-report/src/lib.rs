@@ -6,6 +6,7 @@ pub mod health;
 pub mod history;
 pub mod html;
 pub mod inputs;
+pub mod kept;
 pub mod notify;
 pub mod report;
 pub mod stats;
@@ -43,6 +44,11 @@ pub struct Cli {
     pub days: u32,
     #[arg(long, env = "BACKUP_RETENTION_WEEKLY", default_value_t = 12)]
     pub weeks: u32,
+    /// Keep this run's records per component in $BACKUP_DIR/records/ and
+    /// report every other component by its kept records: one report of the
+    /// whole stack when components run on their own (Kubernetes CronJobs)
+    #[arg(long, env = "BACKUP_KEEP_RECORDS")]
+    pub keep_records: bool,
     /// A new backup smaller than this share of its series' recent median (the
     /// last 7 successful ones) is a warning: `50` or `50%`
     #[arg(
@@ -229,7 +235,15 @@ fn write_report(cli: &Cli) -> Result<()> {
         .filter_map(|c| Component::from_name(c))
         .collect();
     let shrink = anomaly::parse_shrink(&cli.shrink_warn).map_err(backup_common::usage)?;
-    let run = inputs::read(&read_lines(&cli.records)?, &expected);
+    let mut lines = read_lines(&cli.records)?;
+    let mut keep = None;
+    if cli.keep_records {
+        let stored = kept::read(&cli.tree.backup_dir)?;
+        let merged = kept::merge(lines, &cli.components, &stored);
+        lines = merged.lines;
+        keep = Some(merged.store);
+    }
+    let run = inputs::read(&lines, &expected);
     for problem in &run.problems {
         log::log(COMPONENT, &format!("warning: {problem}"));
     }
@@ -280,18 +294,29 @@ fn write_report(cli: &Cli) -> Result<()> {
             report.status.name()
         ),
     );
-    let kept = history::keep(
+    let recent = history::keep(
         [history, this_run].concat(),
         facts.now,
         retention_window(cli),
     );
-    if let Err(e) = history::write(&cli.tree.backup_dir, &kept) {
+    if let Err(e) = history::write(&cli.tree.backup_dir, &recent) {
         log::log(
             COMPONENT,
             &format!("warning: {}", backup_common::exit::one_line(&e)),
         );
     }
-    let page = page(cli, &report, &stats, &kept, facts.now);
+    if let Some(store) = &keep {
+        if let Err(e) = kept::write(&cli.tree.backup_dir, store) {
+            log::log(
+                COMPONENT,
+                &format!(
+                    "warning: the records were not kept: {}",
+                    backup_common::exit::one_line(&e)
+                ),
+            );
+        }
+    }
+    let page = page(cli, &report, &stats, &recent, facts.now);
     if let Err(e) =
         publish::write_atomically(&cli.tree.backup_dir, "backup_report.html", page.as_bytes())
     {

@@ -516,3 +516,60 @@ fn a_backup_that_shrinks_against_its_recent_past_is_a_warning_everywhere() {
     assert_eq!(report(root.path())["warnings"].as_array().unwrap().len(), 2);
     ntfy.take();
 }
+
+#[test]
+fn kept_records_make_one_report_of_components_that_run_on_their_own() {
+    let root = tempfile::tempdir().unwrap();
+    let t = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .env("BACKUP_KEEP_RECORDS", "true");
+    let report = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(root.path().join("backup_report.json")).unwrap()).unwrap()
+    };
+    let components = |r: &serde_json::Value| -> Vec<String> {
+        r["components"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    // The postgres CronJob, then the n8n one: the second report has both.
+    let out = run_with_stdin(&t, &["--component", "postgres"], &format!("{}\n", pg_ok()));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let n8n = r#"{"component":"n8n","status":"success","file":"workflows_20261126_150500.json","size_bytes":900,"duration_seconds":1,"sha256":"ab"}"#;
+    let out = run_with_stdin(&t, &["--component", "n8n"], &format!("{n8n}\n"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = report();
+    assert_eq!(components(&r), ["n8n", "postgres"]);
+    assert_eq!(r["status"], "completed");
+    // The maintenance job's report, with no records of its own: the same.
+    let out = run_with_stdin(&t, &[], "");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(components(&report()), ["n8n", "postgres"]);
+    assert_eq!(report()["status"], "completed");
+    // A selected component that said nothing is failed, and stays so.
+    let out = run_with_stdin(&t, &["--component", "qdrant"], "");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run_with_stdin(&t, &[], "");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = report();
+    assert_eq!(r["status"], "partial");
+    assert_eq!(r["components"]["qdrant"]["status"], "failed");
+    assert_eq!(components(&r), ["n8n", "postgres", "qdrant"]);
+    // Each artifact once in the history, however often it was reported.
+    let history = fs::read_to_string(root.path().join("history.jsonl")).unwrap();
+    assert_eq!(
+        history.matches("shop_20261126_150401.sql.gz").count(),
+        1,
+        "{history}"
+    );
+    // Without the setting, a report is its run's alone, as it always was.
+    let out = run_with_stdin(
+        &Tool::new(BIN).env("BACKUP_DIR", root.path()),
+        &[],
+        &format!("{n8n}\n"),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(components(&report()), ["n8n"]);
+}
