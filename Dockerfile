@@ -15,8 +15,8 @@ ARG PG_MAJOR=16
 RUN apk add --no-cache "postgresql${PG_MAJOR}-client" tzdata ca-certificates curl rclone \
  && { command -v flock >/dev/null || apk add --no-cache util-linux-misc; } \
  && for c in flock setsid crond tail pg_dump psql; do command -v "$c" >/dev/null || exit 1; done \
- && addgroup -S backup \
- && adduser -S -D -h /home/backup -s /bin/sh -G backup backup \
+ && addgroup -S -g 10001 backup \
+ && adduser -S -D -u 10001 -h /home/backup -s /bin/sh -G backup backup \
  && mkdir -p /data/backups /etc/crontabs \
  && chown backup:backup /data/backups \
  && chmod 700 /data/backups

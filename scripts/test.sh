@@ -115,6 +115,18 @@ if ! "$AIOSMTPD_HOME/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 export AIOSMTPD_PYTHON="$AIOSMTPD_HOME/bin/python"
 command -v openssl >/dev/null 2>&1 || apt_install openssl
+# kubernetes-validate (offline Kubernetes API schemas) and PyYAML, for deploy/.
+KUBERNETES_VALIDATE_HOME=${KUBERNETES_VALIDATE_HOME:-/opt/backup-kit/kubernetes-validate}
+if ! "$KUBERNETES_VALIDATE_HOME/bin/python" -c 'import kubernetes_validate, yaml' >/dev/null 2>&1; then
+    say "installing kubernetes-validate into $KUBERNETES_VALIDATE_HOME"
+    as_root rm -rf "$KUBERNETES_VALIDATE_HOME"
+    if ! as_root python3 -m venv "$KUBERNETES_VALIDATE_HOME" >/dev/null 2>&1; then
+        apt_install python3-venv
+        as_root python3 -m venv "$KUBERNETES_VALIDATE_HOME"
+    fi
+    as_root "$KUBERNETES_VALIDATE_HOME/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+fi
+export KUBERNETES_VALIDATE_HOME
 # Headless Chromium renders backup_report.html; promtool checks and unit-tests
 # the alerting rules (Debian's prometheus package ships it).
 command -v chromium >/dev/null 2>&1 || apt_install chromium
