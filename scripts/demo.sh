@@ -148,6 +148,10 @@ echo "PostgreSQL: arasul_db_from_age (from the encrypted dump) matches arasul_db
 age -d -i "$DEMO_DIR/age.key" "$BACKUP_DIR/postgres/arasul_db_latest.sql.gz.age" | gunzip | grep -c 'COPY ' |
     sed 's/^/by hand (age -d | gunzip): COPY blocks in the dump: /'
 
+say "the page of the last report: $BACKUP_DIR/backup_report.html (open it in a browser)"
+grep -o 'id="run-status">[a-z]*' "$BACKUP_DIR/backup_report.html" | sed 's/.*>/last run on the page: /'
+backup-report --html - >/dev/null && echo "backup-report --html - draws it again on demand"
+
 say "the backup tree: $BACKUP_DIR"
 ls -la "$BACKUP_DIR" "$BACKUP_DIR"/*/
 echo

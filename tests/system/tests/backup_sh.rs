@@ -218,6 +218,16 @@ fn full_incremental_weekly_and_restore_of_every_component() {
         let file = published(&stack, &report, c);
         assert_latest(&stack, c, &file);
     }
+    // The page and the history come with every report.
+    let page = fs::read_to_string(stack.root().join("backup_report.html")).unwrap();
+    for c in ["postgres", "minio", "qdrant", "n8n"] {
+        assert!(
+            page.contains(&format!("id=\"c-{c}\" data-status=\"success\"")),
+            "{c} not on the page"
+        );
+    }
+    let history = fs::read_to_string(stack.root().join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 4, "{history}");
     let log = fs::read_to_string(stack.root().join("backup.log")).unwrap();
     for needle in [
         " backup: starting a backup (full) of: postgres minio qdrant n8n",
