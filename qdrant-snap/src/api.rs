@@ -13,8 +13,7 @@ use backup_common::{log, Secret};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::Read;
 
 pub struct Qdrant {
     base: String,
@@ -265,65 +264,94 @@ impl Qdrant {
         Ok(())
     }
 
-    /// Uploads a staged snapshot into `collection` (created or replaced),
-    /// streamed from `file`'s start. What is sent is hashed again on the way:
-    /// content that no longer has `sha256` (changed after it was checked) ends
-    /// the upload with an error before its last byte, so Qdrant never gets a
-    /// complete snapshot to load.
-    pub fn upload_snapshot(&self, collection: &str, mut file: File, sha256: &str) -> Result<()> {
+    /// Uploads a snapshot into `collection` (created or replaced), streamed
+    /// from `source` as it is read — straight from the archive, nothing staged
+    /// on disk. What is sent is hashed on the way: content that is not `len`
+    /// bytes with `sha256` ends the upload with an error before its last byte
+    /// (the multipart body never closes), so Qdrant never gets a complete
+    /// snapshot to load.
+    pub fn upload_snapshot(
+        &self,
+        collection: &str,
+        source: &mut dyn Read,
+        len: u64,
+        sha256: &str,
+    ) -> Result<()> {
         let path = format!(
             "/collections/{}/snapshots/upload?priority=snapshot&wait=true",
             enc(collection)
         );
-        file.seek(std::io::SeekFrom::Start(0))?;
-        let len = file.metadata()?.len();
-        let checked = Checked {
-            file,
-            hasher: Sha256::new(),
-            expected: sha256.to_owned(),
-        };
-        let stream = futures_util::stream::unfold(Some(checked), |state| async move {
-            let mut st = state?;
-            let mut buf = vec![0u8; 256 * 1024];
-            match st.file.read(&mut buf) {
-                Ok(0) => {
-                    let actual = hex::encode(std::mem::take(&mut st.hasher).finalize());
-                    (actual != st.expected).then(|| {
-                        let e = std::io::Error::other(format!(
-                            "the staged snapshot changed after it was checked (sha256 {actual}, \
-                             the manifest records {}); upload abandoned",
-                            st.expected
-                        ));
-                        (Err(e), None)
-                    })
-                }
-                Ok(n) => {
-                    buf.truncate(n);
-                    st.hasher.update(&buf);
-                    Some((Ok(bytes::Bytes::from(buf)), Some(st)))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
+        // The request runs in the runtime; this thread feeds its body through
+        // a small channel (each send drives the runtime until there is room),
+        // so memory holds a few chunks, whatever the snapshot's size.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
         });
-        let body = reqwest::Body::wrap_stream(stream);
-        let part = reqwest::multipart::Part::stream_with_length(body, len)
-            .file_name("snapshot")
-            .mime_str("application/octet-stream")?;
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
+                .file_name("snapshot")
+                .mime_str("application/octet-stream")?;
         let form = reqwest::multipart::Form::new().part("snapshot", part);
-        self.send_waiting(
-            self.waiting_request(Method::POST, &path).multipart(form),
-            Method::POST,
-            &path,
-        )?;
-        Ok(())
+        let request = self.waiting_request(Method::POST, &path).multipart(form);
+        let sending = self.http.spawn(async move { request.send().await });
+        let fed = feed(&self.http, source, &tx, len, sha256);
+        if let Err(why) = &fed {
+            // The body ends in an error: the request is abandoned mid-body.
+            let _ = self
+                .http
+                .block_on(tx.send(Err(std::io::Error::other(why.clone()))));
+        }
+        drop(tx);
+        let answer = self
+            .http
+            .block_on(sending)
+            .context("the upload was cut short")?;
+        if let Err(why) = fed {
+            bail!("{why}; upload abandoned, Qdrant got no complete snapshot");
+        }
+        match answer {
+            Ok(resp) => self.check(resp, &Method::POST, &path).map(drop),
+            Err(e) => Err(self.transport_error(&e, &format!("POST {}{path}", self.base), true)),
+        }
     }
 }
 
-/// A staged snapshot being uploaded, and the hash it must still have.
-struct Checked {
-    file: File,
-    hasher: Sha256,
-    expected: String,
+/// Sends `source` into the upload chunk by chunk, hashing it; an error when
+/// it is not `len` bytes with `sha256`. A send that fails means the request
+/// already ended (its answer says why).
+fn feed(
+    http: &backup_common::http::Http,
+    source: &mut dyn Read,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    len: u64,
+    sha256: &str,
+) -> Result<(), String> {
+    let mut hasher = Sha256::new();
+    let mut sent = 0u64;
+    loop {
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("cannot read the snapshot from the archive: {e}")),
+        };
+        buf.truncate(n);
+        hasher.update(&buf);
+        sent += n as u64;
+        if http.block_on(tx.send(Ok(bytes::Bytes::from(buf)))).is_err() {
+            return Ok(());
+        }
+    }
+    let actual = hex::encode(hasher.finalize());
+    if sent != len || actual != sha256 {
+        return Err(format!(
+            "the snapshot is {sent} bytes with sha256 {actual}; the manifest records {len} bytes \
+             with {sha256} — the archive is damaged"
+        ));
+    }
+    Ok(())
 }
 
 fn snapshot_path(collection: Option<&str>, snapshot: &str) -> String {

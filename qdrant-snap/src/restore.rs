@@ -1,8 +1,10 @@
 //! `restore`: check the sidecar, read the manifest (the archive's first entry),
-//! then for each selected collection: unpack its snapshot to a private temp file
-//! while hashing it, compare with the manifest, upload it
-//! (`POST /collections/{name}/snapshots/upload?priority=snapshot`), and check
-//! that the restored collection has the recorded number of points.
+//! then for each selected collection: stream its snapshot from the archive
+//! straight into the upload (`POST /collections/{name}/snapshots/upload
+//! ?priority=snapshot`), hashing it on the way — a snapshot that is not what
+//! the manifest records ends the upload before its last byte — and check that
+//! the restored collection has the recorded number of points. Nothing is
+//! staged on disk.
 
 use crate::api::Qdrant;
 use crate::backup::COMPONENT;
@@ -10,7 +12,6 @@ use crate::cli::RestoreArgs;
 use crate::manifest::{self, Kind, Manifest};
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::Decryption;
-use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
 use flate2::read::MultiGzDecoder;
 use std::io::Read;
@@ -81,18 +82,21 @@ pub fn run_restore(
             .snapshot
             .as_ref()
             .expect("entry_for_path found a snapshot");
-        let temp = unpack(&mut entry, &expected.sha256, &path)?;
+        if entry.size() != expected.size {
+            bail!(
+                "{path} is {} bytes in the archive, the manifest records {}; the archive is damaged",
+                entry.size(),
+                expected.size
+            );
+        }
         log::log(
             COMPONENT,
             &format!("uploading {path} into collection {target}"),
         );
-        cleanup::failpoint("qdrant::restore::staged");
-        let handle = temp
-            .as_file()
-            .try_clone()
-            .context("cannot reopen the staged snapshot")?;
-        qdrant.upload_snapshot(&target, handle, &expected.sha256)?;
-        drop(temp);
+        cleanup::failpoint("qdrant::restore::uploading");
+        qdrant
+            .upload_snapshot(&target, &mut entry, expected.size, &expected.sha256)
+            .with_context(|| path.clone())?;
         let (points, _) = qdrant.collection_info(&target)?;
         if points != recorded.points_count {
             bail!(
@@ -205,30 +209,4 @@ fn select(manifest: &Manifest, args: &RestoreArgs) -> Result<Vec<(String, String
         ))),
         None => Ok(wanted.iter().map(|c| (c.clone(), c.clone())).collect()),
     }
-}
-
-/// Unpacks a snapshot into a private temp file (unpredictable name, `O_EXCL`,
-/// 0600; removed on drop or signal), because an upload must be able to read it
-/// from the start, and checks it against the manifest. The upload reads the
-/// very handle that was hashed.
-fn unpack(entry: &mut impl Read, sha256: &str, label: &str) -> Result<cleanup::NamedTempFile> {
-    let mut temp = cleanup::temp_file_in(&std::env::temp_dir(), ".qdrant-snap-restore-")
-        .context("cannot create a temp file to stage a snapshot")?;
-    let result = (|| {
-        let path = temp.path().to_owned();
-        let actual = copy_hashed(entry, temp.as_file_mut()).map_err(|side| match side {
-            Ok(read) => {
-                anyhow::Error::new(read).context(format!("cannot read {label} from the archive"))
-            }
-            Err(write) => {
-                anyhow::Error::new(write).context(format!("cannot write {}", path.display()))
-            }
-        })?;
-        if actual != sha256 {
-            bail!("{label} has sha256 {actual}, the manifest records {sha256}; the archive is damaged");
-        }
-        Ok(())
-    })();
-    cleanup::forget_temp(temp.path());
-    result.map(|()| temp)
 }

@@ -544,71 +544,98 @@ fn a_stalling_server_ends_the_backup_within_the_stall_timeout() {
     );
 }
 
+/// A crafted archive: its sidecar is right (it was made for the damaged
+/// bytes), but one snapshot's last byte differs from what its manifest
+/// records. The upload streams straight from the archive, so the damage is
+/// only seen at the snapshot's end: the upload is abandoned before its body
+/// closes, and Qdrant commits nothing. Nothing is staged on disk either.
 #[test]
-fn planted_links_and_a_changed_staged_snapshot_restore_nothing_foreign() {
+fn a_snapshot_damaged_in_the_archive_is_never_committed_and_nothing_is_staged() {
+    use sha2::Digest;
     let server = standin();
     let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // 8 MiB: far more than the upload's few chunks in flight, so the request
+    // is on the wire, its body half sent, when the damage shows.
+    big_collection(&server, work.path(), 8 << 20);
     let t = tool(&server, dir.path());
     let (archive, _) = good_backup(&t, dir.path());
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, mut data) in entries(&archive) {
+        if path.starts_with("snapshots/big/") {
+            let last = data.len() - 1;
+            data[last] ^= 0xff;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        tar.append_data(&mut header, &path, &data[..]).unwrap();
+    }
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    let crafted = dir.path().join("qdrant/qdrant_20990101_000000.tar.gz");
+    fs::write(&crafted, &bytes).unwrap();
+    fs::write(
+        dir.path()
+            .join("qdrant/qdrant_20990101_000000.tar.gz.sha256"),
+        format!(
+            "{}  qdrant_20990101_000000.tar.gz\n",
+            hex::encode(sha2::Sha256::digest(&bytes))
+        ),
+    )
+    .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let restore_as = |as_name: &'static str| {
-        [
-            "restore",
-            archive.to_str().unwrap(),
-            "--collection",
-            "documents",
-            "--as",
-            as_name,
-        ]
-    };
-
-    // A link at the old predictable staging name (…-PID.snapshot).
-    let out = test_harness::planted::run_with_links_at_old_names(
-        &t,
-        &restore_as("documents_a"),
-        tmp.path(),
-        |pid| vec![format!(".qdrant-snap-restore-{pid}.snapshot")],
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(tree(tmp.path()).len(), 1, "only the planted link is left");
-
-    // The staged snapshot changed in place after it was checked: the upload
-    // is abandoned before Qdrant has all of it.
-    let child = t
-        .clone()
-        .env("TMPDIR", tmp.path())
-        .env("FAILPOINTS", "qdrant::restore::staged=1*return(SIGSTOP)")
-        .spawn(&restore_as("documents_b"));
-    test_harness::wait_stopped(&child);
-    let staged = fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".qdrant-snap-restore-")
-                && !p.is_symlink()
-        })
-        .expect("the staged snapshot");
-    let mut bytes = fs::read(&staged).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    fs::write(&staged, &bytes).unwrap();
-    test_harness::resume(&child);
-    let out = test_harness::finish(child);
+    let out = t.clone().env("TMPDIR", tmp.path()).run(&[
+        "restore",
+        crafted.to_str().unwrap(),
+        "--collection",
+        "big",
+        "--as",
+        "big_b",
+    ]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains("the staged snapshot changed after it was checked"),
+        out.stderr.contains("the manifest records")
+            && out.stderr.contains("the archive is damaged")
+            && out
+                .stderr
+                .contains("upload abandoned, Qdrant got no complete snapshot"),
         "{}",
         out.stderr
     );
     assert!(
-        server.points_count("documents_b").is_none(),
-        "a changed snapshot was restored"
+        server.points_count("big_b").is_none(),
+        "a damaged snapshot was restored"
     );
+    assert!(
+        tree(tmp.path()).is_empty(),
+        "something was staged: {:?}",
+        tree(tmp.path())
+    );
+    // The upload was on its way when the damage showed: streamed, not staged.
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.contains("/collections/big_b/snapshots/upload")
+                && r.ends_with("(abandoned by the client)")),
+        "{:?}",
+        server.requests()
+    );
+    // The good archive still restores, streamed the same way.
+    let out = t.clone().env("TMPDIR", tmp.path()).run(&[
+        "restore",
+        archive.to_str().unwrap(),
+        "--collection",
+        "documents",
+        "--as",
+        "documents_c",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(server.points_count("documents_c"), Some(50));
+    assert!(tree(tmp.path()).is_empty());
 }
 
 #[test]

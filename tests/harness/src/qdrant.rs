@@ -189,17 +189,20 @@ impl QdrantStandin {
         );
     }
 
-    /// Serves `file` as the snapshot of collection `name` (which it creates).
+    /// Serves `file` as the snapshot of collection `name` (which it creates);
+    /// an upload of the same bytes (a tar, as Qdrant's snapshots are) restores
+    /// that collection, as for any snapshot the stand-in made.
     pub fn serve_file_as_snapshot(&self, name: &str, file: &Path) {
         let mut hasher = Sha256::new();
         std::io::copy(&mut std::fs::File::open(file).unwrap(), &mut hasher).unwrap();
         let size = std::fs::metadata(file).unwrap().len();
+        let sha = hex::encode(hasher.finalize());
         self.add_collection(name, 4, 1);
-        self.state()
-            .collections
-            .get_mut(name)
-            .unwrap()
-            .snapshot_file = Some((file.to_owned(), size, hex::encode(hasher.finalize())));
+        let mut st = self.state();
+        let c = st.collections.get_mut(name).unwrap();
+        c.snapshot_file = Some((file.to_owned(), size, sha.clone()));
+        let known = (c.vectors.clone(), c.points.clone());
+        st.known.insert(sha, known);
     }
 
     /// Points `alias` at `collection`, as `create_alias` does.
@@ -336,7 +339,20 @@ fn handle(mut request: Request, state: &Arc<Mutex<State>>, api_key: Option<&str>
         return;
     }
     let mut body = Vec::new();
-    let _ = request.as_reader().read_to_end(&mut body);
+    let announced: Option<usize> = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Length"))
+        .and_then(|h| h.value.as_str().parse().ok());
+    let read = request.as_reader().read_to_end(&mut body);
+    if read.is_err() || announced.is_some_and(|n| body.len() < n) {
+        // A body cut off mid-way (the client abandoned the request): Qdrant
+        // acts on nothing it did not fully receive.
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.requests
+            .push(format!("{method} {url} (abandoned by the client)"));
+        return;
+    }
     let content_type = request
         .headers()
         .iter()

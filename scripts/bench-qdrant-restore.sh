@@ -1,0 +1,76 @@
+#!/bin/sh
+# Benchmark (not a test): restore a SIZE_MIB (default 1024) Qdrant snapshot
+# from a backup archive into the stand-in, comparing in one run, alternating:
+#   before: qdrant-snap built at BEFORE_REV (default 396bae1, which unpacked
+#           each snapshot into a temp file, checked it, then uploaded it)
+#   after:  this tree's qdrant-snap (streams each snapshot from the archive
+#           into the upload, hashing on the way; nothing staged)
+# Reports wall time, peak RSS and the peak disk use of TMPDIR (polled every
+# 50 ms) during the restore.
+set -eu
+cd "$(dirname "$0")/.."
+SIZE_MIB=${SIZE_MIB:-1024}
+ROUNDS=${ROUNDS:-2}
+BEFORE_REV=${BEFORE_REV:-396bae1}
+work=${BENCH_DIR:-/tmp/backup-kit-bench-qdrant-restore}
+rm -rf "$work"; mkdir -p "$work/tmp"
+
+cargo build --release --locked --quiet -p qdrant-snap -p test-harness
+after="$(pwd)/target/release/qdrant-snap"
+before_src=$work/before-src
+git worktree add --detach -f "$before_src" "$BEFORE_REV" >/dev/null 2>&1
+(cd "$before_src" && CARGO_TARGET_DIR="$work/before-target" cargo build --release --locked --quiet -p qdrant-snap)
+before="$work/before-target/release/qdrant-snap"
+
+# A snapshot is a tar; incompressible data, as real vectors mostly are.
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$work/vectors.bin"
+tar -cf "$work/big.snapshot" -C "$work" vectors.bin
+rm "$work/vectors.bin"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$(pwd)/target/release/qdrant-standin" "$port" "big=$work/big.snapshot" > "$work/url" &
+standin=$!
+cleanup() {
+    kill "$standin" 2>/dev/null || true
+    git worktree remove --force "$before_src" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+url="http://127.0.0.1:$port"
+until curl -sf "$url/collections" >/dev/null; do sleep 0.2; done
+QDRANT_URL=$url "$after" backup --collection big --backup-dir "$work/tree" > /dev/null
+archive=$(ls "$work"/tree/qdrant/qdrant_*.tar.gz)
+rm "$work/big.snapshot"
+
+measure() { # label binary as-name
+    : > "$work/disk"
+    ( while :; do du -sk "$work/tmp" | cut -f1 >> "$work/disk"; sleep 0.05; done ) &
+    poller=$!
+    TMPDIR="$work/tmp" QDRANT_URL=$url /usr/bin/time -f "%e %M" -o "$work/time" \
+        "$2" restore "$archive" --collection big --as "$3" > /dev/null 2>&1
+    kill "$poller"; wait "$poller" 2>/dev/null || true
+    read -r wall rss < "$work/time"
+    disk=$(sort -n "$work/disk" | tail -n 1)
+    echo "$1 $wall $rss $disk" >> "$work/results"
+    echo "  $1: wall=${wall}s peak_rss=$((rss / 1024))MiB peak_tmp_disk=$((disk / 1024))MiB"
+}
+: > "$work/results"
+i=1
+while [ "$i" -le "$ROUNDS" ]; do
+    measure before "$before" "big_before_$i"
+    measure after "$after" "big_after_$i"
+    i=$((i + 1))
+done
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, wall, rss, disk = line.split()
+    rows.setdefault(label, []).append((float(wall), int(rss) / 1024, int(disk) / 1024))
+for label in ("before", "after"):
+    r = rows[label]
+    print(f"{label}: median wall {statistics.median(w for w, _, _ in r):.2f}s, "
+          f"peak RSS {max(x for _, x, _ in r):.1f} MiB, peak temp disk {max(d for _, _, d in r):.0f} MiB")
+b = statistics.median(w for w, _, _ in rows["before"])
+a = statistics.median(w for w, _, _ in rows["after"])
+print(f"wall ratio after/before {a / b:.2f}")
+PY
+rm -rf "$work"
