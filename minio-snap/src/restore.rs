@@ -200,18 +200,11 @@ fn apply(
                 stage(&mut entry, file, object)
             })?,
             (Some(s3), None) => {
-                // Staged in a private temp file (unpredictable name, O_EXCL, 0600)
-                // and uploaded from the very handle that was hashed.
-                let mut staged =
-                    cleanup::temp_file_in(&std::env::temp_dir(), ".minio-snap-restore-")
-                        .context("cannot create a temp file to stage an object")?;
-                let result = stage(&mut entry, staged.as_file_mut(), object).and_then(|()| {
-                    cleanup::failpoint("minio::restore::staged");
-                    s3.put_file(&object.key, staged.as_file_mut(), object)
-                });
-                cleanup::forget_temp(staged.path());
-                drop(staged);
-                result?;
+                // Straight from the archive into the upload, hashed on the way;
+                // nothing staged on disk, nothing stored that does not match.
+                let size = entry.size();
+                cleanup::failpoint("minio::restore::uploading");
+                s3.put_object(&object.key, &mut entry, size, object)?;
             }
             (None, None) => unreachable!("restore has a bucket or a folder"),
         }

@@ -13,7 +13,7 @@ use rusty_s3::{Bucket, Credentials, Map, Method, S3Action, UrlStyle};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::time::Duration;
 
 const SIGNED_FOR: Duration = Duration::from_secs(3600);
@@ -325,24 +325,27 @@ impl S3 {
         Ok(())
     }
 
-    /// Uploads a staged object (read from `file`'s start) as `key` with its
-    /// content type and user metadata; in parts when it is larger than
-    /// `PART_SIZE`. What is read is hashed again: content that no longer matches
-    /// the manifest (changed after it was checked) is never stored — a whole
-    /// PUT is not sent, a multipart upload is aborted before it completes.
-    pub fn put_file(
+    /// Uploads an object of `size` bytes read from `source` — straight from
+    /// the archive, nothing staged on disk — as `key` with its content type
+    /// and user metadata; in parts when it is larger than `PART_SIZE`. What is
+    /// read is hashed on the way, and content that is not what the manifest
+    /// records is never stored: a whole PUT is sent only after its bytes
+    /// matched, a multipart upload is completed only after every part did
+    /// (and aborted otherwise, as on any failure of its parts).
+    pub fn put_object(
         &self,
         key: &str,
-        file: &mut std::fs::File,
+        source: &mut dyn Read,
+        size: u64,
         object: &ObjectEntry,
     ) -> Result<()> {
         let content_type = object.content_type.as_deref();
         let meta = &object.metadata;
-        file.seek(std::io::SeekFrom::Start(0))?;
-        let size = file.metadata()?.len();
-        let changed = || {
+        let damaged = |actual: &str, read: u64| {
             anyhow::anyhow!(
-                "object {key} changed after it was checked against the manifest; not restored"
+                "object {key} is {read} bytes with sha256 {actual} in the archive, the manifest \
+                 records {size} bytes with {}; not restored",
+                object.sha256
             )
         };
         let mut headers = Map::new();
@@ -362,13 +365,21 @@ impl S3 {
             }
             req
         };
+        let read_part = |source: &mut dyn Read, limit: u64| -> Result<Vec<u8>> {
+            let mut buf = Vec::with_capacity(limit.min(PART_SIZE) as usize);
+            source
+                .take(limit)
+                .read_to_end(&mut buf)
+                .with_context(|| format!("cannot read {key} from the archive"))?;
+            Ok(buf)
+        };
         if size <= PART_SIZE {
-            let url = self.object_url(Method::Put, key, &[], &headers)?;
-            let mut data = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut data)?;
-            if hex::encode(Sha256::digest(&data)) != object.sha256 {
-                return Err(changed());
+            let data = read_part(source, size)?;
+            let actual = hex::encode(Sha256::digest(&data));
+            if data.len() as u64 != size || actual != object.sha256 {
+                return Err(damaged(&actual, data.len() as u64));
             }
+            let url = self.object_url(Method::Put, key, &[], &headers)?;
             let what = format!("PUT {key}");
             let resp = self.send(&what, || {
                 with_headers(self.http.client().put(url.clone()).body(data.clone()))
@@ -388,48 +399,60 @@ impl S3 {
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .with_context(|| format!("{what}: malformed answer"))?;
         let upload_id = created.upload_id().to_owned();
-        let mut etags = Vec::new();
-        let mut hasher = Sha256::new();
-        let mut part_number: u16 = 1;
-        loop {
-            let mut buf = Vec::with_capacity(PART_SIZE as usize);
-            (&mut *file).take(PART_SIZE).read_to_end(&mut buf)?;
-            if buf.is_empty() {
-                break;
+        let parts = (|| -> Result<Vec<String>> {
+            let mut etags = Vec::new();
+            let mut hasher = Sha256::new();
+            let mut read = 0u64;
+            let mut part_number: u16 = 1;
+            while read < size {
+                let buf = read_part(source, (size - read).min(PART_SIZE))?;
+                if buf.is_empty() {
+                    break;
+                }
+                read += buf.len() as u64;
+                hasher.update(&buf);
+                let part = part_number.to_string();
+                let url = self.object_url(
+                    Method::Put,
+                    key,
+                    &[("partNumber", &part), ("uploadId", &upload_id)],
+                    &Map::new(),
+                )?;
+                let resp = self.send(&what, || {
+                    self.http.client().put(url.clone()).body(buf.clone())
+                })?;
+                if !resp.status().is_success() {
+                    return Err(self.fail(resp, &what));
+                }
+                let etag = resp
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .context("a part upload returned no ETag")?
+                    .to_owned();
+                etags.push(etag);
+                part_number += 1;
             }
-            hasher.update(&buf);
-            let part = part_number.to_string();
-            let url = self.object_url(
-                Method::Put,
-                key,
-                &[("partNumber", &part), ("uploadId", &upload_id)],
-                &Map::new(),
-            )?;
-            let resp = self.send(&what, || {
-                self.http.client().put(url.clone()).body(buf.clone())
-            })?;
-            if !resp.status().is_success() {
-                return Err(self.fail(resp, &what));
+            let actual = hex::encode(hasher.finalize());
+            if read != size || actual != object.sha256 {
+                return Err(damaged(&actual, read));
             }
-            let etag = resp
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .context("a part upload returned no ETag")?
-                .to_owned();
-            etags.push(etag);
-            part_number += 1;
-        }
-        if hex::encode(hasher.finalize()) != object.sha256 {
-            let abort = self.object_url(
-                Method::Delete,
-                key,
-                &[("uploadId", &upload_id)],
-                &Map::new(),
-            )?;
-            let _ = self.send(&what, || self.http.client().delete(abort.clone()));
-            return Err(changed());
-        }
+            Ok(etags)
+        })();
+        let etags = match parts {
+            Ok(etags) => etags,
+            Err(e) => {
+                // Nothing half-uploaded stays on the server.
+                let abort = self.object_url(
+                    Method::Delete,
+                    key,
+                    &[("uploadId", &upload_id)],
+                    &Map::new(),
+                )?;
+                let _ = self.send(&what, || self.http.client().delete(abort.clone()));
+                return Err(e);
+            }
+        };
         // rusty-s3 writes the completion's XML; the URL is ours, as above.
         let body = self
             .bucket
