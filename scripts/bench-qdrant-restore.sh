@@ -40,37 +40,13 @@ QDRANT_URL=$url "$after" backup --collection big --backup-dir "$work/tree" > /de
 archive=$(ls "$work"/tree/qdrant/qdrant_*.tar.gz)
 rm "$work/big.snapshot"
 
-measure() { # label binary as-name
-    : > "$work/disk"
-    ( while :; do du -sk "$work/tmp" | cut -f1 >> "$work/disk"; sleep 0.05; done ) &
-    poller=$!
-    TMPDIR="$work/tmp" QDRANT_URL=$url /usr/bin/time -f "%e %M" -o "$work/time" \
-        "$2" restore "$archive" --collection big --as "$3" > /dev/null 2>&1
-    kill "$poller"; wait "$poller" 2>/dev/null || true
-    read -r wall rss < "$work/time"
-    disk=$(sort -n "$work/disk" | tail -n 1)
-    echo "$1 $wall $rss $disk" >> "$work/results"
-    echo "  $1: wall=${wall}s peak_rss=$((rss / 1024))MiB peak_tmp_disk=$((disk / 1024))MiB"
-}
+. scripts/bench-restore-lib.sh
 : > "$work/results"
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
-    measure before "$before" "big_before_$i"
-    measure after "$after" "big_after_$i"
+    measure before env QDRANT_URL="$url" "$before" restore "$archive" --collection big --as "big_before_$i"
+    measure after env QDRANT_URL="$url" "$after" restore "$archive" --collection big --as "big_after_$i"
     i=$((i + 1))
 done
-python3 - "$work/results" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    label, wall, rss, disk = line.split()
-    rows.setdefault(label, []).append((float(wall), int(rss) / 1024, int(disk) / 1024))
-for label in ("before", "after"):
-    r = rows[label]
-    print(f"{label}: median wall {statistics.median(w for w, _, _ in r):.2f}s, "
-          f"peak RSS {max(x for _, x, _ in r):.1f} MiB, peak temp disk {max(d for _, _, d in r):.0f} MiB")
-b = statistics.median(w for w, _, _ in rows["before"])
-a = statistics.median(w for w, _, _ in rows["after"])
-print(f"wall ratio after/before {a / b:.2f}")
-PY
+summarize
 rm -rf "$work"

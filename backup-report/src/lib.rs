@@ -331,16 +331,9 @@ fn write_report(cli: &Cli) -> Result<()> {
         read_notify_state(&cli.tree.backup_dir).failures_total
     };
     if let Some(file) = &cli.prometheus {
-        let dir = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = file
-            .file_name()
-            .with_context(|| format!("--prometheus {}: not a file name", file.display()))?;
-        publish::write_atomically(
-            dir,
-            &name.to_string_lossy(),
+        write_file(
+            "--prometheus",
+            file,
             report::prometheus(&report, &stats, &run.series, notify_failures_total).as_bytes(),
         )?;
     }
@@ -402,14 +395,19 @@ fn write_page_of_last_report(cli: &Cli, file: &Path) -> Result<()> {
         out.write_all(page.as_bytes())?;
         return out.flush().context("cannot write the page to stdout");
     }
+    write_file("--html", file, page.as_bytes())
+}
+
+/// A file a flag names, written atomically beside where it goes.
+fn write_file(flag: &str, file: &Path, bytes: &[u8]) -> Result<()> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = file
         .file_name()
-        .with_context(|| format!("--html {}: not a file name", file.display()))?;
-    publish::write_atomically(dir, &name.to_string_lossy(), page.as_bytes())
+        .with_context(|| format!("{flag} {}: not a file name", file.display()))?;
+    publish::write_atomically(dir, &name.to_string_lossy(), bytes)
 }
 
 const NOTIFY_STATE: &str = "notify.json";

@@ -1,0 +1,36 @@
+# Shared by bench-qdrant-restore.sh and bench-minio-restore.sh (sourced, with
+# $work set): one restore measured, and the summary of every one.
+
+# measure LABEL COMMAND...: runs COMMAND with TMPDIR=$work/tmp; records wall
+# time, peak RSS and the peak disk use of TMPDIR (polled every 50 ms).
+measure() {
+    label=$1; shift
+    mkdir -p "$work/tmp"
+    : > "$work/disk"
+    ( while :; do du -sk "$work/tmp" | cut -f1 >> "$work/disk"; sleep 0.05; done ) &
+    poller=$!
+    TMPDIR="$work/tmp" /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null 2>&1
+    kill "$poller"; wait "$poller" 2>/dev/null || true
+    read -r wall rss < "$work/time"
+    disk=$(sort -n "$work/disk" | tail -n 1)
+    echo "$label $wall $rss $disk" >> "$work/results"
+    echo "  $label: wall=${wall}s peak_rss=$((rss / 1024))MiB peak_tmp_disk=$((disk / 1024))MiB"
+}
+
+# summarize: medians of wall time, the peaks, and after/before.
+summarize() {
+    python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, wall, rss, disk = line.split()
+    rows.setdefault(label, []).append((float(wall), int(rss) / 1024, int(disk) / 1024))
+for label in ("before", "after"):
+    r = rows[label]
+    print(f"{label}: median wall {statistics.median(w for w, _, _ in r):.2f}s, "
+          f"peak RSS {max(x for _, x, _ in r):.1f} MiB, peak temp disk {max(d for _, _, d in r):.0f} MiB")
+b = statistics.median(w for w, _, _ in rows["before"])
+a = statistics.median(w for w, _, _ in rows["after"])
+print(f"wall ratio after/before {a / b:.2f}")
+PY
+}
