@@ -20,9 +20,11 @@ rm -rf "$work"; mkdir -p "$work/s3" "$work/src" "$work/tmp"
 cargo build --release --locked --quiet -p minio-snap
 after="$(pwd)/target/release/minio-snap"
 before_src=$work/before-src
+# BEFORE_TARGET: a cargo target folder to keep the "before" build in between runs.
+before_target=${BEFORE_TARGET:-$work/before-target}
 git worktree add --detach -f "$before_src" "$BEFORE_REV" >/dev/null 2>&1
-(cd "$before_src" && CARGO_TARGET_DIR="$work/before-target" cargo build --release --locked --quiet -p minio-snap)
-before="$work/before-target/release/minio-snap"
+(cd "$before_src" && CARGO_TARGET_DIR="$before_target" cargo build --release --locked --quiet -p minio-snap)
+before="$before_target/release/minio-snap"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &

@@ -18,9 +18,11 @@ rm -rf "$work"; mkdir -p "$work/tmp"
 cargo build --release --locked --quiet -p qdrant-snap -p test-harness
 after="$(pwd)/target/release/qdrant-snap"
 before_src=$work/before-src
+# BEFORE_TARGET: a cargo target folder to keep the "before" build in between runs.
+before_target=${BEFORE_TARGET:-$work/before-target}
 git worktree add --detach -f "$before_src" "$BEFORE_REV" >/dev/null 2>&1
-(cd "$before_src" && CARGO_TARGET_DIR="$work/before-target" cargo build --release --locked --quiet -p qdrant-snap)
-before="$work/before-target/release/qdrant-snap"
+(cd "$before_src" && CARGO_TARGET_DIR="$before_target" cargo build --release --locked --quiet -p qdrant-snap)
+before="$before_target/release/qdrant-snap"
 
 # A snapshot is a tar; incompressible data, as real vectors mostly are.
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$work/vectors.bin"
