@@ -47,7 +47,7 @@ while [ "$i" -le 24 ]; do
     i=$((i + 1))
 done
 MINIO_BUCKET=documents "$after" backup --backup-dir "$work/tree" > /dev/null
-archive=$(ls "$work"/tree/minio/documents_*.tar.gz)
+archive=$(ls "$work"/tree/minio/documents_[0-9]*.tar.gz)
 rm -rf "$work/s3/documents"
 
 . scripts/bench-restore-lib.sh

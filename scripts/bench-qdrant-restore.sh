@@ -40,7 +40,7 @@ url="http://127.0.0.1:$port"
 # The stand-in hashes the snapshot before it serves the collection.
 until curl -sf "$url/collections/big" >/dev/null; do sleep 0.2; done
 QDRANT_URL=$url "$after" backup --collection big --backup-dir "$work/tree" > /dev/null
-archive=$(ls "$work"/tree/qdrant/qdrant_*.tar.gz)
+archive=$(ls "$work"/tree/qdrant/qdrant_[0-9]*.tar.gz)
 rm "$work/big.snapshot"
 
 . scripts/bench-restore-lib.sh
