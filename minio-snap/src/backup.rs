@@ -305,8 +305,12 @@ fn write_archive<W: Write>(
 const PREFETCH_MAX: u64 = 4 << 20;
 /// At most this many bytes fetched ahead, so memory does not grow with the bucket.
 const PREFETCH_BUDGET: u64 = 10 << 20;
-/// How far ahead of the object being written fetches may run.
-const IN_FLIGHT: usize = 12;
+/// How far ahead of the object being written fetches may run. With the byte
+/// budget above, the window adapts to object size: small objects cost a
+/// request each, so many are in flight (a server answers many requests at
+/// once much faster than one after the other); large ones fill the budget
+/// with a few.
+const IN_FLIGHT: usize = 128;
 
 /// Objects, bytes and rate on stderr when it is a terminal; nothing under cron.
 struct Progress {

@@ -353,10 +353,12 @@ fn slow_bucket(s3: &S3Server) {
         "application/octet-stream",
         &[],
     );
-    for i in 0..20 {
+    // More small objects than the fetch-ahead window (128): the victim is
+    // still to be fetched when the big one is being streamed.
+    for i in 0..200 {
         s3.put(
             "documents",
-            &format!("b-{i:02}.txt"),
+            &format!("b-{i:03}.txt"),
             b"small",
             "text/plain",
             &[],

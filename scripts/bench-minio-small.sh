@@ -1,0 +1,80 @@
+#!/bin/sh
+# Benchmark (not a test): a bucket of N (default 30000) small objects of
+# 0.2–6 KB on s3s-fs (written straight into its folder, which is how s3s-fs
+# keeps objects). Compared in one run, alternating:
+#   rclone copy --transfers 8, 32 and 64 into a folder, then tar czf — the
+#   fastest of these is the server's pace to match;
+#   minio-snap backup --type full;
+#   minio-snap backup --type incremental after changing 1% of the objects.
+# Targets (issue #18): full <= 0.6x the fastest rclone + tar; incremental
+# <= 10% of the full backup. Reports wall time and peak RSS.
+set -eu
+cd "$(dirname "$0")/.."
+N=${N:-30000}
+ROUNDS=${ROUNDS:-2}
+work=${BENCH_DIR:-/tmp/backup-kit-bench-minio-small}
+S3S_FS_BIN=${S3S_FS_BIN:-/opt/backup-kit/s3s-fs/bin/s3s-fs}
+cargo build --release --locked --quiet -p minio-snap
+tool="$(pwd)/target/release/minio-snap"
+rm -rf "$work"; mkdir -p "$work/s3/small"
+python3 - "$work/s3/small" "$N" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(7)
+for i in range(n):
+    d = os.path.join(root, f"d{i % 97:02d}")
+    os.makedirs(d, exist_ok=True)
+    size = rnd.randint(200, 6000)
+    data = os.urandom(size // 2) + b"x" * (size - size // 2)
+    open(os.path.join(d, f"obj-{i:06d}.json"), "wb").write(data)
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT INT TERM
+export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret MINIO_BUCKET=small
+until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
+unset AWS_CA_BUNDLE
+export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ACCESS_KEY_ID=benchkey \
+    RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=benchsecret RCLONE_CONFIG_S3_ENDPOINT="$MINIO_ENDPOINT" \
+    RCLONE_CONFIG_S3_FORCE_PATH_STYLE=true
+
+timed() { # label command...
+    label=$1; shift
+    /usr/bin/time -f "$label %e %M" -a -o "$work/results" "$@" > /dev/null 2>&1
+    tail -n 1 "$work/results" >&2
+}
+: > "$work/results"
+i=1
+while [ "$i" -le "$ROUNDS" ]; do
+    for t in 8 32 64; do
+        rm -rf "$work/copy" "$work/copy.tar.gz"
+        timed "rclone$t" sh -c "rclone copy --transfers $t s3:small '$work/copy' && tar czf '$work/copy.tar.gz' -C '$work' copy"
+    done
+    rm -rf "$work/copy" "$work/copy.tar.gz" "$work/tree"
+    timed full "$tool" backup --backup-dir "$work/tree"
+    # 1% of the objects changed, then an incremental on that full backup.
+    python3 - "$work/s3/small" "$N" "$i" <<'PY'
+import os, sys
+root, n, r = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for i in range(0, n, 100):
+    p = os.path.join(root, f"d{i % 97:02d}", f"obj-{i:06d}.json")
+    open(p, "ab").write(f"changed in round {r}".encode())
+PY
+    timed incremental "$tool" backup --type incremental --backup-dir "$work/tree"
+    i=$((i + 1))
+done
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, wall, rss = line.split()
+    rows.setdefault(label, []).append((float(wall), int(rss) / 1024))
+med = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
+fastest = min(("rclone8", "rclone32", "rclone64"), key=med.get)
+for k in ("rclone8", "rclone32", "rclone64", "full", "incremental"):
+    print(f"{k}: median wall {med[k]:.2f}s, peak RSS {max(r for _, r in rows[k]):.1f} MiB")
+print(f"full / fastest rclone + tar ({fastest}): {med['full'] / med[fastest]:.2f} (target <= 0.6)")
+print(f"incremental / full: {med['incremental'] / med['full']:.2f} (target <= 0.10)")
+PY
+rm -rf "$work"
