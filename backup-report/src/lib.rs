@@ -72,8 +72,8 @@ pub struct Cli {
     /// Which runs --notify reports: error (runs that were not completed),
     /// always or never
     #[arg(long, env = "BACKUP_NOTIFY_LEVEL", default_value = "error",
-          value_parser = ["error", "always", "never"])]
-    pub notify_level: String,
+          value_parser = notify::Level::parse)]
+    pub notify_level: notify::Level,
     /// Instead of writing a report, draw the last one (backup_report.json, the
     /// history and the tree) as a self-contained HTML page into FILE (`-`:
     /// stdout). Every run writes $BACKUP_DIR/backup_report.html anyway
@@ -245,7 +245,7 @@ fn write_report(cli: &Cli) -> Result<()> {
     }
     let run = inputs::read(&lines, &expected);
     for problem in &run.problems {
-        log::log(COMPONENT, &format!("warning: {problem}"));
+        warn(problem);
     }
     let stats = stats::scan(&cli.tree.backup_dir)?;
     let facts = report::RunFacts {
@@ -264,25 +264,13 @@ fn write_report(cli: &Cli) -> Result<()> {
         .map(|a| a.text)
         .collect();
     for w in &report.warnings {
-        log::log(COMPONENT, &format!("warning: {w}"));
+        warn(w);
     }
     // The last restore drill (backup-verify --restore-test), a section of its own.
-    report.restore_test = read_drills(&cli.tree.backup_dir)
-        .unwrap_or_else(|e| {
-            log::log(
-                COMPONENT,
-                &format!("warning: {}", backup_common::exit::one_line(&e)),
-            );
-            None
-        })
+    report.restore_test = warn_if_failed(read_drills(&cli.tree.backup_dir))
+        .flatten()
         .and_then(|d| d.get("components").cloned());
-    report.offsite = read_offsite(&cli.tree.backup_dir).unwrap_or_else(|e| {
-        log::log(
-            COMPONENT,
-            &format!("warning: {}", backup_common::exit::one_line(&e)),
-        );
-        None
-    });
+    report.offsite = warn_if_failed(read_offsite(&cli.tree.backup_dir)).flatten();
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
     publish::write_atomically(&cli.tree.backup_dir, "backup_report.json", text.as_bytes())?;
@@ -299,32 +287,18 @@ fn write_report(cli: &Cli) -> Result<()> {
         facts.now,
         retention_window(cli),
     );
-    if let Err(e) = history::write(&cli.tree.backup_dir, &recent) {
-        log::log(
-            COMPONENT,
-            &format!("warning: {}", backup_common::exit::one_line(&e)),
-        );
-    }
+    warn_if_failed(history::write(&cli.tree.backup_dir, &recent));
     if let Some(store) = &keep {
-        if let Err(e) = kept::write(&cli.tree.backup_dir, store) {
-            log::log(
-                COMPONENT,
-                &format!(
-                    "warning: the records were not kept: {}",
-                    backup_common::exit::one_line(&e)
-                ),
-            );
-        }
+        warn_if_failed(
+            kept::write(&cli.tree.backup_dir, store).context("the records were not kept"),
+        );
     }
     let page = page(cli, &report, &stats, &recent, facts.now);
-    if let Err(e) =
-        publish::write_atomically(&cli.tree.backup_dir, "backup_report.html", page.as_bytes())
-    {
-        log::log(
-            COMPONENT,
-            &format!("warning: {}", backup_common::exit::one_line(&e)),
-        );
-    }
+    warn_if_failed(publish::write_atomically(
+        &cli.tree.backup_dir,
+        "backup_report.html",
+        page.as_bytes(),
+    ));
     let notify_failures_total = if cli.notify {
         send_notifications(cli, &report, &text)
     } else {
@@ -341,6 +315,18 @@ fn write_report(cli: &Cli) -> Result<()> {
         print!("{}", report::text(&report));
     }
     Ok(())
+}
+
+fn warn(text: &str) {
+    log::log(COMPONENT, &format!("warning: {text}"));
+}
+
+/// What the report can do without (the history, the page, a section): a
+/// failure is a warning line, and the report goes on.
+fn warn_if_failed<T>(result: Result<T>) -> Option<T> {
+    result
+        .map_err(|e| warn(&backup_common::exit::one_line(&e)))
+        .ok()
 }
 
 fn retention_window(cli: &Cli) -> chrono::Duration {
@@ -428,8 +414,6 @@ fn read_notify_state(root: &Path) -> notify::State {
 fn send_notifications(cli: &Cli, report: &report::Report, report_json: &str) -> u64 {
     let root = &cli.tree.backup_dir;
     let previous = read_notify_state(root).failures_total;
-    let warn = |text: &str| log::log(COMPONENT, &format!("warning: {text}"));
-    let level = notify::Level::parse(&cli.notify_level).unwrap_or(notify::Level::Error);
     let targets = match notify::targets_from_env() {
         Ok(t) => t,
         Err(e) => {
@@ -456,17 +440,23 @@ fn send_notifications(cli: &Cli, report: &report::Report, report_json: &str) -> 
         message: &message,
         report_json,
     };
-    let (state, lines) = notify::deliver(&targets, level, report, &delivery, &sender, previous);
+    let (state, lines) = notify::deliver(
+        &targets,
+        cli.notify_level,
+        report,
+        &delivery,
+        &sender,
+        previous,
+    );
     for line in lines {
         log::log(COMPONENT, &line);
     }
     if !state.sent.is_empty() || !state.failed.is_empty() {
-        let written = serde_json::to_vec_pretty(&state)
-            .map_err(anyhow::Error::from)
-            .and_then(|bytes| publish::write_atomically(root, NOTIFY_STATE, &bytes));
-        if let Err(e) = written {
-            warn(&backup_common::exit::one_line(&e));
-        }
+        warn_if_failed(
+            serde_json::to_vec_pretty(&state)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| publish::write_atomically(root, NOTIFY_STATE, &bytes)),
+        );
     }
     state.failures_total
 }

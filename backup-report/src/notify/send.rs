@@ -237,8 +237,9 @@ impl Sender {
                     "identifier": {"type": "m.id.user", "user": user},
                     "password": password,
                 });
-                let answer =
-                    self.json(self.post(|| self.client.post(format!("{api}/login")).json(&body)))?;
+                let answer = self
+                    .post(|| self.client.post(format!("{api}/login")).json(&body))
+                    .and_then(json_of)?;
                 let token = answer["access_token"]
                     .as_str()
                     .ok_or("the login answer has no access_token")?
@@ -248,11 +249,13 @@ impl Sender {
             }
         };
         let ids: Vec<String> = if rooms.is_empty() {
-            let answer = self.json(self.post(|| {
-                self.client
-                    .get(format!("{api}/joined_rooms"))
-                    .bearer_auth(&token)
-            }))?;
+            let answer = self
+                .post(|| {
+                    self.client
+                        .get(format!("{api}/joined_rooms"))
+                        .bearer_auth(&token)
+                })
+                .and_then(json_of)?;
             answer["joined_rooms"]
                 .as_array()
                 .ok_or("the joined_rooms answer is not a list")?
@@ -276,11 +279,12 @@ impl Sender {
                         percent_encoding::NON_ALPHANUMERIC,
                     );
                     let answer = self
-                        .json(self.post(|| {
+                        .post(|| {
                             self.client
                                 .get(format!("{api}/directory/room/{encoded}"))
                                 .bearer_auth(&token)
-                        }))
+                        })
+                        .and_then(json_of)
                         .map_err(|e| format!("room {alias}: {e}"))?;
                     answer["room_id"]
                         .as_str()
@@ -311,25 +315,21 @@ impl Sender {
         }
         Ok(())
     }
-
-    fn json(&self, response: Result<Response, String>) -> Result<Value, String> {
-        response?.json::<Value>().map_err(|e| {
-            format!(
-                "the answer is not JSON: {}",
-                backup_common::http::describe(&e)
-            )
-        })
-    }
 }
 
-/// Slack's and Telegram's APIs answer 200 with `"ok": false` on a refusal.
-fn api_ok(response: Response) -> Result<(), String> {
-    let v: Value = response.json().map_err(|e| {
+/// A service's JSON answer.
+fn json_of(response: Response) -> Result<Value, String> {
+    response.json::<Value>().map_err(|e| {
         format!(
             "the answer is not JSON: {}",
             backup_common::http::describe(&e)
         )
-    })?;
+    })
+}
+
+/// Slack's and Telegram's APIs answer 200 with `"ok": false` on a refusal.
+fn api_ok(response: Response) -> Result<(), String> {
+    let v = json_of(response)?;
     if v["ok"] == true {
         return Ok(());
     }
