@@ -180,23 +180,23 @@ fn chart(out: &mut String, p: &Page, name: &str) {
     let since = runs.keys().next().copied().unwrap_or(window_start);
     let span = (p.now - since).num_seconds().max(1) as f64;
     let x = |t: &DateTime<Utc>| 4.0 + 292.0 * ((*t - since).num_seconds() as f64 / span);
-    for (title, pick, class) in [("size", 0usize, "size"), ("duration", 1, "duration")] {
-        let value = |r: &(u64, u64, bool)| if pick == 0 { r.0 } else { r.1 };
+    for what in ["size", "duration"] {
+        let value = |r: &(u64, u64, bool)| if what == "size" { r.0 } else { r.1 };
         let max = runs.values().map(value).max().unwrap_or(0).max(1);
         let y = |v: u64| 56.0 - 50.0 * (v as f64 / max as f64);
         let points: Vec<String> = runs
             .iter()
             .map(|(t, r)| format!("{:.1},{:.1}", x(t), y(value(r))))
             .collect();
-        let shown = if pick == 0 {
+        let shown = if what == "size" {
             human(max)
         } else {
             format!("{max} s")
         };
         let _ = write!(
             out,
-            "<figure class=\"chart {class}\"><figcaption>{title} over {} days (max {shown})</figcaption>\
-             <svg viewBox=\"0 0 300 60\" role=\"img\" aria-label=\"{name} {title} per run\" \
+            "<figure class=\"chart {what}\"><figcaption>{what} over {} days (max {shown})</figcaption>\
+             <svg viewBox=\"0 0 300 60\" role=\"img\" aria-label=\"{name} {what} per run\" \
              preserveAspectRatio=\"none\"><line x1=\"4\" y1=\"56\" x2=\"296\" y2=\"56\" class=\"axis\"/>\
              <polyline points=\"{}\" class=\"line\"/>",
             (p.now - since).num_days().max(1),
