@@ -19,21 +19,13 @@ rm -rf "$work"; mkdir -p "$work/s3" "$work/src" "$work/tmp"
 
 cargo build --release --locked --quiet -p minio-snap
 after="$(pwd)/target/release/minio-snap"
-before_src=$work/before-src
-# BEFORE_TARGET: a cargo target folder to keep the "before" build in between runs.
-before_target=${BEFORE_TARGET:-$work/before-target}
-git worktree add --detach -f "$before_src" "$BEFORE_REV" >/dev/null 2>&1
-(cd "$before_src" && CARGO_TARGET_DIR="$before_target" cargo build --release --locked --quiet -p minio-snap)
-before="$before_target/release/minio-snap"
+. scripts/bench-restore-lib.sh
+build_before minio-snap
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
 server=$!
-cleanup() {
-    kill "$server" 2>/dev/null || true
-    git worktree remove --force "$before_src" 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+trap 'kill $server 2>/dev/null || true' EXIT INT TERM
 export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret
 until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
 
@@ -50,9 +42,6 @@ MINIO_BUCKET=documents "$after" backup --backup-dir "$work/tree" > /dev/null
 archive=$(ls "$work"/tree/minio/documents_[0-9]*.tar.gz)
 rm -rf "$work/s3/documents"
 
-. scripts/bench-restore-lib.sh
-# Every restore appends its audit line; a restore that cannot, does not start.
-export BACKUP_AUDIT_LOG="$work/audit.log"
 : > "$work/results"
 i=1
 while [ "$i" -le "$ROUNDS" ]; do

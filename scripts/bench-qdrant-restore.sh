@@ -17,12 +17,8 @@ rm -rf "$work"; mkdir -p "$work/tmp"
 
 cargo build --release --locked --quiet -p qdrant-snap -p test-harness
 after="$(pwd)/target/release/qdrant-snap"
-before_src=$work/before-src
-# BEFORE_TARGET: a cargo target folder to keep the "before" build in between runs.
-before_target=${BEFORE_TARGET:-$work/before-target}
-git worktree add --detach -f "$before_src" "$BEFORE_REV" >/dev/null 2>&1
-(cd "$before_src" && CARGO_TARGET_DIR="$before_target" cargo build --release --locked --quiet -p qdrant-snap)
-before="$before_target/release/qdrant-snap"
+. scripts/bench-restore-lib.sh
+build_before qdrant-snap
 
 # A snapshot is a tar; incompressible data, as real vectors mostly are.
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom > "$work/vectors.bin"
@@ -31,11 +27,7 @@ rm "$work/vectors.bin"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$(pwd)/target/release/qdrant-standin" "$port" "big=$work/big.snapshot" > "$work/url" &
 standin=$!
-cleanup() {
-    kill "$standin" 2>/dev/null || true
-    git worktree remove --force "$before_src" 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+trap 'kill $standin 2>/dev/null || true' EXIT INT TERM
 url="http://127.0.0.1:$port"
 # The stand-in hashes the snapshot before it serves the collection.
 until curl -sf "$url/collections/big" >/dev/null; do sleep 0.2; done
@@ -43,9 +35,6 @@ QDRANT_URL=$url "$after" backup --collection big --backup-dir "$work/tree" > /de
 archive=$(ls "$work"/tree/qdrant/qdrant_[0-9]*.tar.gz)
 rm "$work/big.snapshot"
 
-. scripts/bench-restore-lib.sh
-# Every restore appends its audit line; a restore that cannot, does not start.
-export BACKUP_AUDIT_LOG="$work/audit.log"
 : > "$work/results"
 i=1
 while [ "$i" -le "$ROUNDS" ]; do

@@ -1,5 +1,22 @@
 # Shared by bench-qdrant-restore.sh and bench-minio-restore.sh (sourced, with
-# $work set): one restore measured, and the summary of every one.
+# $work and $BEFORE_REV set): the "before" build, one restore measured, and
+# the summary of every one.
+
+# Every restore appends its audit line; a restore that cannot, does not start.
+export BACKUP_AUDIT_LOG="$work/audit.log"
+
+# build_before PACKAGE: builds PACKAGE at $BEFORE_REV (in a worktree removed
+# again right after) and sets $before to its binary. BEFORE_TARGET: a cargo
+# target folder that keeps that build between runs.
+build_before() {
+    before_src=$work/before-src
+    before_target=${BEFORE_TARGET:-$work/before-target}
+    git worktree add --detach -f "$before_src" "$BEFORE_REV" >/dev/null 2>&1
+    (cd "$before_src" && CARGO_TARGET_DIR="$before_target" cargo build --release --locked --quiet -p "$1") ||
+        { git worktree remove --force "$before_src"; return 1; }
+    git worktree remove --force "$before_src"
+    before="$before_target/release/$1"
+}
 
 # measure LABEL COMMAND...: runs COMMAND with TMPDIR=$work/tmp; records wall
 # time, peak RSS and the peak disk use of TMPDIR (polled every 50 ms).
