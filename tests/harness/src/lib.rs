@@ -4,6 +4,7 @@
 //! to be running.
 
 pub mod age;
+pub mod listening;
 pub mod n8n;
 pub mod pg;
 pub mod planted;

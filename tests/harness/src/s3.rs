@@ -61,14 +61,6 @@ pub fn garage_bin() -> PathBuf {
 
 const SIGNED_FOR: Duration = Duration::from_secs(600);
 
-fn wait_for_port(port: u16, what: &str) {
-    crate::wait_for(&format!("{what} to listen on port {port}"), || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .map(|_| ())
-    });
-}
-
 fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", fastrand::u8(..)))
@@ -88,36 +80,67 @@ impl S3Server {
         }
     }
 
+    /// s3s-fs on a free port; started again on another if the port was
+    /// taken before s3s-fs could bind it (see `listening`).
     fn start_s3s_fs() -> S3Server {
         let dir = tempfile::Builder::new().prefix("bk-s3-").tempdir().unwrap();
-        let port = crate::free_port();
         let access_key = "bk-test-access".to_owned();
-        let secret_key = format!("bk-test-secret-{port}");
-        let process = Command::new(bin())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", &access_key, "--secret-key", &secret_key])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        let server = S3Server {
-            flavor: Flavor::S3sFs,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            region: "us-east-1".into(),
-            access_key,
-            secret_key,
-            dir,
-            process: Some(process),
-        };
-        wait_for_port(port, "s3s-fs");
-        server
+        for _ in 0..5 {
+            let port = crate::free_port();
+            let secret_key = format!("bk-test-secret-{port}");
+            let mut process = Command::new(bin())
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", &access_key, "--secret-key", &secret_key])
+                .arg(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start s3s-fs");
+            if crate::listening::wait(&mut process, port, "s3s-fs").is_ok() {
+                return S3Server {
+                    flavor: Flavor::S3sFs,
+                    endpoint: format!("http://127.0.0.1:{port}"),
+                    region: "us-east-1".into(),
+                    access_key,
+                    secret_key,
+                    dir,
+                    process: Some(process),
+                };
+            }
+        }
+        panic!("s3s-fs exited on start five times (ports taken?)");
     }
 
     /// A single-node Garage: its config, the node's role in the layout, and a
     /// key that may create buckets (the steps of Garage's quick start).
     fn start_garage() -> S3Server {
+        let server = (0..5)
+            .find_map(|_| S3Server::spawn_garage())
+            .expect("Garage exited on start five times (ports taken?)");
+        // The port opens before the admin handlers are registered (the CLI
+        // then says "No handler"): poll a harmless command until it answers.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Err(e) = server.try_garage(&["status"]) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Garage did not answer its CLI: {e}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let node = server.garage(&["node", "id", "-q"]);
+        let node = node.trim().split('@').next().unwrap().to_owned();
+        server.garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        server.garage(&["layout", "apply", "--version", "1"]);
+        let (key, secret) = (server.access_key.clone(), server.secret_key.clone());
+        server.garage(&["key", "import", "--yes", "-n", "tests", &key, &secret]);
+        server.garage(&["key", "allow", "--create-bucket", &key]);
+        server
+    }
+
+    /// A Garage server on two free ports, listening on both; `None` if it
+    /// exited first (a port was taken before it could bind it).
+    fn spawn_garage() -> Option<S3Server> {
         let dir = tempfile::Builder::new()
             .prefix("bk-garage-")
             .tempdir()
@@ -145,7 +168,7 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let process = Command::new(garage_bin())
+        let mut process = Command::new(garage_bin())
             .arg("-c")
             .arg(&config)
             .arg("server")
@@ -155,9 +178,12 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             .stderr(log)
             .spawn()
             .expect("start garage");
+        for (port, what) in [(rpc_port, "Garage's RPC"), (s3_port, "Garage's S3 API")] {
+            crate::listening::wait(&mut process, port, what).ok()?;
+        }
         let access_key = format!("GK{}", random_hex(12));
         let secret_key = random_hex(32);
-        let server = S3Server {
+        Some(S3Server {
             flavor: Flavor::Garage,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             region: "garage".into(),
@@ -165,27 +191,7 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             secret_key,
             dir,
             process: Some(process),
-        };
-        wait_for_port(rpc_port, "Garage's RPC");
-        // The port opens before the admin handlers are registered (the CLI
-        // then says "No handler"): poll a harmless command until it answers.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while let Err(e) = server.try_garage(&["status"]) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "Garage did not answer its CLI: {e}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let node = server.garage(&["node", "id", "-q"]);
-        let node = node.trim().split('@').next().unwrap().to_owned();
-        server.garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
-        server.garage(&["layout", "apply", "--version", "1"]);
-        let (key, secret) = (server.access_key.clone(), server.secret_key.clone());
-        server.garage(&["key", "import", "--yes", "-n", "tests", &key, &secret]);
-        server.garage(&["key", "allow", "--create-bucket", &key]);
-        wait_for_port(s3_port, "Garage's S3 API");
-        server
+        })
     }
 
     /// Runs Garage's CLI on this server; its stdout.
