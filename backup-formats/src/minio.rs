@@ -10,9 +10,27 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod spool;
+mod stream;
+pub use spool::Spool;
+pub use stream::SpooledManifest;
+
 pub const FORMAT: &str = "minio-snap/1";
 pub const FILE_NAME: &str = "manifest.json";
 
+/// The manifest's fields other than its lists, in the order they are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    pub format: String,
+    pub bucket: String,
+    pub kind: Kind,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+}
+
+/// The whole document in memory (as the tests write one); the tools read and
+/// write it as a stream: [`SpooledManifest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
@@ -96,7 +114,8 @@ pub fn archive_path(bucket: &str, key: &str) -> String {
 
 /// The manifest of an archive (its last entry; the archive is read to the end
 /// and must be well-formed: `read_archive`), decrypted first if it is `.age`.
-pub fn read_manifest(path: &Path, decryption: &Decryption) -> anyhow::Result<Manifest> {
+/// Its lists are spooled next to the archive (or in TMPDIR).
+pub fn read_manifest(path: &Path, decryption: &Decryption) -> anyhow::Result<SpooledManifest> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     manifest_of(&file, path, decryption)
@@ -131,7 +150,7 @@ pub fn bases(
         base = if full {
             None
         } else {
-            read_manifest(&link, decryption)?.base
+            read_manifest(&link, decryption)?.head.base
         };
         found.push(name);
     }
@@ -143,33 +162,53 @@ pub fn manifest_of(
     file: &std::fs::File,
     path: &Path,
     decryption: &Decryption,
-) -> anyhow::Result<Manifest> {
+) -> anyhow::Result<SpooledManifest> {
     use std::io::Seek;
     let mut file = file.try_clone()?;
     file.seek(std::io::SeekFrom::Start(0))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let plain = decryption.reader(std::io::BufReader::new(file), &name)?;
-    read_archive(plain, &name, |_, entry| {
+    let spool_dir = path.parent().unwrap_or(Path::new("."));
+    read_archive(plain, &name, spool_dir, |_, entry| {
         std::io::copy(entry, &mut std::io::sink())?;
-        Ok(())
+        Ok(None)
     })
     .with_context(|| format!("{} is not a valid minio-snap archive", path.display()))
 }
 
+/// What an object entry holds, where the reader of an archive looked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// An object entry as the archive had it, kept until the manifest (last)
+/// says what it should have been.
+#[derive(Serialize, Deserialize)]
+struct Seen {
+    path: String,
+    content: Option<Content>,
+}
+
 /// What a well-formed archive is, decided in one place for backup (reading a
 /// base), verify and restore: every entry a regular file at a plain relative
-/// path, the manifest last, valid (see `Manifest::validate`) and naming every
-/// object entry exactly once. `on_object` gets each object entry's path and
-/// content (it may read it or not); `name` is the archive's file name.
+/// path, the manifest last, valid (see `Head::validate` and
+/// `SpooledManifest::parse`), its objects exactly the archive's object
+/// entries in the archive's order — and, where `on_object` looked at an
+/// entry's content (its path and content given; it may read them or not),
+/// that content the size and sha256 the manifest records. `name` is the
+/// archive's file name; the lists are spooled in `spool_dir`.
 pub fn read_archive(
     input: impl std::io::Read,
     name: &str,
-    mut on_object: impl FnMut(&str, &mut dyn std::io::Read) -> anyhow::Result<()>,
-) -> anyhow::Result<Manifest> {
+    spool_dir: &Path,
+    mut on_object: impl FnMut(&str, &mut dyn std::io::Read) -> anyhow::Result<Option<Content>>,
+) -> anyhow::Result<SpooledManifest> {
     use anyhow::{bail, Context};
     let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(input));
-    let mut manifest: Option<Manifest> = None;
-    let mut paths = std::collections::BTreeSet::new();
+    let mut manifest: Option<SpooledManifest> = None;
+    let mut seen: Spool<Seen> = Spool::new(spool_dir)?;
     for entry in archive.entries().context("not a tar.gz")? {
         let mut entry = entry.context("the archive is damaged")?;
         let path = check_entry(&entry)?;
@@ -177,28 +216,60 @@ pub fn read_archive(
             bail!("entry {path} follows the manifest, which must be last");
         }
         if path == FILE_NAME {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text)
-                .context("the archive is damaged")?;
-            manifest = Some(serde_json::from_str(&text).context("manifest.json is malformed")?);
+            manifest = Some(SpooledManifest::parse(&mut entry, spool_dir)?);
             continue;
         }
-        if !paths.insert(path.clone()) {
-            bail!("entry {path} appears twice");
-        }
-        on_object(&path, &mut entry)?;
+        let content = on_object(&path, &mut entry)?;
+        seen.push(&Seen { path, content })?;
     }
     // What follows tar's end still belongs to the gzip stream: its trailer
     // (CRC and length) is checked only when the decoder reads to the end.
     std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
-    let manifest = manifest.context("no manifest.json at the end; not a minio-snap archive")?;
-    manifest.validate(name)?;
-    let listed: std::collections::BTreeSet<&str> =
-        manifest.objects.iter().map(|o| o.path.as_str()).collect();
-    if let Some(extra) = paths.iter().find(|p| !listed.contains(p.as_str())) {
-        bail!("entry {extra} is not in the manifest");
-    }
+    let mut manifest = manifest.context("no manifest.json at the end; not a minio-snap archive")?;
+    manifest.head.validate(name)?;
+    match_entries(&mut seen, &mut manifest.objects)?;
     Ok(manifest)
+}
+
+/// The archive's object entries against the manifest's objects, side by
+/// side: both are in the archive's order.
+fn match_entries(seen: &mut Spool<Seen>, objects: &mut Spool<ObjectEntry>) -> anyhow::Result<()> {
+    use anyhow::bail;
+    let mut objects = objects.iter()?;
+    let mut previous: Option<String> = None;
+    for entry in seen.iter()? {
+        let entry = entry?;
+        let Some(object) = objects.next().transpose()? else {
+            bail!("entry {} is not in the manifest", entry.path);
+        };
+        if object.path != entry.path {
+            if previous.as_deref() == Some(entry.path.as_str()) {
+                bail!("entry {} appears twice", entry.path);
+            }
+            bail!(
+                "entry {} is not the object the manifest lists there ({}); the archive and its manifest disagree",
+                entry.path,
+                object.path
+            );
+        }
+        if let Some(c) = &entry.content {
+            if c.sha256 != object.sha256 || c.size != object.size {
+                bail!(
+                    "object {} has sha256 {} ({} bytes), the manifest records {} ({} bytes)",
+                    object.key,
+                    c.sha256,
+                    c.size,
+                    object.sha256,
+                    object.size
+                );
+            }
+        }
+        previous = Some(entry.path);
+    }
+    if let Some(object) = objects.next().transpose()? {
+        bail!("object {} listed in the manifest is missing", object.key);
+    }
+    Ok(())
 }
 
 /// An entry must be a regular file at a plain relative path: links, devices
@@ -222,11 +293,11 @@ pub fn check_entry<R: std::io::Read>(entry: &tar::Entry<'_, R>) -> anyhow::Resul
     Ok(shown)
 }
 
-impl Manifest {
-    /// The manifest of the archive named `name`: its format, kind, bucket and
-    /// base make sense, and each object sits where `archive_path` puts it. A
-    /// base is a full or incremental backup of the same bucket, named as we name
-    /// them, earlier than this one, in the same folder: never a path.
+impl Head {
+    /// The head of the manifest of the archive named `name`: its format, kind,
+    /// bucket and base make sense. A base is a full or incremental backup of
+    /// the same bucket, named as we name them, earlier than this one, in the
+    /// same folder: never a path.
     pub fn validate(&self, name: &str) -> anyhow::Result<()> {
         use anyhow::bail;
         if self.format != FORMAT {
@@ -258,19 +329,6 @@ impl Manifest {
             }
             (Kind::Full, Some(_)) => bail!("a full archive's manifest names a base"),
             (Kind::Incremental, None) => bail!("an incremental archive's manifest names no base"),
-        }
-        let mut keys = std::collections::BTreeSet::new();
-        for o in &self.objects {
-            if o.path != archive_path(&self.bucket, &o.key) {
-                bail!(
-                    "object {:?} is at {:?}, not where its key puts it",
-                    o.key,
-                    o.path
-                );
-            }
-            if !keys.insert(o.key.as_str()) {
-                bail!("object {:?} is listed twice", o.key);
-            }
         }
         Ok(())
     }

@@ -62,7 +62,7 @@ pub fn scan_component(
 /// changed, so this costs what a verify of them costs.
 fn base_of(path: &Path, decryption: &Decryption) -> Base {
     match backup_formats::minio::read_manifest(path, decryption) {
-        Ok(manifest) => match manifest.base {
+        Ok(manifest) => match manifest.head.base {
             Some(name) => Base::Named(name),
             None => Base::Unreadable("its manifest says it is a full archive".into()),
         },

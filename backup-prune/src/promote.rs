@@ -59,7 +59,9 @@ fn chain(
     if component != Component::Minio || !incremental {
         return Ok(vec![name.to_owned()]);
     }
-    let base = backup_formats::minio::read_manifest(&dir.join(name), decryption)?.base;
+    let base = backup_formats::minio::read_manifest(&dir.join(name), decryption)?
+        .head
+        .base;
     let mut chain = backup_formats::minio::bases(dir, base, decryption)?;
     chain.reverse();
     chain.push(name.to_owned());

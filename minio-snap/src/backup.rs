@@ -3,8 +3,9 @@
 //! last, then publish atomically.
 
 use crate::cli::{BackupArgs, Credentials, Endpoint, Kind};
-use crate::manifest::{self, KeyState, Manifest, ObjectEntry};
-use crate::s3::{Prefetched, S3};
+use crate::compare::{compare, Change};
+use crate::manifest::{self, Head, KeyState, ObjectEntry, Spool, SpooledManifest};
+use crate::s3::{Listed, Prefetched, S3};
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::{Decryption, Encryption};
 use backup_common::hashing::HashingReader;
@@ -13,7 +14,7 @@ use backup_common::parallel_gzip::ParallelGzWriter;
 use backup_common::tool::BackupRun;
 use backup_common::{lock, log, publish, ArtifactName, PendingArtifact, ResultRecord};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -85,18 +86,6 @@ pub fn backup(
         Some(lock::lock_dir(&dir)?)
     };
 
-    let mut listed = s3.list_all()?;
-    listed.sort_by(|a, b| a.key.cmp(&b.key));
-    let keys: Vec<KeyState> = listed
-        .iter()
-        .map(|o| KeyState {
-            key: o.key.clone(),
-            etag: o.etag.clone(),
-            last_modified: o.last_modified.clone(),
-            size: o.size,
-        })
-        .collect();
-
     let base = match args.kind {
         Kind::Full => None,
         Kind::Incremental => match newest_in_chain(&dir, bucket)? {
@@ -126,31 +115,12 @@ pub fn backup(
             }
         },
     };
-    let (selected, deleted): (Vec<&KeyState>, Vec<String>) = match &base {
-        None => (keys.iter().collect(), Vec::new()),
-        Some((_, prev)) => {
-            let before: BTreeMap<&str, &KeyState> =
-                prev.keys.iter().map(|k| (k.key.as_str(), k)).collect();
-            let now: BTreeMap<&str, &KeyState> = keys.iter().map(|k| (k.key.as_str(), k)).collect();
-            let changed = keys
-                .iter()
-                .filter(|k| before.get(k.key.as_str()) != Some(k))
-                .collect();
-            let gone = prev
-                .keys
-                .iter()
-                .filter(|k| !now.contains_key(k.key.as_str()))
-                .map(|k| k.key.clone())
-                .collect();
-            (changed, gone)
-        }
-    };
     let ext = if base.is_some() {
         "incr.tar.gz"
     } else {
         "tar.gz"
     };
-    let manifest = Manifest {
+    let head = Head {
         format: manifest::FORMAT.into(),
         bucket: bucket.to_owned(),
         kind: if base.is_some() {
@@ -163,28 +133,46 @@ pub fn backup(
             .as_ref()
             .and_then(|(p, _)| p.file_name())
             .map(|n| n.to_string_lossy().into_owned()),
-        keys: keys.clone(),
-        deleted,
-        objects: Vec::new(),
     };
+    // The lists go to unnamed temp files beside the archive (`Spool`), so a
+    // bucket of any size costs disk, not memory; `-o -` into a tree that is
+    // not there yet spools in TMPDIR.
+    let spool_dir = if dir.is_dir() {
+        dir.clone()
+    } else {
+        std::env::temp_dir()
+    };
+    let mut manifest = SpooledManifest::new(head, &spool_dir)?;
+    let mut selected = Selected {
+        keys: Spool::new(&spool_dir)?,
+        bytes: 0,
+    };
+    let listing = s3.listing().map(|listed| listed.map(key_state));
+    let mut base = base;
+    let before: Box<dyn Iterator<Item = Result<KeyState>>> = match &mut base {
+        Some((_, prev)) => Box::new(prev.keys.iter()?),
+        None => Box::new(std::iter::empty()),
+    };
+    compare(listing, before, |change| {
+        selected.take(change, &mut manifest)
+    })?;
     if to_stdout {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let mut out = encryption.wrap(stdout)?;
-        write_archive(&s3, &selected, manifest, args.level, &mut out)?;
+        write_archive(&s3, &mut selected, &mut manifest, args.level, &mut out)?;
         out.finish()?.flush()?;
         return Ok(());
     }
     let mut pending = PendingArtifact::create_now(&dir, bucket, ext, encryption)?;
-    let manifest = write_archive(&s3, &selected, manifest, args.level, &mut pending)
+    let written = write_archive(&s3, &mut selected, &mut manifest, args.level, &mut pending)
         .map_err(|e| publish::disk_full_hint(e, &dir))?;
-    let bytes: u64 = manifest.objects.iter().map(|o| o.size).sum();
     let published = run
         .publish(vec![pending], |published| {
             let mut record = ResultRecord::success(COMPONENT, &published[0])
-                .with("kind", manifest.kind.name())
-                .with("objects", manifest.objects.len())
-                .with("object_bytes", bytes);
-            if let Some(b) = &manifest.base {
+                .with("kind", manifest.head.kind.name())
+                .with("objects", written.objects)
+                .with("object_bytes", written.bytes);
+            if let Some(b) = &manifest.head.base {
                 record = record.with("base", b.clone());
             }
             record
@@ -194,61 +182,116 @@ pub fn backup(
     log::log(
         COMPONENT,
         &format!(
-            "published {} ({} of {} objects, {bytes} bytes of objects, {} deleted since the base)",
+            "published {} ({} of {} objects, {} bytes of objects, {} deleted since the base)",
             published.file_name,
-            manifest.objects.len(),
+            written.objects,
             manifest.keys.len(),
+            written.bytes,
             manifest.deleted.len()
         ),
     );
     Ok(())
 }
 
+/// A listed object as the manifest keeps it.
+pub fn key_state(listed: Listed) -> KeyState {
+    KeyState {
+        key: listed.key,
+        etag: listed.etag,
+        last_modified: listed.last_modified,
+        size: listed.size,
+    }
+}
+
+/// The objects the archive is to hold, in key order.
+struct Selected {
+    keys: Spool<KeyState>,
+    bytes: u64,
+}
+
+impl Selected {
+    /// Files one key's [`Change`] where it belongs: every listed key in the
+    /// manifest's key list, a deleted one in its deleted list, what must be
+    /// fetched here.
+    fn take(&mut self, change: Change, manifest: &mut SpooledManifest) -> Result<()> {
+        if let Some(k) = change.fetch() {
+            self.keys.push(k)?;
+            self.bytes += k.size;
+        }
+        match change {
+            Change::Gone(key) => manifest.deleted.push(&key),
+            Change::New(k) | Change::Changed(k) | Change::Unchanged(k) => manifest.keys.push(&k),
+        }
+    }
+}
+
+/// What an archive holds: objects and their bytes.
+struct Written {
+    objects: u64,
+    bytes: u64,
+}
+
 fn write_archive<W: Write>(
     s3: &S3,
-    selected: &[&KeyState],
-    mut manifest: Manifest,
+    selected: &mut Selected,
+    manifest: &mut SpooledManifest,
     level: u32,
     out: W,
-) -> Result<Manifest> {
+) -> Result<Written> {
     // Both cores compress: deflate is what a backup of a bucket spends its time on.
     let mut tar = tar::Builder::new(ParallelGzWriter::new(
         out,
         flate2::Compression::new(level),
         2,
     ));
-    let progress = Progress::new(selected);
+    let progress = Progress::new(selected.keys.len(), selected.bytes);
+    let bucket = manifest.head.bucket.clone();
+    let mut upcoming = selected.keys.iter()?;
     // Small objects are fetched ahead, several at once; they are written (and
     // large ones streamed) strictly in key order, so the entries' order (not the
     // bytes: tar headers carry the time of the backup) depends only on the bucket.
-    let mut ahead: VecDeque<(usize, tokio::task::JoinHandle<Result<Prefetched>>)> = VecDeque::new();
-    let mut next_to_fetch = 0;
-    let mut prefetched_bytes = 0u64;
-    for (i, k) in selected.iter().enumerate() {
-        while next_to_fetch < selected.len() && next_to_fetch < i + IN_FLIGHT {
-            let size = selected[next_to_fetch].size;
-            if size <= PREFETCH_MAX {
-                if prefetched_bytes + size > PREFETCH_BUDGET && !ahead.is_empty() {
+    // The window holds the next IN_FLIGHT keys; the first `considered` of
+    // them have had their chance at a fetch ahead.
+    let mut window: VecDeque<(KeyState, Option<Fetch>)> = VecDeque::new();
+    let mut considered = 0;
+    let (mut prefetched_bytes, mut in_flight) = (0u64, 0usize);
+    let mut written = Written {
+        objects: 0,
+        bytes: 0,
+    };
+    loop {
+        while window.len() < IN_FLIGHT {
+            match upcoming.next() {
+                Some(k) => window.push_back((k?, None)),
+                None => break,
+            }
+        }
+        while let Some((k, fetch)) = window.get_mut(considered) {
+            if k.size <= PREFETCH_MAX {
+                if prefetched_bytes + k.size > PREFETCH_BUDGET && in_flight > 0 {
                     break;
                 }
-                ahead.push_back((
-                    next_to_fetch,
-                    s3.prefetch(&selected[next_to_fetch].key, size),
-                ));
-                prefetched_bytes += size;
+                *fetch = Some(s3.prefetch(&k.key, k.size));
+                prefetched_bytes += k.size;
+                in_flight += 1;
             }
-            next_to_fetch += 1;
+            considered += 1;
         }
-        let path = manifest::archive_path(&manifest.bucket, &k.key);
+        let Some((k, fetch)) = window.pop_front() else {
+            break;
+        };
+        // The front always had its chance: with nothing in flight before it,
+        // the budget never holds it back.
+        considered -= 1;
+        let path = manifest::archive_path(&bucket, &k.key);
         let mut header = tar::Header::new_gnu();
         header.set_size(k.size);
         header.set_mode(0o600);
         header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-        let (content_type, metadata, sha256, read) = if ahead.front().is_some_and(|(j, _)| *j == i)
-        {
-            let (_, handle) = ahead.pop_front().expect("checked");
+        let (content_type, metadata, sha256, read) = if let Some(handle) = fetch {
             let object = s3.finish(handle)?;
             prefetched_bytes -= k.size;
+            in_flight -= 1;
             tar.append_data(&mut header, &path, &object.data[..])
                 .context("cannot write the archive")?;
             let sha = hex::encode(Sha256::digest(&object.data));
@@ -274,31 +317,35 @@ fn write_archive<W: Write>(
             );
         }
         progress.object_done(read);
-        manifest.objects.push(ObjectEntry {
-            key: k.key.clone(),
+        written.objects += 1;
+        written.bytes += read;
+        manifest.objects.push(&ObjectEntry {
+            key: k.key,
             path,
             size: k.size,
-            etag: k.etag.clone(),
+            etag: k.etag,
             sha256,
-            last_modified: k.last_modified.clone(),
+            last_modified: k.last_modified,
             content_type,
             metadata,
-        });
+        })?;
     }
     progress.finish();
-    let json = serde_json::to_vec_pretty(&manifest)?;
+    let (json, len) = manifest.json()?;
     let mut header = tar::Header::new_gnu();
-    header.set_size(json.len() as u64);
+    header.set_size(len);
     header.set_mode(0o600);
     header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-    tar.append_data(&mut header, manifest::FILE_NAME, &json[..])
+    tar.append_data(&mut header, manifest::FILE_NAME, json)
         .context("cannot write the archive")?;
     tar.into_inner()
         .and_then(|gz| gz.finish())
         .and_then(|mut w| w.flush())
         .context("cannot write the archive")?;
-    Ok(manifest)
+    Ok(written)
 }
+
+type Fetch = tokio::task::JoinHandle<Result<Prefetched>>;
 
 /// Objects up to this size are fetched whole, ahead of their turn, several at
 /// once: a server streams one object much slower than it serves many.
@@ -315,17 +362,16 @@ const IN_FLIGHT: usize = 128;
 /// Objects, bytes and rate on stderr when it is a terminal; nothing under cron.
 struct Progress {
     bar: backup_common::progress::Progress,
-    done: std::cell::Cell<usize>,
-    total: usize,
+    done: std::cell::Cell<u64>,
+    total: u64,
 }
 
 impl Progress {
-    fn new(selected: &[&KeyState]) -> Progress {
-        let total = selected.len();
+    fn new(total: u64, bytes: u64) -> Progress {
         Progress {
             bar: backup_common::progress::Progress::bytes(
                 &format!("0/{total} objects"),
-                Some(selected.iter().map(|k| k.size).sum()),
+                Some(bytes),
             ),
             done: std::cell::Cell::new(0),
             total,

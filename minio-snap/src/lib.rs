@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod cli;
+pub mod compare;
 pub mod extract;
 /// The archive format lives in `backup_formats`, shared with backup-verify.
 pub use backup_formats::minio as manifest;

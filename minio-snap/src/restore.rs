@@ -6,14 +6,14 @@
 
 use crate::backup::{connect, manifest_of, COMPONENT};
 use crate::cli::{Destination, RestoreArgs};
-use crate::manifest::{archive_path, Manifest, ObjectEntry};
+use crate::compare::{compare, Change};
+use crate::manifest::{archive_path, ObjectEntry, SpooledManifest};
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::Decryption;
 use backup_common::hashing::copy_hashed;
 use backup_common::{cleanup, log, sidecar};
 
 use backup_common::names::Selection;
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,7 @@ pub fn restore_into(
     decryption: &Decryption,
 ) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
-    let chain = resolve_chain(&args.file, decryption)?;
+    let mut chain = resolve_chain(&args.file, decryption)?;
     // MINIO_BUCKET set for backups to several buckets (or `all`) does not pick
     // a target: the archive's own bucket is restored then.
     let target_bucket = match Selection::parse(
@@ -46,7 +46,7 @@ pub fn restore_into(
         Selection::Named(names) if names.len() == 1 => names[0].clone(),
         _ => chain
             .last()
-            .map(|(_, _, manifest)| manifest.bucket.clone())
+            .map(|(_, _, manifest)| manifest.head.bucket.clone())
             .context("an archive chain is never empty")?,
     };
     let (s3, target_dir) = match destination {
@@ -60,9 +60,9 @@ pub fn restore_into(
         }
         Destination::Dir(dir) => (None, Some(crate::extract::TargetDir::open(dir)?)),
     };
-    let mut uploaded = 0usize;
-    let mut deleted = 0usize;
-    for (path, file, manifest) in &chain {
+    let mut uploaded = 0u64;
+    let mut deleted = 0u64;
+    for (path, file, manifest) in &mut chain {
         log::log(
             COMPONENT,
             &format!(
@@ -79,26 +79,32 @@ pub fn restore_into(
             target_dir.as_ref(),
             decryption,
         )?;
-        for key in &manifest.deleted {
+        let bucket = manifest.head.bucket.clone();
+        for key in manifest.deleted.iter()? {
+            let key = key?;
             match (&s3, &target_dir) {
-                (Some(s3), _) => s3.delete(key)?,
-                (None, Some(dir)) => dir.remove(&local_path(&manifest.bucket, key))?,
+                (Some(s3), _) => s3.delete(&key)?,
+                (None, Some(dir)) => dir.remove(&local_path(&bucket, &key))?,
                 _ => {}
             }
             deleted += 1;
         }
     }
-    let last = &chain.last().expect("a chain has at least one archive").2;
-    if args.delete_extra {
-        let wanted: BTreeSet<&str> = last.keys.iter().map(|k| k.key.as_str()).collect();
-        if let Some(s3) = &s3 {
-            for o in s3.list_all()? {
-                if !wanted.contains(o.key.as_str()) {
-                    s3.delete(&o.key)?;
-                    deleted += 1;
-                }
+    if let (true, Some(s3)) = (args.delete_extra, &s3) {
+        // The bucket's listing against the backup's key list, both in key
+        // order: what only the bucket has goes.
+        let last = &mut chain
+            .last_mut()
+            .expect("a chain has at least one archive")
+            .2;
+        let listing = s3.listing().map(|o| o.map(crate::backup::key_state));
+        compare(listing, last.keys.iter()?, |change| {
+            if let Change::New(extra) = change {
+                s3.delete(&extra.key)?;
+                deleted += 1;
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(serde_json::json!({
         "component": COMPONENT, "action": "restore", "status": "success",
@@ -117,13 +123,13 @@ pub fn restore_into(
 pub fn resolve_chain(
     file: &Path,
     decryption: &Decryption,
-) -> Result<Vec<(PathBuf, std::fs::File, Manifest)>> {
+) -> Result<Vec<(PathBuf, std::fs::File, SpooledManifest)>> {
     let mut chain = Vec::new();
     let mut next = sidecar::check(file)?;
     loop {
         let path = next.path.clone();
         let manifest = manifest_of(&next.file, &path, decryption)?;
-        let base = manifest.base.clone();
+        let base = manifest.head.base.clone();
         chain.push((path.clone(), next.file, manifest));
         let Some(base) = base else { break };
         let base_path = path.with_file_name(&base);
@@ -159,19 +165,20 @@ fn local_path(bucket: &str, key: &str) -> PathBuf {
     PathBuf::from(in_archive.trim_start_matches(&format!("{bucket}_backup/")))
 }
 
+/// Applies one archive: its object entries side by side with its manifest's
+/// objects (both in the archive's order, as `read_archive` checked), each
+/// one uploaded (or written) only if its content matches.
 fn apply(
     path: &Path,
     file: &std::fs::File,
-    manifest: &Manifest,
+    manifest: &mut SpooledManifest,
     s3: Option<&crate::s3::S3>,
     to_dir: Option<&crate::extract::TargetDir>,
     decryption: &Decryption,
-) -> Result<usize> {
-    let by_path: BTreeMap<&str, &ObjectEntry> = manifest
-        .objects
-        .iter()
-        .map(|o| (o.path.as_str(), o))
-        .collect();
+) -> Result<u64> {
+    let bucket = manifest.head.bucket.clone();
+    let listed = manifest.objects.len();
+    let mut objects = manifest.objects.iter()?;
     let mut file = file.try_clone()?;
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -186,35 +193,35 @@ fn apply(
         // The same rules the manifest was read under (`read_archive`).
         let entry_path = crate::manifest::check_entry(&entry)
             .with_context(|| format!("{} is not a valid minio-snap archive", path.display()))?;
-        let Some(object) = by_path.get(entry_path.as_str()) else {
-            if entry_path == crate::manifest::FILE_NAME {
-                continue;
-            }
-            bail!(
-                "{}: entry {entry_path} is not in the manifest",
+        if entry_path == crate::manifest::FILE_NAME {
+            continue;
+        }
+        let object = match objects.next().transpose()? {
+            Some(o) if o.path == entry_path => o,
+            _ => bail!(
+                "{}: entry {entry_path} is not the object its manifest lists there",
                 path.display()
-            );
+            ),
         };
         match (s3, to_dir) {
-            (_, Some(dir)) => dir.write(&local_path(&manifest.bucket, &object.key), |file| {
-                stage(&mut entry, file, object)
+            (_, Some(dir)) => dir.write(&local_path(&bucket, &object.key), |file| {
+                stage(&mut entry, file, &object)
             })?,
             (Some(s3), None) => {
                 // Straight from the archive into the upload, hashed on the way;
                 // nothing staged on disk, nothing stored that does not match.
                 let size = entry.size();
                 cleanup::failpoint("minio::restore::uploading");
-                s3.put_object(&object.key, &mut entry, size, object)?;
+                s3.put_object(&object.key, &mut entry, size, &object)?;
             }
             (None, None) => unreachable!("restore has a bucket or a folder"),
         }
         written += 1;
     }
-    if written != manifest.objects.len() {
+    if written != listed {
         bail!(
-            "{} holds {written} of the {} objects its manifest lists; it is incomplete",
+            "{} holds {written} of the {listed} objects its manifest lists; it is incomplete",
             path.display(),
-            manifest.objects.len()
         );
     }
     Ok(written)

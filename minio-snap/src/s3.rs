@@ -140,18 +140,16 @@ impl S3 {
         failure(status, &body, what)
     }
 
-    /// Every object of the bucket, through every page.
-    pub fn list_all(&self) -> Result<Vec<Listed>> {
-        let what = format!("listing bucket {}", self.name());
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let (page, next) = self.list_page(None, None, token, &what)?;
-            all.extend(page);
-            match next {
-                Some(t) => token = Some(t),
-                None => return Ok(all),
-            }
+    /// Every object of the bucket, a page at a time (one page in memory),
+    /// in key order.
+    pub fn listing(&self) -> Listing<'_> {
+        Listing {
+            s3: self,
+            what: format!("listing bucket {}", self.name()),
+            page: Vec::new().into_iter(),
+            token: None,
+            more: true,
+            last: None,
         }
     }
 
@@ -553,6 +551,54 @@ struct ListPage {
     next_continuation_token: Option<String>,
     #[serde(rename = "EncodingType")]
     encoding_type: Option<String>,
+}
+
+/// See [`S3::listing`]. S3 lists keys in UTF-8 binary order; what reads a
+/// listing side by side with a manifest relies on that, so it is checked.
+pub struct Listing<'a> {
+    s3: &'a S3,
+    what: String,
+    page: std::vec::IntoIter<Listed>,
+    token: Option<String>,
+    more: bool,
+    last: Option<String>,
+}
+
+impl Iterator for Listing<'_> {
+    type Item = Result<Listed>;
+
+    fn next(&mut self) -> Option<Result<Listed>> {
+        loop {
+            if let Some(listed) = self.page.next() {
+                if self.last.as_ref().is_some_and(|l| *l >= listed.key) {
+                    self.more = false;
+                    self.page = Vec::new().into_iter();
+                    return Some(Err(anyhow::anyhow!(
+                        "{}: the server listed {:?} after {:?}, not in key order as S3 lists",
+                        self.what,
+                        listed.key,
+                        self.last.as_deref().unwrap_or_default()
+                    )));
+                }
+                self.last = Some(listed.key.clone());
+                return Some(Ok(listed));
+            }
+            if !self.more {
+                return None;
+            }
+            match self.s3.list_page(None, None, self.token.take(), &self.what) {
+                Ok((page, next)) => {
+                    self.more = next.is_some();
+                    self.token = next;
+                    self.page = page.into_iter();
+                }
+                Err(e) => {
+                    self.more = false;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -38,6 +38,7 @@ on_both_servers!(
     to_dir_never_writes_through_links_planted_in_the_target,
     an_object_damaged_in_the_archive_is_never_stored,
     crafted_archives_are_refused_by_verify_and_restore_alike,
+    archives_whose_manifest_was_written_whole_still_verify_and_restore,
     stdout_mode_streams_the_archive_and_writes_nothing,
     several_buckets_are_one_series_each_and_all_finds_them,
     restore_test_drills_a_chain_in_a_scratch_bucket_that_never_stays,
@@ -770,8 +771,44 @@ fn crafted_archives_are_refused_by_verify_and_restore_alike(flavor: Flavor) {
         }
         true
     });
+    // The first two object entries change places; the manifest does not.
+    let mut held: Option<(tar::Header, Vec<u8>)> = None;
+    let mut swapped = false;
+    let entries_swapped: Edit = Box::new(move |h, body, out| {
+        if swapped || h.path().unwrap().to_string_lossy() == "manifest.json" {
+            return true;
+        }
+        match held.take() {
+            None => held = Some((h.clone(), body.clone())),
+            Some((mut first, first_body)) => {
+                out.append(h, &body[..]).unwrap();
+                first.set_cksum();
+                out.append(&first, &first_body[..]).unwrap();
+                swapped = true;
+            }
+        }
+        false
+    });
+    let keys_reversed: Edit = Box::new(|h, body, _| {
+        if h.path().unwrap().to_string_lossy() == "manifest.json" {
+            edit_manifest(body, |m| m["keys"].as_array_mut().unwrap().reverse());
+        }
+        true
+    });
     let cases: Vec<(&str, &Path, Edit, &str)> = vec![
         ("symlink", &full, symlink_entry, "not a regular file"),
+        (
+            "entries swapped",
+            &full,
+            entries_swapped,
+            "is not the object the manifest lists there",
+        ),
+        (
+            "keys out of order",
+            &incr,
+            keys_reversed,
+            "is listed twice or out of order",
+        ),
         ("hard link", &full, hardlink_entry, "not a regular file"),
         (
             "absolute base",
@@ -830,6 +867,44 @@ fn crafted_archives_are_refused_by_verify_and_restore_alike(flavor: Flavor) {
         fs::remove_file(&crafted).unwrap();
         fs::remove_file(format!("{}.sha256", crafted.display())).unwrap();
     }
+}
+
+/// Until the manifest was streamed, minio-snap wrote it whole, with
+/// serde_json's pretty printer: a chain of archives rewritten that way (same
+/// fields, same order) verifies and restores as it always did.
+fn archives_whose_manifest_was_written_whole_still_verify_and_restore(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
+    let keys = fill(&s3, "documents", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let full = published(&t.run(&["backup"]), dir.path());
+    s3.put("documents", "later.txt", b"later", "text/plain", &[]);
+    s3.delete("documents", "empty.bin");
+    let incr = published(&t.run(&["backup", "--type", "incremental"]), dir.path());
+    for archive in [&full, &incr] {
+        craft(archive, archive, |h, body, _| {
+            if h.path().unwrap().to_string_lossy() == "manifest.json" {
+                let m: serde_json::Value = serde_json::from_slice(body).unwrap();
+                *body = serde_json::to_vec_pretty(&m).unwrap();
+                assert!(body.starts_with(b"{\n  \"format\": \"minio-snap/1\",\n  \"bucket\""));
+            }
+            true
+        });
+    }
+    let verify = Tool::new(test_harness::script::bin_dir().join("backup-verify"))
+        .env("BACKUP_DIR", dir.path())
+        .run(&["--all"]);
+    assert_eq!(verify.code, Some(0), "{}", verify.stdout);
+    let out = t
+        .clone()
+        .env("MINIO_BUCKET", "restored")
+        .run(&["restore", incr.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut want: Vec<String> = keys.into_iter().filter(|k| k != "empty.bin").collect();
+    want.push("later.txt".into());
+    want.sort();
+    assert_eq!(s3.keys("restored"), want);
+    assert_eq!(s3.get("restored", "later.txt").unwrap().0, b"later");
 }
 
 fn stdout_mode_streams_the_archive_and_writes_nothing(flavor: Flavor) {
