@@ -262,6 +262,75 @@ impl S3 {
         })
     }
 
+    /// Uploads an object held whole in one PUT, in the background (a
+    /// restore keeps several in flight: `finish_put` waits for one) — only
+    /// once its bytes are what the manifest records, checked here.
+    pub fn put_in_background(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        object: &ObjectEntry,
+    ) -> Result<tokio::task::JoinHandle<Result<()>>> {
+        let actual = hex::encode(Sha256::digest(&data));
+        if data.len() as u64 != object.size || actual != object.sha256 {
+            anyhow::bail!(
+                "object {key} is {} bytes with sha256 {actual} in the archive, the manifest \
+                 records {} bytes with {}; not restored",
+                data.len(),
+                object.size,
+                object.sha256
+            );
+        }
+        let mut signed = Map::new();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut header = |name: String, value: &str| -> Result<()> {
+            headers.insert(
+                reqwest::header::HeaderName::try_from(name.as_str())?,
+                reqwest::header::HeaderValue::from_str(value)?,
+            );
+            signed.insert(name, value.to_owned());
+            Ok(())
+        };
+        if let Some(ct) = &object.content_type {
+            header("content-type".into(), ct)?;
+        }
+        for (k, v) in &object.metadata {
+            header(format!("x-amz-meta-{k}"), v)?;
+        }
+        let url = self.object_url(Method::Put, key, &[], &signed)?;
+        let client = self.http.client().clone();
+        let what = format!("PUT {key}");
+        let endpoint = self.endpoint.clone();
+        let explain = Explainer::of(&self.http);
+        let data = bytes::Bytes::from(data);
+        Ok(self.http.spawn(async move {
+            let resp = backup_common::http::retrying(
+                || {
+                    client
+                        .put(url.clone())
+                        .headers(headers.clone())
+                        .body(data.clone())
+                },
+                |_, _| {},
+            )
+            .await
+            .map_err(|e| explain.transport(&endpoint, &what, &e))?;
+            let status = resp.status();
+            if !status.is_success() {
+                let body = resp.text().await.unwrap_or_default();
+                return Err(failure(status, &body, &what));
+            }
+            Ok(())
+        }))
+    }
+
+    /// Waits for an upload `put_in_background` started.
+    pub fn finish_put(&self, upload: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+        self.http
+            .block_on(upload)
+            .context("an upload task failed")?
+    }
+
     /// Waits for a prefetch.
     pub fn finish(
         &self,
@@ -373,19 +442,8 @@ impl S3 {
         };
         if size <= PART_SIZE {
             let data = read_part(source, size)?;
-            let actual = hex::encode(Sha256::digest(&data));
-            if data.len() as u64 != size || actual != object.sha256 {
-                return Err(damaged(&actual, data.len() as u64));
-            }
-            let url = self.object_url(Method::Put, key, &[], &headers)?;
-            let what = format!("PUT {key}");
-            let resp = self.send(&what, || {
-                with_headers(self.http.client().put(url.clone()).body(data.clone()))
-            })?;
-            if !resp.status().is_success() {
-                return Err(self.fail(resp, &what));
-            }
-            return Ok(());
+            let upload = self.put_in_background(key, data, object)?;
+            return self.finish_put(upload);
         }
         let what = format!("multipart upload of {key}");
         let url = self.object_url(Method::Post, key, &[("uploads", "1")], &headers)?;
