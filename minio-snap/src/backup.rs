@@ -147,7 +147,9 @@ pub fn backup(
         keys: Spool::new(&spool_dir)?,
         bytes: 0,
     };
-    let listing = s3.listing().map(|listed| listed.map(key_state));
+    let listing = s3
+        .listing(args.endpoint.fast_list)
+        .map(|listed| listed.map(key_state));
     let mut base = base;
     let before: Box<dyn Iterator<Item = Result<KeyState>>> = match &mut base {
         Some((_, prev)) => Box::new(prev.keys.iter()?),

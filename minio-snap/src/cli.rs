@@ -44,6 +44,11 @@ pub struct Endpoint {
     /// restore given a list or `all` restores into the archive's own bucket
     #[arg(long, env = "MINIO_BUCKET", default_value = "documents")]
     pub bucket: String,
+    /// List the bucket in one flat listing (a request per 1,000 keys) instead
+    /// of folder by folder (rclone's --fast-list): for servers that keep a
+    /// sorted index (AWS, Garage) and buckets of many small folders
+    #[arg(long, env = "MINIO_FAST_LIST")]
+    pub fast_list: bool,
     #[command(flatten)]
     pub timeouts: backup_common::http::TimeoutArgs,
 }

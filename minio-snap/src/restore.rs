@@ -97,7 +97,9 @@ pub fn restore_into(
             .last_mut()
             .expect("a chain has at least one archive")
             .2;
-        let listing = s3.listing().map(|o| o.map(crate::backup::key_state));
+        let listing = s3
+            .listing(args.endpoint.fast_list)
+            .map(|o| o.map(crate::backup::key_state));
         compare(listing, last.keys.iter()?, |change| {
             if let Change::New(extra) = change {
                 s3.delete(&extra.key)?;

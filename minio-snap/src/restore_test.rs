@@ -45,11 +45,11 @@ pub fn scratch_name(bucket: &str) -> String {
 }
 
 /// Empties and deletes the scratch bucket (what a drill leaves must go).
-fn remove(s3: &S3) -> Result<()> {
+fn remove(s3: &S3, fast_list: bool) -> Result<()> {
     if !s3.bucket_exists()? {
         return Ok(());
     }
-    for o in s3.listing() {
+    for o in s3.listing(fast_list) {
         s3.delete(&o?.key)?;
     }
     s3.delete_bucket()
@@ -98,7 +98,7 @@ pub fn restore_test(
         // when the signal came): what appears after a pass goes in the next.
         let mut last = Ok(());
         for pass in 0..5 {
-            last = remove(&s3);
+            last = remove(&s3, hook_endpoint.fast_list);
             if last.is_ok() {
                 break;
             }
@@ -109,7 +109,7 @@ pub fn restore_test(
     .context("cannot watch for signals")?;
     scratch_target.set(Some(&scratch));
     let compared = drill(args, &endpoint, credentials, decryption, &s3, &manifests);
-    let removed = remove(&s3).with_context(|| {
+    let removed = remove(&s3, endpoint.fast_list).with_context(|| {
         format!("the scratch bucket {scratch} could not be removed — delete it by hand")
     });
     let (objects, bytes) = compared?;
@@ -151,7 +151,7 @@ fn drill(
     crate::restore::restore_into(&restore, &destination, decryption)?;
     cleanup::failpoint("restore-test::restored");
     let want = expected(manifests);
-    let listed = s3.listing().collect::<Result<Vec<_>>>()?;
+    let listed = s3.listing(endpoint.fast_list).collect::<Result<Vec<_>>>()?;
     if listed.len() != want.len() {
         bail!(
             "the restored bucket holds {} objects, the backup {}",
