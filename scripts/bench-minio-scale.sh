@@ -79,7 +79,7 @@ for n in $SIZES; do
         timed "$v incremental $n" "$snap" backup --type incremental
         timed "$v verify $n" "$verify" --all
         incr=$(ls "$tree/minio/"*.incr.tar.gz)
-        MINIO_BUCKET="r$v$n" timed "$v restore $n" "$snap" restore "$incr"
+        timed "$v restore $n" env MINIO_BUCKET="r$v$n" "$snap" restore "$incr"
         rm -rf "$work/s3/$bucket" "$work/s3/r$v$n" "$tree"
     done
 done

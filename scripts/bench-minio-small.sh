@@ -5,9 +5,12 @@
 #   rclone copy --transfers 8, 32 and 64 into a folder, then tar czf — the
 #   fastest of these is the server's pace to match;
 #   minio-snap backup --type full;
-#   minio-snap backup --type incremental after changing 1% of the objects.
+#   minio-snap backup --type incremental after changing 1% of the objects;
+#   tar -xzf of rclone's copy + rclone copy --transfers 32 into an empty
+#   bucket, against minio-snap restore of the full archive into another.
 # Targets (issue #18): full <= 0.6x the fastest rclone + tar; incremental
-# <= 10% of the full backup. Reports wall time and peak RSS.
+# <= 10% of the full backup; restore <= 0.5x tar -xzf + rclone copy.
+# Reports wall time and peak RSS.
 set -eu
 cd "$(dirname "$0")/.."
 N=${N:-30000}
@@ -35,6 +38,7 @@ trap 'kill $server 2>/dev/null || true' EXIT INT TERM
 export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret MINIO_BUCKET=small
 until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
 unset AWS_CA_BUNDLE
+export BACKUP_AUDIT_LOG="$work/audit.log"
 export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ACCESS_KEY_ID=benchkey \
     RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=benchsecret RCLONE_CONFIG_S3_ENDPOINT="$MINIO_ENDPOINT" \
     RCLONE_CONFIG_S3_FORCE_PATH_STYLE=true
@@ -51,8 +55,14 @@ while [ "$i" -le "$ROUNDS" ]; do
         rm -rf "$work/copy" "$work/copy.tar.gz"
         timed "rclone$t" sh -c "rclone copy --transfers $t s3:small '$work/copy' && tar czf '$work/copy.tar.gz' -C '$work' copy"
     done
-    rm -rf "$work/copy" "$work/copy.tar.gz" "$work/tree"
+    # The restores start from what the backups made: rclone's tarball …
+    rm -rf "$work/copy" "$work/unpacked"; mkdir "$work/unpacked"
+    timed restore-rclone sh -c "tar -xzf '$work/copy.tar.gz' -C '$work/unpacked' && rclone copy --transfers 32 '$work/unpacked/copy' s3:restored-rclone"
+    rm -rf "$work/copy.tar.gz" "$work/unpacked" "$work/tree" "$work/s3/restored-rclone"
     timed full "$tool" backup --backup-dir "$work/tree"
+    # … and minio-snap's archive.
+    timed restore env MINIO_BUCKET=restored-snap "$tool" restore "$work/tree/minio/small_latest.tar.gz"
+    rm -rf "$work/s3/restored-snap"
     # 1% of the objects changed, then an incremental on that full backup.
     python3 - "$work/s3/small" "$N" "$i" <<'PY'
 import os, sys
@@ -72,9 +82,10 @@ for line in open(sys.argv[1]):
     rows.setdefault(label, []).append((float(wall), int(rss) / 1024))
 med = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
 fastest = min(("rclone8", "rclone32", "rclone64"), key=med.get)
-for k in ("rclone8", "rclone32", "rclone64", "full", "incremental"):
+for k in ("rclone8", "rclone32", "rclone64", "full", "incremental", "restore-rclone", "restore"):
     print(f"{k}: median wall {med[k]:.2f}s, peak RSS {max(r for _, r in rows[k]):.1f} MiB")
 print(f"full / fastest rclone + tar ({fastest}): {med['full'] / med[fastest]:.2f} (target <= 0.6)")
 print(f"incremental / full: {med['incremental'] / med['full']:.2f} (target <= 0.10)")
+print(f"restore / (tar -xzf + rclone copy --transfers 32): {med['restore'] / med['restore-rclone']:.2f} (target <= 0.5)")
 PY
 rm -rf "$work"

@@ -358,8 +358,12 @@ const PREFETCH_BUDGET: u64 = 10 << 20;
 /// budget above, the window adapts to object size: small objects cost a
 /// request each, so many are in flight (a server answers many requests at
 /// once much faster than one after the other); large ones fill the budget
-/// with a few.
-const IN_FLIGHT: usize = 128;
+/// with a few. Measured on s3s-fs, 100,000 objects of 0-16 bytes: 128 in
+/// flight 40 s, 256 24 s, 512 19 s, 1,024 19 s — a small answer there waits
+/// ~40 ms on its connection (delayed ACKs), so the pace is the number in
+/// flight; each costs ~50 KB (512: 52 MiB peak RSS, 1,024: 82 MiB) and a
+/// file descriptor (a soft limit of 1,024 is common).
+const IN_FLIGHT: usize = 512;
 
 /// Objects, bytes and rate on stderr when it is a terminal; nothing under cron.
 struct Progress {

@@ -354,9 +354,9 @@ fn slow_bucket(s3: &S3Server) {
         "application/octet-stream",
         &[],
     );
-    // More small objects than the fetch-ahead window (128): the victim is
+    // More small objects than the fetch-ahead window (512): the victim is
     // still to be fetched when the big one is being streamed.
-    for i in 0..200 {
+    for i in 0..600 {
         s3.put(
             "documents",
             &format!("b-{i:03}.txt"),
