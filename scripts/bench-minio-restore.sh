@@ -14,7 +14,6 @@ SIZE_MIB=${SIZE_MIB:-1024}
 ROUNDS=${ROUNDS:-2}
 BEFORE_REV=${BEFORE_REV:-396bae1}
 work=${BENCH_DIR:-/tmp/backup-kit-bench-minio-restore}
-S3S_FS_BIN=${S3S_FS_BIN:-/opt/backup-kit/s3s-fs/bin/s3s-fs}
 rm -rf "$work"; mkdir -p "$work/s3" "$work/src" "$work/tmp"
 
 cargo build --release --locked --quiet -p minio-snap
@@ -22,12 +21,7 @@ after="$(pwd)/target/release/minio-snap"
 . scripts/bench-restore-lib.sh
 build_before minio-snap
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT INT TERM
-export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret
-until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
+start_s3s_fs
 
 # s3s-fs keeps objects as files: the bucket is a folder of them.
 big=$((SIZE_MIB / 4)); each=$(((SIZE_MIB - big) / 24))

@@ -18,7 +18,6 @@ SIZES=${SIZES:-"10000 100000"}
 BEFORE_REV=${BEFORE_REV:-f96ca27}
 VERSIONS=${VERSIONS:-"before after"}
 work=${BENCH_DIR:-/tmp/backup-kit-bench-minio-scale}
-S3S_FS_BIN=${S3S_FS_BIN:-/opt/backup-kit/s3s-fs/bin/s3s-fs}
 rm -rf "$work"; mkdir -p "$work/s3"
 . scripts/bench-restore-lib.sh
 cargo build --release --locked --quiet -p minio-snap -p backup-verify
@@ -29,12 +28,7 @@ case " $VERSIONS " in *" before "*)
     build_before backup-verify; before_verify=$before ;;
 esac
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT INT TERM
-export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret
-until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
+start_s3s_fs
 
 timed() { # label command...
     label=$1; shift

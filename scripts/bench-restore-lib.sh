@@ -1,6 +1,7 @@
-# Shared by bench-qdrant-restore.sh and bench-minio-restore.sh (sourced, with
-# $work and $BEFORE_REV set): the "before" build, one restore measured, and
-# the summary of every one.
+# Shared by bench-qdrant-restore.sh, bench-minio-restore.sh and
+# bench-minio-scale.sh (sourced, with $work and $BEFORE_REV set): the "before"
+# build, an s3s-fs to work on, one restore measured, and the summary of every
+# one.
 
 # Every restore appends its audit line; a restore that cannot, does not start.
 export BACKUP_AUDIT_LOG="$work/audit.log"
@@ -16,6 +17,18 @@ build_before() {
         { git worktree remove --force "$before_src"; return 1; }
     git worktree remove --force "$before_src"
     before="$before_target/release/$1"
+}
+
+# start_s3s_fs: s3s-fs on a free port serving the buckets in $work/s3 (its
+# folders), stopped when the script ends; the MINIO_* variables point at it.
+start_s3s_fs() {
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "${S3S_FS_BIN:-/opt/backup-kit/s3s-fs/bin/s3s-fs}" --host 127.0.0.1 --port "$port" \
+        --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
+    server=$!
+    trap 'kill $server 2>/dev/null || true' EXIT INT TERM
+    export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret
+    until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
 }
 
 # measure LABEL COMMAND...: runs COMMAND with TMPDIR=$work/tmp; records wall

@@ -23,24 +23,20 @@ pub const FILE_NAME: &str = "manifest.json";
 pub struct Head {
     pub format: String,
     pub bucket: String,
-    pub kind: Kind,
-    pub created: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-}
-
-/// The whole document in memory (as the tests write one); the tools read and
-/// write it as a stream: [`SpooledManifest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format: String,
-    pub bucket: String,
     /// `full` or `incremental`.
     pub kind: Kind,
     pub created: String,
     /// The artifact an incremental builds on (file name in the same folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+}
+
+/// The whole document in memory (as the tests write one); the tools read and
+/// write it as a stream: [`SpooledManifest`]. The head's fields come first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    #[serde(flatten)]
+    pub head: Head,
     /// Every object in the bucket at backup time (restore's target state, and
     /// what the next incremental compares with).
     pub keys: Vec<KeyState>,

@@ -70,7 +70,7 @@ pub fn restore_test(
         .collect::<Result<_>>()?;
     let bucket = manifests
         .last()
-        .map(|m| m.bucket.clone())
+        .map(|m| m.head.bucket.clone())
         .unwrap_or_default();
     let scratch = scratch_name(&bucket);
     let endpoint = Endpoint {
@@ -195,7 +195,7 @@ fn drill(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{KeyState, Kind};
+    use crate::manifest::{Head, KeyState, Kind};
 
     fn entry(key: &str, sha: &str) -> ObjectEntry {
         ObjectEntry {
@@ -212,11 +212,13 @@ mod tests {
 
     fn manifest(objects: Vec<ObjectEntry>, keys: &[&str], deleted: &[&str]) -> Manifest {
         Manifest {
-            format: crate::manifest::FORMAT.into(),
-            bucket: "b".into(),
-            kind: Kind::Full,
-            created: String::new(),
-            base: None,
+            head: Head {
+                format: crate::manifest::FORMAT.into(),
+                bucket: "b".into(),
+                kind: Kind::Full,
+                created: String::new(),
+                base: None,
+            },
             keys: keys
                 .iter()
                 .map(|k| KeyState {

@@ -88,11 +88,7 @@ impl SpooledManifest {
         let deleted = self.deleted.iter()?.collect::<Result<_>>()?;
         let objects = self.objects.iter()?.collect::<Result<_>>()?;
         Ok(Manifest {
-            format: self.head.format,
-            bucket: self.head.bucket,
-            kind: self.head.kind,
-            created: self.head.created,
-            base: self.head.base,
+            head: self.head,
             keys,
             deleted,
             objects,
@@ -280,11 +276,13 @@ mod tests {
 
     fn manifest(keys: &[&str], objects: &[&str]) -> Manifest {
         Manifest {
-            format: FORMAT.into(),
-            bucket: "docs".into(),
-            kind: Kind::Incremental,
-            created: "2024-01-01T00:00:00+00:00".into(),
-            base: Some("docs_20231231_000000.tar.gz".into()),
+            head: Head {
+                format: FORMAT.into(),
+                bucket: "docs".into(),
+                kind: Kind::Incremental,
+                created: "2024-01-01T00:00:00+00:00".into(),
+                base: Some("docs_20231231_000000.tar.gz".into()),
+            },
             keys: keys.iter().map(|k| key(k)).collect(),
             deleted: vec!["gone".into()],
             objects: objects.iter().map(|k| object(k)).collect(),
@@ -300,17 +298,7 @@ mod tests {
     fn what_is_written_in_pieces_reads_back_as_the_same_document() {
         let dir = tempfile::tempdir().unwrap();
         let whole = manifest(&["a", "b/c", "ü"], &["a", "ü"]);
-        let mut spooled = SpooledManifest::new(
-            Head {
-                format: whole.format.clone(),
-                bucket: whole.bucket.clone(),
-                kind: whole.kind,
-                created: whole.created.clone(),
-                base: whole.base.clone(),
-            },
-            dir.path(),
-        )
-        .unwrap();
+        let mut spooled = SpooledManifest::new(whole.head.clone(), dir.path()).unwrap();
         whole
             .keys
             .iter()

@@ -41,18 +41,20 @@ pub fn minio_manifest_archive(
     base: Option<&str>,
     orphan: bool,
 ) {
-    use backup_formats::minio::{Kind, Manifest, FILE_NAME, FORMAT};
+    use backup_formats::minio::{Head, Kind, Manifest, FILE_NAME, FORMAT};
     use sha2::Digest;
     let manifest = Manifest {
-        format: FORMAT.into(),
-        bucket: bucket.into(),
-        kind: if base.is_some() {
-            Kind::Incremental
-        } else {
-            Kind::Full
+        head: Head {
+            format: FORMAT.into(),
+            bucket: bucket.into(),
+            kind: if base.is_some() {
+                Kind::Incremental
+            } else {
+                Kind::Full
+            },
+            created: "2024-01-01T00:00:00+00:00".into(),
+            base: base.map(str::to_owned),
         },
-        created: "2024-01-01T00:00:00+00:00".into(),
-        base: base.map(str::to_owned),
         keys: Vec::new(),
         deleted: Vec::new(),
         objects: Vec::new(),
