@@ -1347,3 +1347,56 @@ fn restore_test_drills_a_chain_in_a_scratch_bucket_that_never_stays(flavor: Flav
     );
     assert_eq!(s3.buckets(), ["documents"], "the scratch bucket is gone");
 }
+
+/// A server whose listing is out of key order, or lists a folder inside
+/// itself, would make an incremental's merge with its base wrong (or never
+/// end): either fails the backup, in both listing modes, and publishes nothing.
+#[test]
+fn a_listing_out_of_order_or_in_a_loop_fails_the_backup() {
+    use test_harness::receiver::{Receiver, Request};
+    let object = |key: &str| {
+        format!("<Contents><Key>{key}</Key><ETag>\"e\"</ETag><Size>1</Size></Contents>")
+    };
+    let page = |body: String| (200, format!("<ListBucketResult>{body}</ListBucketResult>"));
+    let out_of_order = Receiver::answering(Box::new(move |r: &Request| {
+        if r.url.contains("list-type=2") {
+            page(format!("{}{}", object("b.txt"), object("a.txt")))
+        } else {
+            (200, String::new())
+        }
+    }));
+    // Asked for the folder x/, it answers with x/ again.
+    let looping = Receiver::answering(Box::new(move |r: &Request| {
+        if r.url.contains("list-type=2") {
+            page("<CommonPrefixes><Prefix>x/</Prefix></CommonPrefixes>".into())
+        } else {
+            (200, String::new())
+        }
+    }));
+    let cases = [
+        (
+            &out_of_order,
+            "false",
+            "listed \"a.txt\" after \"b.txt\", not in key order",
+        ),
+        (
+            &out_of_order,
+            "true",
+            "listed \"a.txt\" after \"b.txt\", not in key order",
+        ),
+        (&looping, "false", "listed folder \"x/\" inside \"x/\""),
+    ];
+    for (server, fast_list, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Tool::new(BIN)
+            .env("MINIO_ENDPOINT", &server.url)
+            .env("MINIO_ROOT_USER", "user")
+            .env("MINIO_ROOT_PASSWORD", "secret-of-the-listing-test")
+            .env("MINIO_BUCKET", "documents")
+            .env("MINIO_FAST_LIST", fast_list)
+            .env("BACKUP_DIR", dir.path())
+            .run(&["backup"]);
+        out.assert_backup_failed(1, needle, "secret-of-the-listing-test");
+        assert_eq!(tree(dir.path()), vec!["minio/", "minio/.lock (0 bytes)"]);
+    }
+}
