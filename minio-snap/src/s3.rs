@@ -150,6 +150,7 @@ impl S3 {
             flat,
             levels: vec![Level::new(String::new())],
             last: None,
+            ahead: BTreeMap::new(),
         }
     }
 
@@ -175,58 +176,69 @@ impl S3 {
         max_keys: Option<usize>,
         token: Option<String>,
         what: &str,
-    ) -> Result<(Vec<Listed>, Vec<String>, Option<String>)> {
-        let url = {
-            let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
-            // Servers disagree on what `encoding-type=url` does to a `+` (AWS:
-            // a space; s3s: a plus), so keys are taken as the XML carries them.
-            action.query_mut().remove("encoding-type");
-            if let Some(p) = prefix {
-                action.with_prefix(p);
-            }
-            if let Some(d) = delimiter {
-                action.with_delimiter(d);
-            }
-            if let Some(n) = max_keys {
-                action.with_max_keys(n);
-            }
-            if let Some(t) = token {
-                action.with_continuation_token(t);
-            }
-            action.sign(SIGNED_FOR)
-        };
+    ) -> Result<Page> {
+        let url = self.list_url(prefix, delimiter, max_keys, token);
         let resp = self.send(what, || self.http.client().get(url.clone()))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp, what));
         }
-        let text = self.text(resp, what)?;
-        let page: ListPage =
-            quick_xml::de::from_str(&text).with_context(|| format!("{what}: malformed answer"))?;
-        let url_encoded = page.encoding_type.as_deref() == Some("url");
-        // Percent escapes of `encoding-type=url`; a `+` is kept (see above).
-        let decoded = |text: String| {
-            if url_encoded {
-                percent_encoding::percent_decode_str(&text)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            } else {
-                text
+        parse_page(&self.text(resp, what)?, what)
+    }
+
+    /// The first page of a folder, fetched in the background while the
+    /// folders before it are read (`Listing`); `finish_page` waits for it.
+    fn list_ahead(&self, prefix: &str, what: &str) -> tokio::task::JoinHandle<Result<Page>> {
+        let url = self.list_url(Some(prefix), Some("/"), None, None);
+        let client = self.http.client().clone();
+        let what = what.to_owned();
+        let endpoint = self.endpoint.clone();
+        let explain = Explainer::of(&self.http);
+        self.http.spawn(async move {
+            let resp = backup_common::http::retrying(|| client.get(url.clone()), |_, _| {})
+                .await
+                .map_err(|e| explain.transport(&endpoint, &what, &e))?;
+            let status = resp.status();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| explain.transport(&endpoint, &what, &e))?;
+            if !status.is_success() {
+                return Err(failure(status, &text, &what));
             }
-        };
-        let listed = page
-            .contents
-            .into_iter()
-            .map(|mut o| {
-                o.key = decoded(o.key);
-                o
-            })
-            .collect();
-        let folders = page
-            .common_prefixes
-            .into_iter()
-            .map(|p| decoded(p.prefix))
-            .collect();
-        Ok((listed, folders, page.next_continuation_token))
+            parse_page(&text, &what)
+        })
+    }
+
+    fn finish_page(&self, handle: tokio::task::JoinHandle<Result<Page>>) -> Result<Page> {
+        self.http
+            .block_on(handle)
+            .context("a listing task failed")?
+    }
+
+    fn list_url(
+        &self,
+        prefix: Option<&str>,
+        delimiter: Option<&str>,
+        max_keys: Option<usize>,
+        token: Option<String>,
+    ) -> url::Url {
+        let mut action = ListObjectsV2::new(&self.bucket, Some(&self.creds));
+        // Servers disagree on what `encoding-type=url` does to a `+` (AWS:
+        // a space; s3s: a plus), so keys are taken as the XML carries them.
+        action.query_mut().remove("encoding-type");
+        if let Some(p) = prefix {
+            action.with_prefix(p);
+        }
+        if let Some(d) = delimiter {
+            action.with_delimiter(d);
+        }
+        if let Some(n) = max_keys {
+            action.with_max_keys(n);
+        }
+        if let Some(t) = token {
+            action.with_continuation_token(t);
+        }
+        action.sign(SIGNED_FOR)
     }
 
     pub fn get(&self, key: &str) -> Result<Object<'_>> {
@@ -646,6 +658,45 @@ struct CommonPrefix {
     prefix: String,
 }
 
+/// One page of a listing: objects, folders (common prefixes), the next
+/// page's token.
+type Page = (Vec<Listed>, Vec<String>, Option<String>);
+
+fn parse_page(text: &str, what: &str) -> Result<Page> {
+    let page: ListPage =
+        quick_xml::de::from_str(text).with_context(|| format!("{what}: malformed answer"))?;
+    let url_encoded = page.encoding_type.as_deref() == Some("url");
+    // Percent escapes of `encoding-type=url`; a `+` is kept (see `list_url`).
+    let decoded = |text: String| {
+        if url_encoded {
+            percent_encoding::percent_decode_str(&text)
+                .decode_utf8_lossy()
+                .into_owned()
+        } else {
+            text
+        }
+    };
+    let listed = page
+        .contents
+        .into_iter()
+        .map(|mut o| {
+            o.key = decoded(o.key);
+            o
+        })
+        .collect();
+    let folders = page
+        .common_prefixes
+        .into_iter()
+        .map(|p| decoded(p.prefix))
+        .collect();
+    Ok((listed, folders, page.next_continuation_token))
+}
+
+/// How many folders ahead of the one being read have their first page
+/// fetched in the background: a folder costs a request even when it holds a
+/// few keys, so a bucket of many folders waits on them one by one otherwise.
+const FOLDERS_AHEAD: usize = 16;
+
 /// See [`S3::listing`]. S3 lists keys in UTF-8 binary order; what reads a
 /// listing side by side with a manifest relies on that, so it is checked.
 ///
@@ -665,6 +716,8 @@ pub struct Listing<'a> {
     /// The folders being listed, outermost first.
     levels: Vec<Level>,
     last: Option<String>,
+    /// First pages of folders still to come, by prefix (see `FOLDERS_AHEAD`).
+    ahead: BTreeMap<String, tokio::task::JoinHandle<Result<Page>>>,
 }
 
 struct Level {
@@ -704,6 +757,30 @@ impl Listing<'_> {
     fn fail(&mut self, e: anyhow::Error) -> Option<Result<Listed>> {
         self.levels.clear();
         Some(Err(e))
+    }
+
+    /// Starts fetching the first pages of the next folders to be read.
+    fn look_ahead(&mut self) {
+        let wanted: Vec<String> = self
+            .levels
+            .iter()
+            .rev()
+            .flat_map(|level| level.entries.iter())
+            .filter_map(|e| match e {
+                Entry::Folder(p) => Some(p),
+                Entry::Object(_) => None,
+            })
+            .take(FOLDERS_AHEAD)
+            .filter(|p| !self.ahead.contains_key(*p))
+            .cloned()
+            .collect();
+        for prefix in wanted {
+            if self.ahead.len() >= FOLDERS_AHEAD {
+                break;
+            }
+            let task = self.s3.list_ahead(&prefix, &self.what);
+            self.ahead.insert(prefix, task);
+        }
     }
 }
 
@@ -746,9 +823,16 @@ impl Iterator for Listing<'_> {
                 None => {
                     let prefix = (!level.prefix.is_empty()).then_some(level.prefix.as_str());
                     let delimiter = (!self.flat).then_some("/");
-                    let page =
-                        self.s3
-                            .list_level(prefix, delimiter, None, level.token.take(), &self.what);
+                    let page = match self.ahead.remove(&level.prefix) {
+                        Some(task) if level.token.is_none() => self.s3.finish_page(task),
+                        _ => self.s3.list_level(
+                            prefix,
+                            delimiter,
+                            None,
+                            level.token.take(),
+                            &self.what,
+                        ),
+                    };
                     let (objects, folders, next) = match page {
                         Ok(page) => page,
                         Err(e) => return self.fail(e),
@@ -765,6 +849,7 @@ impl Iterator for Listing<'_> {
                     } {
                         level.entries.push_back(next);
                     }
+                    self.look_ahead();
                 }
             }
         }
