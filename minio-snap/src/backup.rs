@@ -86,7 +86,7 @@ pub fn backup(
         Some(lock::lock_dir(&dir)?)
     };
 
-    let base = match args.kind {
+    let mut base = match args.kind {
         Kind::Full => None,
         Kind::Incremental => match newest_in_chain(&dir, bucket)? {
             // The host that only encrypts cannot read what it wrote: without
@@ -150,7 +150,6 @@ pub fn backup(
     let listing = s3
         .listing(args.endpoint.fast_list)
         .map(|listed| listed.map(key_state));
-    let mut base = base;
     let before: Box<dyn Iterator<Item = Result<KeyState>>> = match &mut base {
         Some((_, prev)) => Box::new(prev.keys.iter()?),
         None => Box::new(std::iter::empty()),
