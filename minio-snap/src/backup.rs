@@ -86,7 +86,7 @@ pub fn backup(
         Some(lock::lock_dir(&dir)?)
     };
 
-    let mut base = match args.kind {
+    let base = match args.kind {
         Kind::Full => None,
         Kind::Incremental => match newest_in_chain(&dir, bucket)? {
             // The host that only encrypts cannot read what it wrote: without
@@ -105,7 +105,7 @@ pub fn backup(
                 );
                 None
             }
-            Some(path) => Some((path.clone(), read_manifest(&path, decryption)?)),
+            Some(path) => Some(path),
             None => {
                 log::log(
                     COMPONENT,
@@ -131,7 +131,7 @@ pub fn backup(
         created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         base: base
             .as_ref()
-            .and_then(|(p, _)| p.file_name())
+            .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned()),
     };
     // The lists go to unnamed temp files beside the archive (`Spool`), so a
@@ -147,15 +147,26 @@ pub fn backup(
         keys: Spool::new(&spool_dir)?,
         bytes: 0,
     };
-    let listing = s3
-        .listing(args.endpoint.fast_list)
-        .map(|listed| listed.map(key_state));
-    let before: Box<dyn Iterator<Item = Result<KeyState>>> = match &mut base {
-        Some((_, prev)) => Box::new(prev.keys.iter()?),
+    // The base is read to its end (its manifest is the last entry) while the
+    // bucket is listed: one waits on the disk and gzip, the other on the server.
+    let mut base_manifest = std::thread::scope(|scope| -> Result<Option<SpooledManifest>> {
+        let reading = base
+            .as_deref()
+            .map(|path| scope.spawn(move || read_manifest(path, decryption)));
+        for listed in s3.listing(args.endpoint.fast_list) {
+            manifest.keys.push(&key_state(listed?))?;
+        }
+        reading
+            .map(|r| r.join().expect("reading the base does not panic"))
+            .transpose()
+    })?;
+    let before: Box<dyn Iterator<Item = Result<KeyState>>> = match &mut base_manifest {
+        Some(prev) => Box::new(prev.keys.iter()?),
         None => Box::new(std::iter::empty()),
     };
-    compare(listing, before, |change| {
-        selected.take(change, &mut manifest)
+    let deleted = &mut manifest.deleted;
+    compare(manifest.keys.iter()?, before, |change| {
+        selected.take(change, deleted)
     })?;
     if to_stdout {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
@@ -211,17 +222,16 @@ struct Selected {
 }
 
 impl Selected {
-    /// Files one key's [`Change`] where it belongs: every listed key in the
-    /// manifest's key list, a deleted one in its deleted list, what must be
-    /// fetched here.
-    fn take(&mut self, change: Change, manifest: &mut SpooledManifest) -> Result<()> {
+    /// Files one key's [`Change`] where it belongs: what must be fetched
+    /// here, a deleted key in the manifest's deleted list.
+    fn take(&mut self, change: Change, deleted: &mut Spool<String>) -> Result<()> {
         if let Some(k) = change.fetch() {
             self.keys.push(k)?;
             self.bytes += k.size;
         }
         match change {
-            Change::Gone(key) => manifest.deleted.push(&key),
-            Change::New(k) | Change::Changed(k) | Change::Unchanged(k) => manifest.keys.push(&k),
+            Change::Gone(key) => deleted.push(&key),
+            Change::New(_) | Change::Changed(_) | Change::Unchanged(_) => Ok(()),
         }
     }
 }
