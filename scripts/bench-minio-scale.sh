@@ -6,7 +6,8 @@
 #   minio-snap backup (full);
 #   minio-snap backup --type incremental after changing 1% of the objects;
 #   backup-verify --all (both archives);
-#   minio-snap restore of that incremental (its chain) into an empty bucket;
+#   minio-snap restore of that incremental (its chain) into an empty bucket
+#   (on an s3s-fs of its own, see on_fresh_s3s_fs in bench-restore-lib.sh);
 # for this tree and for BEFORE_REV (default f96ca27, before the manifest was
 # streamed), each on its own copy of the bucket, in one run.
 # Target (issue #18): peak RSS <= 64 MiB at 1,000,000 objects, flat in N.
@@ -73,8 +74,8 @@ for n in $SIZES; do
         timed "$v incremental $n" "$snap" backup --type incremental
         timed "$v verify $n" "$verify" --all
         incr=$(ls "$tree/minio/"*.incr.tar.gz)
-        timed "$v restore $n" env MINIO_BUCKET="r$v$n" "$snap" restore "$incr"
-        rm -rf "$work/s3/$bucket" "$work/s3/r$v$n" "$tree"
+        on_fresh_s3s_fs timed "$v restore $n" env MINIO_BUCKET="r$v$n" "$snap" restore "$incr"
+        rm -rf "$work/s3/$bucket" "$tree"
     done
 done
 python3 - "$work/results" "$VERSIONS" <<'PY'

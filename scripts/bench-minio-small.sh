@@ -8,6 +8,8 @@
 #   minio-snap backup --type incremental after changing 1% of the objects;
 #   tar -xzf of rclone's copy + rclone copy --transfers 32 into an empty
 #   bucket, against minio-snap restore of the full archive into another.
+# Each restore gets an s3s-fs of its own on an empty folder
+# (on_fresh_s3s_fs in bench-restore-lib.sh says why).
 # Targets (issue #18): full <= 0.6x the fastest rclone + tar; incremental
 # <= 10% of the full backup; restore <= 0.5x tar -xzf + rclone copy.
 # Reports wall time and peak RSS.
@@ -16,10 +18,10 @@ cd "$(dirname "$0")/.."
 N=${N:-30000}
 ROUNDS=${ROUNDS:-2}
 work=${BENCH_DIR:-/tmp/backup-kit-bench-minio-small}
-S3S_FS_BIN=${S3S_FS_BIN:-/opt/backup-kit/s3s-fs/bin/s3s-fs}
 cargo build --release --locked --quiet -p minio-snap
 tool="$(pwd)/target/release/minio-snap"
 rm -rf "$work"; mkdir -p "$work/s3/small"
+. scripts/bench-restore-lib.sh
 python3 - "$work/s3/small" "$N" <<'PY'
 import os, random, sys
 root, n = sys.argv[1], int(sys.argv[2])
@@ -31,14 +33,9 @@ for i in range(n):
     data = os.urandom(size // 2) + b"x" * (size - size // 2)
     open(os.path.join(d, f"obj-{i:06d}.json"), "wb").write(data)
 PY
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key benchkey --secret-key benchsecret "$work/s3" > /dev/null 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT INT TERM
-export MINIO_ENDPOINT="http://127.0.0.1:$port" MINIO_ROOT_USER=benchkey MINIO_ROOT_PASSWORD=benchsecret MINIO_BUCKET=small
-until curl -s -o /dev/null "$MINIO_ENDPOINT"; do sleep 0.2; done
+start_s3s_fs
+export MINIO_BUCKET=small
 unset AWS_CA_BUNDLE
-export BACKUP_AUDIT_LOG="$work/audit.log"
 export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ACCESS_KEY_ID=benchkey \
     RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=benchsecret RCLONE_CONFIG_S3_ENDPOINT="$MINIO_ENDPOINT" \
     RCLONE_CONFIG_S3_FORCE_PATH_STYLE=true
@@ -57,12 +54,11 @@ while [ "$i" -le "$ROUNDS" ]; do
     done
     # The restores start from what the backups made: rclone's tarball …
     rm -rf "$work/copy" "$work/unpacked"; mkdir "$work/unpacked"
-    timed restore-rclone sh -c "tar -xzf '$work/copy.tar.gz' -C '$work/unpacked' && rclone copy --transfers 32 '$work/unpacked/copy' s3:restored-rclone"
-    rm -rf "$work/copy.tar.gz" "$work/unpacked" "$work/tree" "$work/s3/restored-rclone"
+    on_fresh_s3s_fs timed restore-rclone sh -c "tar -xzf '$work/copy.tar.gz' -C '$work/unpacked' && rclone copy --transfers 32 '$work/unpacked/copy' s3:restored"
+    rm -rf "$work/copy.tar.gz" "$work/unpacked" "$work/tree"
     timed full "$tool" backup --backup-dir "$work/tree"
     # … and minio-snap's archive.
-    timed restore env MINIO_BUCKET=restored-snap "$tool" restore "$work/tree/minio/small_latest.tar.gz"
-    rm -rf "$work/s3/restored-snap"
+    on_fresh_s3s_fs timed restore env MINIO_BUCKET=restored "$tool" restore "$work/tree/minio/small_latest.tar.gz"
     # 1% of the objects changed, then an incremental on that full backup.
     python3 - "$work/s3/small" "$N" "$i" <<'PY'
 import os, sys
