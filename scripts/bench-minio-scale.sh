@@ -6,8 +6,11 @@
 #   minio-snap backup (full);
 #   minio-snap backup --type incremental after changing 1% of the objects;
 #   backup-verify --all (both archives);
-#   minio-snap restore of that incremental (its chain) into an empty bucket
-#   (on an s3s-fs of its own, see on_fresh_s3s_fs in bench-restore-lib.sh);
+#   minio-snap restore of that incremental (its chain) into an empty bucket;
+#   minio-snap restore-test of it (the drill: restore into a scratch bucket,
+#   every object read back and compared, the scratch bucket removed);
+# the last two each on an s3s-fs of its own (on_fresh_s3s_fs in
+# bench-restore-lib.sh says why),
 # for this tree and for BEFORE_REV (default f96ca27, before the manifest was
 # streamed), each on its own copy of the bucket, in one run.
 # Target (issue #18): peak RSS <= 64 MiB at 1,000,000 objects, flat in N.
@@ -75,6 +78,7 @@ for n in $SIZES; do
         timed "$v verify $n" "$verify" --all
         incr=$(ls "$tree/minio/"*.incr.tar.gz)
         on_fresh_s3s_fs timed "$v restore $n" env MINIO_BUCKET="r$v$n" "$snap" restore "$incr"
+        on_fresh_s3s_fs timed "$v drill $n" "$snap" restore-test "$incr"
         rm -rf "$work/s3/$bucket" "$tree"
     done
 done
@@ -87,7 +91,7 @@ for line in open(sys.argv[1]):
 versions = sys.argv[2].split()
 print("objects | phase | " + " | ".join(f"{v} RSS MiB | {v} wall s" for v in versions))
 for n in sorted({k[2] for k in rows}):
-    for phase in ("full", "incremental", "verify", "restore"):
+    for phase in ("full", "incremental", "verify", "restore", "drill"):
         cells = " | ".join(f"{rows[(v, phase, n)][1]:.1f} | {rows[(v, phase, n)][0]:.1f}"
                            for v in versions if (v, phase, n) in rows)
         print(f"{n} | {phase} | {cells}")

@@ -3,35 +3,75 @@
 //! what the manifests say the bucket held — sha256, size, content type and
 //! metadata — and the scratch bucket deleted again: when the drill passes,
 //! when it fails, and when a signal ends it. backup-verify --restore-test runs
-//! it.
+//! it. Like a restore, it never holds a manifest whole: what the bucket should
+//! hold is a merge of the chain's object lists, compared with the scratch
+//! bucket's listing as both stream by in key order.
 
 use crate::backup::{connect, COMPONENT};
 use crate::cli::{Credentials, Destination, Endpoint, RestoreArgs, RestoreTestArgs};
-use crate::manifest::{Manifest, ObjectEntry};
-use crate::s3::S3;
-use anyhow::{bail, Context, Result};
+use crate::manifest::{KeyState, ObjectEntry, SpooledManifest};
+use crate::s3::{Prefetched, S3};
+use anyhow::{anyhow, bail, Context, Result};
 use backup_common::cleanup;
 use backup_common::crypt::Decryption;
 use backup_common::hashing::HashingReader;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::iter::Peekable;
 use std::time::Instant;
 
-/// What the bucket held when the newest archive of a chain was made: each key
-/// its listing holds (deletions are already out of it), with the entry of the
-/// archive that last wrote it (pure).
-pub fn expected(chain: &[Manifest]) -> BTreeMap<String, ObjectEntry> {
-    let mut objects: BTreeMap<String, ObjectEntry> = BTreeMap::new();
-    for m in chain {
-        for o in &m.objects {
-            objects.insert(o.key.clone(), o.clone());
+/// What the bucket held when the newest archive of a chain was made, in key
+/// order: each key of the newest archive's listing (deletions are already
+/// out of it), with the entry of the newest archive that wrote it. `archives`
+/// are the chain's object lists, oldest first. Every list is in key order
+/// (checked when its manifest was read), so this is a merge that holds one
+/// entry per archive, whatever the bucket's size (pure).
+pub fn expected<K, O>(keys: K, archives: Vec<O>) -> Expected<K, O>
+where
+    K: Iterator<Item = Result<KeyState>>,
+    O: Iterator<Item = Result<ObjectEntry>>,
+{
+    Expected {
+        keys,
+        archives: archives.into_iter().map(Iterator::peekable).collect(),
+    }
+}
+
+pub struct Expected<K, O: Iterator> {
+    keys: K,
+    archives: Vec<Peekable<O>>,
+}
+
+impl<K, O> Iterator for Expected<K, O>
+where
+    K: Iterator<Item = Result<KeyState>>,
+    O: Iterator<Item = Result<ObjectEntry>>,
+{
+    type Item = Result<ObjectEntry>;
+
+    fn next(&mut self) -> Option<Result<ObjectEntry>> {
+        let key = match self.keys.next()? {
+            Ok(k) => k.key,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut newest = None;
+        for objects in &mut self.archives {
+            // Past what sorts before the key; the newest archive holding it wins.
+            while let Some(entry) = objects.next_if(|o| o.as_ref().is_ok_and(|o| o.key < key)) {
+                drop(entry);
+            }
+            match objects.next_if(|o| o.as_ref().map_or(true, |o| o.key == key)) {
+                Some(Ok(entry)) => newest = Some(entry),
+                Some(Err(e)) => return Some(Err(e)),
+                None => {}
+            }
         }
+        Some(newest.ok_or_else(|| {
+            anyhow!(
+                "{key:?} is in the newest archive's listing, yet no archive of the chain holds \
+                 it; the chain is inconsistent"
+            )
+        }))
     }
-    if let Some(last) = chain.last() {
-        let listed: std::collections::BTreeSet<&str> =
-            last.keys.iter().map(|k| k.key.as_str()).collect();
-        objects.retain(|k, _| listed.contains(k.as_str()));
-    }
-    objects
 }
 
 /// `<bucket>-verify-<8 random characters>`, within S3's 63 characters.
@@ -61,17 +101,12 @@ pub fn restore_test(
     decryption: &Decryption,
 ) -> Result<()> {
     let started = Instant::now();
-    let chain = crate::restore::resolve_chain(&args.file, decryption)?;
-    // The drill compares every object with what the chain says: it holds
-    // the manifests in memory (a restore and a verify do not).
-    let manifests: Vec<Manifest> = chain
-        .into_iter()
-        .map(|(_, _, m)| m.load())
-        .collect::<Result<_>>()?;
-    let bucket = manifests
+    let mut chain = crate::restore::resolve_chain(&args.file, decryption)?;
+    let bucket = chain
         .last()
-        .map(|m| m.head.bucket.clone())
+        .map(|(_, _, m)| m.head.bucket.clone())
         .unwrap_or_default();
+    let archives = chain.len();
     let scratch = scratch_name(&bucket);
     let endpoint = Endpoint {
         bucket: scratch.clone(),
@@ -108,7 +143,15 @@ pub fn restore_test(
     })
     .context("cannot watch for signals")?;
     scratch_target.set(Some(&scratch));
-    let compared = drill(args, &endpoint, credentials, decryption, &s3, &manifests);
+    let mut manifests: Vec<&mut SpooledManifest> = chain.iter_mut().map(|(_, _, m)| m).collect();
+    let compared = drill(
+        args,
+        &endpoint,
+        credentials,
+        decryption,
+        &s3,
+        &mut manifests,
+    );
     let removed = remove(&s3, endpoint.fast_list).with_context(|| {
         format!("the scratch bucket {scratch} could not be removed — delete it by hand")
     });
@@ -119,7 +162,7 @@ pub fn restore_test(
         serde_json::json!({
             "component": COMPONENT, "action": "restore-test", "status": "success",
             "file": args.file.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "bucket": bucket, "scratch_bucket": scratch, "archives": manifests.len(),
+            "bucket": bucket, "scratch_bucket": scratch, "archives": archives,
             "objects": objects, "bytes": bytes,
             "compared": ["sha256", "size", "content_type", "metadata"],
             "duration_seconds": started.elapsed().as_secs(),
@@ -136,8 +179,8 @@ fn drill(
     credentials: &Credentials,
     decryption: &Decryption,
     s3: &S3,
-    manifests: &[Manifest],
-) -> Result<(usize, u64)> {
+    chain: &mut [&mut SpooledManifest],
+) -> Result<(u64, u64)> {
     let restore = RestoreArgs {
         file: args.file.clone(),
         endpoint: endpoint.clone(),
@@ -150,52 +193,148 @@ fn drill(
     });
     crate::restore::restore_into(&restore, &destination, decryption)?;
     cleanup::failpoint("restore-test::restored");
-    let want = expected(manifests);
-    let listed = s3.listing(endpoint.fast_list).collect::<Result<Vec<_>>>()?;
-    if listed.len() != want.len() {
+    let mut archives = Vec::new();
+    let mut keys = None;
+    let newest = chain.len().saturating_sub(1);
+    for (i, manifest) in chain.iter_mut().enumerate() {
+        archives.push(manifest.objects.iter()?);
+        if i == newest {
+            keys = Some(manifest.keys.iter()?);
+        }
+    }
+    let want = expected(keys.context("a chain is never empty")?, archives);
+    // The scratch bucket's listing and the backup's keys, side by side.
+    let mut listing = s3.listing(endpoint.fast_list);
+    let mut reads = ReadBack::default();
+    for entry in want {
+        let entry = entry?;
+        match listing.next().transpose()? {
+            Some(o) if o.key == entry.key => {}
+            Some(o) if o.key < entry.key => bail!(
+                "the restored bucket holds {:?}, which the backup does not",
+                o.key
+            ),
+            _ => bail!("object {:?} is missing from the restored bucket", entry.key),
+        }
+        reads.push(s3, entry)?;
+    }
+    if let Some(o) = listing.next().transpose()? {
         bail!(
-            "the restored bucket holds {} objects, the backup {}",
-            listed.len(),
-            want.len()
+            "the restored bucket holds {:?}, which the backup does not",
+            o.key
         );
     }
-    let mut bytes = 0;
-    for (key, entry) in &want {
-        let object = s3.get(key)?;
-        let (content_type, metadata) = (object.content_type.clone(), object.metadata.clone());
-        let mut body = HashingReader::new(object.body);
-        let size = std::io::copy(&mut body, &mut std::io::sink())
-            .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
-        let sha256 = body.sha256();
-        if sha256 != entry.sha256 || size != entry.size {
-            bail!(
-                "object {key:?} came back as {size} bytes with sha256 {sha256}; the backup holds \
-                 {} bytes with sha256 {}",
-                entry.size,
-                entry.sha256
-            );
+    reads.finish(s3)?;
+    Ok((reads.objects, reads.bytes))
+}
+
+/// Objects up to this size are read back whole, several at once (a server
+/// answers many small requests at once faster than one after the other);
+/// larger ones are streamed through the hash when their turn comes.
+const READ_WHOLE_MAX: u64 = 4 << 20;
+/// At most this many reads in flight …
+const READS_IN_FLIGHT: usize = 64;
+/// … holding at most this many bytes, so memory stays bounded.
+const READ_BUDGET: u64 = 16 << 20;
+
+/// The objects being read back, oldest first, and what was compared.
+#[derive(Default)]
+struct ReadBack {
+    window: VecDeque<(
+        ObjectEntry,
+        Option<tokio::task::JoinHandle<Result<Prefetched>>>,
+    )>,
+    bytes_in_flight: u64,
+    objects: u64,
+    bytes: u64,
+}
+
+impl ReadBack {
+    /// Starts reading `entry` back; compares the oldest while over the limits.
+    fn push(&mut self, s3: &S3, entry: ObjectEntry) -> Result<()> {
+        let fetch = (entry.size <= READ_WHOLE_MAX).then(|| s3.prefetch(&entry.key, entry.size));
+        if fetch.is_some() {
+            self.bytes_in_flight += entry.size;
         }
-        if entry.content_type.is_some() && content_type != entry.content_type {
-            bail!(
-                "object {key:?} came back with content type {content_type:?}, the backup holds {:?}",
-                entry.content_type
-            );
+        self.window.push_back((entry, fetch));
+        while self.window.len() > READS_IN_FLIGHT || self.bytes_in_flight > READ_BUDGET {
+            self.compare_oldest(s3)?;
         }
-        if metadata != entry.metadata {
-            bail!(
-                "object {key:?} came back with metadata {metadata:?}, the backup holds {:?}",
-                entry.metadata
-            );
-        }
-        bytes += size;
+        Ok(())
     }
-    Ok((want.len(), bytes))
+
+    fn finish(&mut self, s3: &S3) -> Result<()> {
+        while !self.window.is_empty() {
+            self.compare_oldest(s3)?;
+        }
+        Ok(())
+    }
+
+    fn compare_oldest(&mut self, s3: &S3) -> Result<()> {
+        let Some((entry, fetch)) = self.window.pop_front() else {
+            return Ok(());
+        };
+        let key = &entry.key;
+        let read = match fetch {
+            Some(handle) => {
+                self.bytes_in_flight -= entry.size;
+                let object = s3
+                    .finish(handle)
+                    .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
+                let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&object.data));
+                let size = object.data.len() as u64;
+                (size, sha256, object.content_type, object.metadata)
+            }
+            None => {
+                let object = s3.get(key)?;
+                let (content_type, metadata) = (object.content_type, object.metadata);
+                let mut body = HashingReader::new(object.body);
+                let size = std::io::copy(&mut body, &mut std::io::sink())
+                    .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
+                (size, body.sha256(), content_type, metadata)
+            }
+        };
+        let size = read.0;
+        compare(&entry, read)?;
+        self.objects += 1;
+        self.bytes += size;
+        Ok(())
+    }
+}
+
+/// An object read back against what the backup holds: size, sha256, content
+/// type (when the backup recorded one) and metadata.
+fn compare(
+    entry: &ObjectEntry,
+    (size, sha256, content_type, metadata): (u64, String, Option<String>, BTreeMap<String, String>),
+) -> Result<()> {
+    let key = &entry.key;
+    if sha256 != entry.sha256 || size != entry.size {
+        bail!(
+            "object {key:?} came back as {size} bytes with sha256 {sha256}; the backup holds \
+             {} bytes with sha256 {}",
+            entry.size,
+            entry.sha256
+        );
+    }
+    if entry.content_type.is_some() && content_type != entry.content_type {
+        bail!(
+            "object {key:?} came back with content type {content_type:?}, the backup holds {:?}",
+            entry.content_type
+        );
+    }
+    if metadata != entry.metadata {
+        bail!(
+            "object {key:?} came back with metadata {metadata:?}, the backup holds {:?}",
+            entry.metadata
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Head, KeyState, Kind};
 
     fn entry(key: &str, sha: &str) -> ObjectEntry {
         ObjectEntry {
@@ -210,47 +349,55 @@ mod tests {
         }
     }
 
-    fn manifest(objects: Vec<ObjectEntry>, keys: &[&str], deleted: &[&str]) -> Manifest {
-        Manifest {
-            head: Head {
-                format: crate::manifest::FORMAT.into(),
-                bucket: "b".into(),
-                kind: Kind::Full,
-                created: String::new(),
-                base: None,
-            },
-            keys: keys
-                .iter()
-                .map(|k| KeyState {
-                    key: (*k).into(),
-                    etag: None,
-                    last_modified: None,
-                    size: 1,
-                })
-                .collect(),
-            deleted: deleted.iter().map(|d| (*d).into()).collect(),
-            objects,
-        }
+    fn key(key: &str) -> Result<KeyState> {
+        Ok(KeyState {
+            key: key.into(),
+            etag: None,
+            last_modified: None,
+            size: 1,
+        })
+    }
+
+    fn objects(entries: Vec<ObjectEntry>) -> std::vec::IntoIter<Result<ObjectEntry>> {
+        entries.into_iter().map(Ok).collect::<Vec<_>>().into_iter()
+    }
+
+    fn merged(keys: &[&str], chain: Vec<Vec<ObjectEntry>>) -> Result<Vec<(String, String)>> {
+        expected(
+            keys.iter().map(|k| key(k)),
+            chain.into_iter().map(objects).collect(),
+        )
+        .map(|e| e.map(|e| (e.key, e.sha256)))
+        .collect()
     }
 
     #[test]
     fn a_chain_expects_what_its_newest_archive_listed_as_the_last_write_left_it() {
-        let full = manifest(
-            vec![entry("a", "1"), entry("b", "1"), entry("c", "1")],
-            &["a", "b", "c"],
-            &[],
+        let full = vec![entry("a", "1"), entry("b", "1"), entry("c", "1")];
+        let incr = vec![entry("b", "2"), entry("d", "2")];
+        let second = vec![entry("a", "3")];
+        // The newest listing: c was deleted; a written again by the last.
+        let got = merged(&["a", "b", "d"], vec![full, incr, second]).unwrap();
+        let want = [("a", "3"), ("b", "2"), ("d", "2")];
+        assert_eq!(
+            got,
+            want.map(|(k, s)| (k.to_owned(), s.to_owned())).to_vec()
         );
-        let incr = manifest(
-            vec![entry("b", "2"), entry("d", "2")],
-            &["a", "b", "d"],
-            &["c"],
+    }
+
+    #[test]
+    fn a_listed_key_no_archive_holds_or_a_broken_list_is_an_error() {
+        let err = merged(&["a", "b"], vec![vec![entry("a", "1")]]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("\"b\" is in the newest archive's listing"),
+            "{err}"
         );
-        let want = expected(&[full, incr]);
-        let got: Vec<(&str, &str)> = want
-            .iter()
-            .map(|(k, e)| (k.as_str(), e.sha256.as_str()))
-            .collect();
-        assert_eq!(got, [("a", "1"), ("b", "2"), ("d", "2")]);
+        let broken = vec![Ok(entry("a", "1")), Err(anyhow!("spool unreadable"))];
+        let err = expected(["a", "b"].iter().map(|k| key(k)), vec![broken.into_iter()])
+            .collect::<Result<Vec<_>>>()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "spool unreadable");
     }
 
     #[test]

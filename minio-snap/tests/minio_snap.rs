@@ -42,6 +42,7 @@ on_both_servers!(
     stdout_mode_streams_the_archive_and_writes_nothing,
     several_buckets_are_one_series_each_and_all_finds_them,
     restore_test_drills_a_chain_in_a_scratch_bucket_that_never_stays,
+    restore_test_names_what_the_scratch_bucket_got_wrong,
 );
 
 fn tool(s3: &S3Server, dir: &Path, bucket: &str) -> Tool {
@@ -1346,6 +1347,71 @@ fn restore_test_drills_a_chain_in_a_scratch_bucket_that_never_stays(flavor: Flav
         out.stderr
     );
     assert_eq!(s3.buckets(), ["documents"], "the scratch bucket is gone");
+}
+
+/// The drill's comparison itself: the tool is stopped between its restore and
+/// its read-back, the scratch bucket changed behind its back, and each change
+/// — bytes, metadata, an object gone, an object too many — fails the drill
+/// naming the key; the scratch bucket goes every time.
+fn restore_test_names_what_the_scratch_bucket_got_wrong(flavor: Flavor) {
+    let s3 = S3Server::start_as(flavor);
+    fill(&s3, "documents", 20);
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&s3, dir.path(), "documents");
+    let full = published(&t.run(&["backup"]), dir.path());
+    let drill_with = |change: &dyn Fn(&str)| {
+        let child = t
+            .clone()
+            .env("FAILPOINTS", "restore-test::restored=return(SIGSTOP)")
+            .spawn(&["restore-test", full.to_str().unwrap()]);
+        test_harness::wait_stopped(&child);
+        let scratch = s3
+            .buckets()
+            .into_iter()
+            .find(|b| b.starts_with("documents-verify-"))
+            .expect("the scratch bucket while the drill is stopped");
+        change(&scratch);
+        test_harness::resume(&child);
+        let out = finish(child);
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert_eq!(s3.buckets(), ["documents"], "the scratch bucket is gone");
+        out.stderr
+    };
+    let key = "reports/2024/q1.pdf";
+    let err = drill_with(&|b| s3.put(b, key, b"%PDF-1.4 altered!!", "application/pdf", &[]));
+    assert!(
+        err.contains(&format!(
+            "object \"{key}\" came back as 18 bytes with sha256"
+        )),
+        "{err}"
+    );
+    let err = drill_with(&|b| {
+        s3.put(
+            b,
+            key,
+            b"%PDF-1.4 quarterly",
+            "application/pdf",
+            &[("planted", "1")],
+        )
+    });
+    assert!(
+        err.contains(&format!("object \"{key}\" came back with metadata")),
+        "{err}"
+    );
+    let err = drill_with(&|b| s3.delete(b, key));
+    assert!(
+        err.contains(&format!(
+            "object \"{key}\" is missing from the restored bucket"
+        )),
+        "{err}"
+    );
+    let err = drill_with(&|b| s3.put(b, "reports/2024/planted.txt", b"x", "text/plain", &[]));
+    assert!(
+        err.contains(
+            "the restored bucket holds \"reports/2024/planted.txt\", which the backup does not"
+        ),
+        "{err}"
+    );
 }
 
 /// A server whose listing is out of key order, or lists a folder inside

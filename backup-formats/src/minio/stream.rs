@@ -5,7 +5,7 @@
 //! stream: archives of either era read alike.
 
 use super::spool::Spool;
-use super::{archive_path, Head, KeyState, Manifest, ObjectEntry};
+use super::{archive_path, Head, KeyState, ObjectEntry};
 use anyhow::{Context, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::io::Read;
@@ -80,14 +80,14 @@ impl SpooledManifest {
         Ok((reader, len))
     }
 
-    /// The whole manifest in memory, for what needs every object at hand at
-    /// once (restore-test's expected state). Costs memory in the number of
-    /// objects.
-    pub fn load(mut self) -> Result<Manifest> {
+    /// The whole manifest in memory: for tests only, since nothing the tools
+    /// do holds a manifest whole (memory would grow with the objects).
+    #[cfg(test)]
+    pub fn load(mut self) -> Result<super::Manifest> {
         let keys = self.keys.iter()?.collect::<Result<_>>()?;
         let deleted = self.deleted.iter()?.collect::<Result<_>>()?;
         let objects = self.objects.iter()?.collect::<Result<_>>()?;
-        Ok(Manifest {
+        Ok(super::Manifest {
             head: self.head,
             keys,
             deleted,
@@ -250,7 +250,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::minio::{Kind, FORMAT};
+    use crate::minio::{Kind, Manifest, FORMAT};
 
     fn key(k: &str) -> KeyState {
         KeyState {
