@@ -9,6 +9,7 @@ pub use backup_formats::minio as manifest;
 pub mod restore;
 pub mod restore_test;
 pub mod s3;
+mod window;
 
 use backup_common::crypt::{Decryption, Encryption};
 use backup_common::{audit, tool};

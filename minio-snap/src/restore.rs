@@ -8,6 +8,7 @@ use crate::backup::{connect, manifest_of, COMPONENT};
 use crate::cli::{Destination, RestoreArgs};
 use crate::compare::{compare, Change};
 use crate::manifest::{archive_path, ObjectEntry, SpooledManifest};
+use crate::window::{Window, WHOLE_MAX};
 use anyhow::{bail, Context, Result};
 use backup_common::crypt::Decryption;
 use backup_common::hashing::copy_hashed;
@@ -190,7 +191,7 @@ fn apply(
         std::io::BufReader::new(plain),
     ));
     let mut written = 0;
-    let mut uploads = Uploads::default();
+    let mut uploads = Window::default();
     for entry in archive.entries()? {
         let mut entry = entry.with_context(|| format!("{} is damaged", path.display()))?;
         // The same rules the manifest was read under (`read_archive`).
@@ -215,14 +216,16 @@ fn apply(
                 // nothing staged on disk, nothing stored that does not match.
                 let size = entry.size();
                 cleanup::failpoint("minio::restore::uploading");
-                if size <= UPLOAD_WHOLE_MAX {
+                // Small ones are read whole (and checked) and uploaded in the
+                // background, several at once; larger ones streamed, one at a time.
+                if size <= WHOLE_MAX {
                     let mut data = Vec::with_capacity(size as usize);
                     (&mut entry)
                         .take(size)
                         .read_to_end(&mut data)
                         .with_context(|| format!("cannot read {} from the archive", object.key))?;
                     let upload = s3.put_in_background(&object.key, data, &object)?;
-                    uploads.push(s3, upload, size)?;
+                    uploads.push(upload, size, |u| s3.finish_put(u))?;
                 } else {
                     s3.put_object(&object.key, &mut entry, size, &object)?;
                 }
@@ -234,7 +237,7 @@ fn apply(
     // Every upload of this archive is done before its deletions, or the next
     // archive's version of a key, are applied.
     if let Some(s3) = s3 {
-        uploads.finish(s3)?;
+        uploads.finish(|u| s3.finish_put(u))?;
     }
     if written != listed {
         bail!(
@@ -243,55 +246,6 @@ fn apply(
         );
     }
     Ok(written)
-}
-
-/// Objects up to this size are read whole from the archive (and checked)
-/// and uploaded in the background, several at once: with small objects the
-/// cost is a request each, and a server answers many at once faster than one
-/// after the other. Larger ones are streamed, one at a time.
-const UPLOAD_WHOLE_MAX: u64 = 4 << 20;
-/// At most this many such uploads in flight …
-const UPLOADS_IN_FLIGHT: usize = 64;
-/// … holding at most this many bytes, so memory stays bounded.
-const UPLOAD_BUDGET: u64 = 16 << 20;
-
-/// The uploads in flight, oldest first.
-#[derive(Default)]
-struct Uploads {
-    in_flight: std::collections::VecDeque<(tokio::task::JoinHandle<Result<()>>, u64)>,
-    bytes: u64,
-}
-
-impl Uploads {
-    /// Adds an upload; waits for the oldest ones while over the limits.
-    fn push(
-        &mut self,
-        s3: &crate::s3::S3,
-        upload: tokio::task::JoinHandle<Result<()>>,
-        size: u64,
-    ) -> Result<()> {
-        self.in_flight.push_back((upload, size));
-        self.bytes += size;
-        while self.in_flight.len() > UPLOADS_IN_FLIGHT || self.bytes > UPLOAD_BUDGET {
-            self.finish_one(s3)?;
-        }
-        Ok(())
-    }
-
-    fn finish_one(&mut self, s3: &crate::s3::S3) -> Result<()> {
-        if let Some((upload, size)) = self.in_flight.pop_front() {
-            self.bytes -= size;
-            s3.finish_put(upload)?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, s3: &crate::s3::S3) -> Result<()> {
-        while !self.in_flight.is_empty() {
-            self.finish_one(s3)?;
-        }
-        Ok(())
-    }
 }
 
 /// Writes one object to `out` while hashing it; refuses it unless it matches the manifest.

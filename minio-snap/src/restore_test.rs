@@ -11,11 +11,12 @@ use crate::backup::{connect, COMPONENT};
 use crate::cli::{Credentials, Destination, Endpoint, RestoreArgs, RestoreTestArgs};
 use crate::manifest::{KeyState, ObjectEntry, SpooledManifest};
 use crate::s3::{Prefetched, S3};
+use crate::window::{Window, WHOLE_MAX};
 use anyhow::{anyhow, bail, Context, Result};
 use backup_common::cleanup;
 use backup_common::crypt::Decryption;
 use backup_common::hashing::HashingReader;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::time::Instant;
 
@@ -56,9 +57,10 @@ where
         let mut newest = None;
         for objects in &mut self.archives {
             // Past what sorts before the key; the newest archive holding it wins.
-            while let Some(entry) = objects.next_if(|o| o.as_ref().is_ok_and(|o| o.key < key)) {
-                drop(entry);
-            }
+            while objects
+                .next_if(|o| o.as_ref().is_ok_and(|o| o.key < key))
+                .is_some()
+            {}
             match objects.next_if(|o| o.as_ref().map_or(true, |o| o.key == key)) {
                 Some(Ok(entry)) => newest = Some(entry),
                 Some(Err(e)) => return Some(Err(e)),
@@ -205,7 +207,8 @@ fn drill(
     let want = expected(keys.context("a chain is never empty")?, archives);
     // The scratch bucket's listing and the backup's keys, side by side.
     let mut listing = s3.listing(endpoint.fast_list);
-    let mut reads = ReadBack::default();
+    let mut reads = Window::default();
+    let mut compared = (0, 0);
     for entry in want {
         let entry = entry?;
         match listing.next().transpose()? {
@@ -216,7 +219,13 @@ fn drill(
             ),
             _ => bail!("object {:?} is missing from the restored bucket", entry.key),
         }
-        reads.push(s3, entry)?;
+        // Small objects are read back whole, several at once; larger ones
+        // streamed through the hash when their turn comes.
+        let fetch = (entry.size <= WHOLE_MAX).then(|| s3.prefetch(&entry.key, entry.size));
+        let holds = if fetch.is_some() { entry.size } else { 0 };
+        reads.push((entry, fetch), holds, |read| {
+            read_back(s3, read, &mut compared)
+        })?;
     }
     if let Some(o) = listing.next().transpose()? {
         bail!(
@@ -224,82 +233,44 @@ fn drill(
             o.key
         );
     }
-    reads.finish(s3)?;
-    Ok((reads.objects, reads.bytes))
+    reads.finish(|read| read_back(s3, read, &mut compared))?;
+    Ok(compared)
 }
 
-/// Objects up to this size are read back whole, several at once (a server
-/// answers many small requests at once faster than one after the other);
-/// larger ones are streamed through the hash when their turn comes.
-const READ_WHOLE_MAX: u64 = 4 << 20;
-/// At most this many reads in flight …
-const READS_IN_FLIGHT: usize = 64;
-/// … holding at most this many bytes, so memory stays bounded.
-const READ_BUDGET: u64 = 16 << 20;
+/// An object on its way back: its entry, and its read when it was started
+/// ahead.
+type Reading = (
+    ObjectEntry,
+    Option<tokio::task::JoinHandle<Result<Prefetched>>>,
+);
 
-/// The objects being read back, oldest first, and what was compared.
-#[derive(Default)]
-struct ReadBack {
-    window: VecDeque<(
-        ObjectEntry,
-        Option<tokio::task::JoinHandle<Result<Prefetched>>>,
-    )>,
-    bytes_in_flight: u64,
-    objects: u64,
-    bytes: u64,
-}
-
-impl ReadBack {
-    /// Starts reading `entry` back; compares the oldest while over the limits.
-    fn push(&mut self, s3: &S3, entry: ObjectEntry) -> Result<()> {
-        let fetch = (entry.size <= READ_WHOLE_MAX).then(|| s3.prefetch(&entry.key, entry.size));
-        if fetch.is_some() {
-            self.bytes_in_flight += entry.size;
+/// Waits for (or makes) one object's read and compares it; counts it in
+/// `compared` (objects, bytes).
+fn read_back(s3: &S3, (entry, fetch): Reading, compared: &mut (u64, u64)) -> Result<()> {
+    let key = &entry.key;
+    let read = match fetch {
+        Some(handle) => {
+            let object = s3
+                .finish(handle)
+                .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&object.data));
+            let size = object.data.len() as u64;
+            (size, sha256, object.content_type, object.metadata)
         }
-        self.window.push_back((entry, fetch));
-        while self.window.len() > READS_IN_FLIGHT || self.bytes_in_flight > READ_BUDGET {
-            self.compare_oldest(s3)?;
+        None => {
+            let object = s3.get(key)?;
+            let (content_type, metadata) = (object.content_type, object.metadata);
+            let mut body = HashingReader::new(object.body);
+            let size = std::io::copy(&mut body, &mut std::io::sink())
+                .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
+            (size, body.sha256(), content_type, metadata)
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, s3: &S3) -> Result<()> {
-        while !self.window.is_empty() {
-            self.compare_oldest(s3)?;
-        }
-        Ok(())
-    }
-
-    fn compare_oldest(&mut self, s3: &S3) -> Result<()> {
-        let Some((entry, fetch)) = self.window.pop_front() else {
-            return Ok(());
-        };
-        let key = &entry.key;
-        let read = match fetch {
-            Some(handle) => {
-                self.bytes_in_flight -= entry.size;
-                let object = s3
-                    .finish(handle)
-                    .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
-                let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&object.data));
-                let size = object.data.len() as u64;
-                (size, sha256, object.content_type, object.metadata)
-            }
-            None => {
-                let object = s3.get(key)?;
-                let (content_type, metadata) = (object.content_type, object.metadata);
-                let mut body = HashingReader::new(object.body);
-                let size = std::io::copy(&mut body, &mut std::io::sink())
-                    .with_context(|| format!("reading {key:?} back from the scratch bucket"))?;
-                (size, body.sha256(), content_type, metadata)
-            }
-        };
-        let size = read.0;
-        compare(&entry, read)?;
-        self.objects += 1;
-        self.bytes += size;
-        Ok(())
-    }
+    };
+    let size = read.0;
+    compare(&entry, read)?;
+    compared.0 += 1;
+    compared.1 += size;
+    Ok(())
 }
 
 /// An object read back against what the backup holds: size, sha256, content
