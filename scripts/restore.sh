@@ -119,12 +119,14 @@ trap 'on_signal SIGINT' INT
 trap 'on_signal SIGHUP' HUP
 
 started=$(date +%s)
-audit_run() { # outcome detail
-    printf '{"time":"%s","user":"%s","host":"%s","tool":"restore.sh","args":["%s"],"target":"the stack","outcome":"%s","detail":"%s","duration_seconds":%s}\n' \
-        "$(stamp)" "$(json_escape "$(id -un 2>/dev/null || echo "uid $(id -u)")")" \
+audit_line() { # outcome detail
+    printf '{"time":"%s","user":"%s","uid":%s,"host":"%s","tool":"restore.sh","args":["%s"],"target":"the stack","outcome":"%s","detail":"%s","duration_seconds":%s}\n' \
+        "$(stamp)" "$(json_escape "$(id -un 2>/dev/null || echo "uid $(id -u)")")" "$(id -u)" \
         "$(json_escape "$(cat /proc/sys/kernel/hostname 2>/dev/null || hostname)")" \
-        "$(json_escape "$point")" "$1" "$(json_escape "$2")" "$(($(date +%s) - started))" >>"$audit" ||
-        log "warning: the run's audit line could not be written to $audit"
+        "$(json_escape "$point")" "$1" "$(json_escape "$2")" "$(($(date +%s) - started))" >>"$audit"
+}
+audit_run() { # outcome detail
+    audit_line "$@" || log "warning: the run's audit line could not be written to $audit"
 }
 
 # 1. The plan, every file of it checked before anything is touched.
@@ -173,6 +175,12 @@ if [ -z "$yes" ]; then
 fi
 
 # 3. The steps, each with its tool. A failure skips the rest of its component.
+# The run is recorded as started before the first step touches a service.
+if ! audit_line started "$(wc -l <"$work/plan" | tr -d ' ') step(s) planned" 2>/dev/null; then
+    printf 'restore.sh: cannot write to the audit log %s (a full disk?); every restore is recorded there before it starts, so none starts without it\n' "$audit" >&2
+    exit 1
+fi
+
 run_step() { # out command...
     out=$1
     shift

@@ -4,11 +4,18 @@
 //! host, which tool with which arguments, which artifact (and its sha256 as
 //! the sidecar records it), into what, the outcome and how long it took.
 //!
-//! A restore that cannot open its audit log does not start: an unrecorded
-//! restore into a live service is what the log exists to rule out, and the
-//! operator can point `BACKUP_AUDIT_LOG` elsewhere (a tree mounted read-only,
-//! say). A line that cannot be written at the end (a full disk) is said on
-//! stderr; the restore itself is done by then and keeps its exit status.
+//! Two lines per restore: `"outcome":"started"` before the first change to a
+//! service, and the outcome when it ends. A restore whose `started` line
+//! cannot be written (the log cannot be opened, a full disk) does not start:
+//! an unrecorded restore into a live service is what the log exists to rule
+//! out, and the operator can point `BACKUP_AUDIT_LOG` elsewhere (a tree
+//! mounted read-only, say). A `started` line with no outcome after it is a
+//! restore that was killed (SIGKILL, the OOM killer, a power cut). A line
+//! that cannot be written at the end is said on stderr; the restore itself is
+//! done by then and keeps its exit status.
+//!
+//! The user is the account of the process's uid (the password database), not
+//! `$USER`, which whoever starts the tool sets as they like.
 //! The log is 0600, opened without following links, appended to with one
 //! `write` per line, and never rotated by the tools.
 
@@ -79,10 +86,24 @@ fn artifacts(paths: &[PathBuf]) -> Vec<Value> {
 fn user() -> (String, u32) {
     // SAFETY: getuid(2) cannot fail.
     let uid = unsafe { libc::getuid() };
-    let name = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| format!("uid {uid}"));
+    let name = account_name(uid).unwrap_or_else(|| format!("uid {uid}"));
     (name, uid)
+}
+
+/// The name the password database gives `uid`, if any.
+fn account_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and buf's length is given.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string inside buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// This machine's name, as audit lines and notifications show it.
@@ -92,12 +113,21 @@ pub fn host() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Where a restore stands in its audit line.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// Written before the first change to a service.
+    Started,
+    Success,
+    Failed(&'a str),
+}
+
 /// One audit line: the restore, and now, this user and this host.
 pub fn line(
     tool: &str,
     args: &[String],
     subject: &Subject,
-    outcome: Result<(), &str>,
+    outcome: Outcome,
     duration_seconds: u64,
 ) -> String {
     let (user, uid) = user();
@@ -110,10 +140,14 @@ pub fn line(
         "args": args.iter().map(|a| crate::secret::redact(a)).collect::<Vec<_>>(),
         "artifacts": artifacts(&subject.artifacts),
         "target": subject.target,
-        "outcome": if outcome.is_ok() { "success" } else { "failed" },
+        "outcome": match outcome {
+            Outcome::Started => "started",
+            Outcome::Success => "success",
+            Outcome::Failed(_) => "failed",
+        },
         "duration_seconds": duration_seconds,
     });
-    if let Err(e) = outcome {
+    if let Outcome::Failed(e) = outcome {
         v["error"] = crate::secret::redact(e).into();
     }
     let mut text = v.to_string();
@@ -121,12 +155,15 @@ pub fn line(
     text
 }
 
-fn append(file: &Mutex<std::fs::File>, text: &str, component: &str, path: &Path) {
+/// Appends one line with one `write` and flushes it to disk.
+fn write_line(file: &Mutex<std::fs::File>, text: &str) -> std::io::Result<()> {
     let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = file
-        .write_all(text.as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| file.sync_data())
-    {
+}
+
+fn append(file: &Mutex<std::fs::File>, text: &str, component: &str, path: &Path) {
+    if let Err(e) = write_line(file, text) {
         log::log(
             component,
             &format!(
@@ -137,9 +174,9 @@ fn append(file: &Mutex<std::fs::File>, text: &str, component: &str, path: &Path)
     }
 }
 
-/// Runs a restore (`body`) with its audit line: the log is opened first (a
-/// restore that cannot be recorded does not start), and the line is written
-/// when the restore ends — also when a signal ends it.
+/// Runs a restore (`body`) with its audit lines: `started` first (a restore
+/// that cannot be recorded does not start), the outcome when it ends — also
+/// when a signal ends it.
 pub fn run_restore(
     component: &'static str,
     what: &str,
@@ -165,6 +202,19 @@ pub fn run_restore(
             return ExitStatus::Failed as i32;
         }
     };
+    let started_line = line(&tool, &args, &subject, Outcome::Started, 0);
+    if let Err(e) = write_line(&file, &started_line) {
+        log::log(
+            component,
+            &format!(
+                "{what} failed: cannot write to the audit log {} ({e}) — every restore is \
+                 recorded there before it starts, so none starts without it: check the disk's \
+                 free space, or set BACKUP_AUDIT_LOG to a writable file",
+                path.display()
+            ),
+        );
+        return ExitStatus::Failed as i32;
+    }
     let (hook_file, hook_path, hook_subject, hook_args, hook_tool, hook_what) = (
         file.clone(),
         path.clone(),
@@ -180,7 +230,7 @@ pub fn run_restore(
             &hook_tool,
             &hook_args,
             &hook_subject,
-            Err(&why),
+            Outcome::Failed(&why),
             started.elapsed().as_secs(),
         );
         append(&hook_file, &text, component, &hook_path);
@@ -195,7 +245,7 @@ pub fn run_restore(
             &tool,
             &args,
             &subject,
-            message.as_deref().map_or(Ok(()), Err),
+            message.as_deref().map_or(Outcome::Success, Outcome::Failed),
             started.elapsed().as_secs(),
         );
         append(&file, &text, component, &path);
@@ -221,7 +271,13 @@ mod tests {
             artifacts: vec![artifact.clone()],
             target: "database shop".into(),
         };
-        let text = line("pg-dumpwrap", &["restore".into()], &subject, Err("boom"), 3);
+        let text = line(
+            "pg-dumpwrap",
+            &["restore".into()],
+            &subject,
+            Outcome::Failed("boom"),
+            3,
+        );
         assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["tool"], "pg-dumpwrap");
@@ -231,6 +287,23 @@ mod tests {
         assert_eq!(v["duration_seconds"], 3);
         assert_eq!(v["artifacts"][0]["sha256"], "ab".repeat(32));
         assert!(v["host"].as_str().is_some_and(|h| !h.is_empty()));
+        let started = line("pg-dumpwrap", &[], &subject, Outcome::Started, 0);
+        assert_eq!(
+            serde_json::from_str::<Value>(&started).unwrap()["outcome"],
+            "started"
+        );
+    }
+
+    #[test]
+    fn the_user_is_the_uids_account_whatever_user_says() {
+        // SAFETY: getuid(2) cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let expected = account_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+        std::env::set_var("USER", "somebody-else");
+        std::env::set_var("LOGNAME", "somebody-else");
+        let (name, got_uid) = user();
+        assert_eq!((name.as_str(), got_uid), (expected.as_str(), uid));
+        assert_ne!(name, "somebody-else");
     }
 
     #[test]

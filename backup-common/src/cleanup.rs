@@ -5,6 +5,11 @@
 //! the registered temp files, lets the tool say what happened, and exits with
 //! the status the tool's hook returns.
 //!
+//! A child that cleans up after itself (a drill's tool, which drops its
+//! scratch database) is spawned with `spawn_passing_signals` instead: the
+//! signal is passed on to it and it gets `PASSED_ON_GRACE` to finish, so that
+//! its clean-up is not cut off by our SIGKILL.
+//!
 //! Everything that must happen as one unit with respect to a signal runs inside
 //! `critical`: creating a temp file and registering it, spawning a child and
 //! registering it, and the whole publish sequence (artifact renamed, sidecar,
@@ -26,8 +31,14 @@ pub type InterruptHook = Box<dyn Fn(&str) -> i32 + Send>;
 pub struct Registry {
     temps: Vec<PathBuf>,
     children: Vec<u32>,
+    /// Children a signal is passed on to (and waited for) instead of killed.
+    passed_on: Vec<u32>,
     on_interrupt: Option<InterruptHook>,
 }
+
+/// How long a child that was passed a signal gets to clean up and end before
+/// it is killed.
+pub const PASSED_ON_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Registry {
     pub fn add_temp(&mut self, path: &Path) {
@@ -55,6 +66,7 @@ impl Registry {
 static STATE: Mutex<Registry> = Mutex::new(Registry {
     temps: Vec::new(),
     children: Vec::new(),
+    passed_on: Vec::new(),
     on_interrupt: None,
 });
 
@@ -92,6 +104,8 @@ pub fn install(on_interrupt: impl Fn(&str) -> i32 + Send + 'static) -> std::io::
 fn interrupt(signal: &str) -> ! {
     // Waits for a critical section in progress to end: it is never cut in half.
     let mut st = state();
+    let passed_on: Vec<u32> = st.passed_on.drain(..).collect();
+    pass_on(signal, &passed_on);
     for pid in st.children.drain(..) {
         // SIGKILL, not SIGTERM: a child must not get to finish (or commit) anything.
         // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
@@ -122,7 +136,44 @@ pub fn forget_temp(path: &Path) {
 }
 
 pub fn forget_child(pid: u32) {
-    state().children.retain(|p| *p != pid);
+    let mut st = state();
+    st.children.retain(|p| *p != pid);
+    st.passed_on.retain(|p| *p != pid);
+}
+
+/// Sends `signal` to each of `pids` and waits for them to end, at most
+/// `PASSED_ON_GRACE` in all; those still running then are killed.
+fn pass_on(signal: &str, pids: &[u32]) {
+    let number = match signal {
+        "SIGINT" => libc::SIGINT,
+        "SIGHUP" => libc::SIGHUP,
+        _ => libc::SIGTERM,
+    };
+    for &pid in pids {
+        // SAFETY: kill(2) with a pid we spawned and have not reaped yet.
+        unsafe { libc::kill(pid as libc::pid_t, number) };
+    }
+    let deadline = std::time::Instant::now() + PASSED_ON_GRACE;
+    for &pid in pids {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on our own child; WNOHANG never blocks. -1
+            // (ECHILD) means the main thread reaped it already.
+            let reaped = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            if reaped != 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                // SAFETY: as above; the child is ours and not reaped.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::waitpid(pid as libc::pid_t, &mut status, 0);
+                }
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 /// Spawns `cmd` and registers the child in one unit: a signal cannot land
@@ -131,6 +182,19 @@ pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<std::process::C
     critical(|registry| {
         let child = cmd.spawn()?;
         registry.add_child(child.id());
+        Ok(child)
+    })
+}
+
+/// Spawns `cmd` as a child that a signal is passed on to (and waited for, up
+/// to `PASSED_ON_GRACE`) rather than killed: one that cleans up after itself.
+/// Collect it as usual, then `forget_child` it.
+pub fn spawn_passing_signals(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
+    critical(|registry| {
+        let child = cmd.spawn()?;
+        registry.passed_on.push(child.id());
         Ok(child)
     })
 }

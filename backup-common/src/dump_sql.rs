@@ -12,6 +12,14 @@
 //! It is also a filter: the dump's own `\restrict`/`\unrestrict` lines are
 //! blanked (line numbers kept), so that a restore can put psql in restricted
 //! mode with a key of its own before the first byte of the dump.
+//!
+//! Transaction control belongs to the restore, never to the dump: the restore
+//! sends its own `BEGIN` and, only once every byte passed, its own `COMMIT`.
+//! pg_dump writes a bare `BEGIN;` … `COMMIT;` around large objects; inside the
+//! restore's transaction the `BEGIN` is a harmless warning and the `COMMIT` is
+//! passed on as `SELECT` (it would otherwise commit half a dump). Any other
+//! transaction control (`ROLLBACK`, `END`, `SAVEPOINT`, `PREPARE TRANSACTION`,
+//! a `COMMIT` hidden behind a comment …) is refused.
 
 /// Where in the dump the lexer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +74,40 @@ pub struct SqlGuard {
     /// The byte just read completed a two-byte token (`/*`, `*/`): it must not
     /// pair with the next one (`/*/` opens a comment and does not close it).
     paired: bool,
+    /// How far the current statement's first word has been read.
+    first_word: FirstWord,
+    /// The first word's bytes, held back until it is known (a `COMMIT` is
+    /// passed on as `SELECT`).
+    held: Vec<u8>,
+    /// The current statement's `COMMIT` was passed on as `SELECT`.
+    neutralized: bool,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstWord {
+    /// Only white space, comments and meta-commands so far.
+    Before,
+    /// Reading it (its bytes are in `held`).
+    Inside,
+    /// Read, or the statement began with something else.
+    After,
+}
+
+/// The longest first word held back; no transaction keyword is longer.
+const HELD_LIMIT: usize = 16;
+
+/// Statements that control the transaction: the restore's alone.
+const TRANSACTION_CONTROL: [&str; 9] = [
+    "BEGIN",
+    "COMMIT",
+    "END",
+    "ABORT",
+    "ROLLBACK",
+    "START",
+    "SAVEPOINT",
+    "RELEASE",
+    "PREPARE",
+];
 
 /// A refusal: the line and what was found there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +141,9 @@ impl Default for SqlGuard {
             last: b'\n',
             before_last: b'\n',
             paired: false,
+            first_word: FirstWord::Before,
+            held: Vec::new(),
+            neutralized: false,
         }
     }
 }
@@ -152,10 +196,20 @@ impl SqlGuard {
     /// The dump has ended: it must not end inside a string, a meta-command or
     /// COPY data.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        if self.first_word == FirstWord::Inside {
+            self.release_first_word(out);
+        }
         match &self.state {
             State::Meta { .. } => self.step(b'\n', out),
-            State::Normal | State::LineComment | State::SingleEnd { .. } | State::DoubleEnd => {
+            State::Normal | State::LineComment
+                if self.statement.iter().all(u8::is_ascii_whitespace) =>
+            {
                 Ok(())
+            }
+            State::Normal | State::LineComment | State::SingleEnd { .. } | State::DoubleEnd => {
+                // pg_dump ends every statement with `;`: one without it would
+                // run together with the restore's own COMMIT.
+                Err(self.refuse("the dump ends inside a statement (no `;`: cut short?)".into()))
             }
             _ => Err(self.refuse("the dump ends inside a string, comment or COPY data".into())),
         }
@@ -325,6 +379,28 @@ impl SqlGuard {
 
     /// A byte of plain SQL.
     fn normal(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        match self.first_word {
+            FirstWord::Before if is_ident(b) => {
+                self.first_word = FirstWord::Inside;
+                return self.hold(b);
+            }
+            FirstWord::Inside if is_ident(b) && self.held.len() < HELD_LIMIT => {
+                return self.hold(b);
+            }
+            FirstWord::Inside => self.release_first_word(out),
+            // White space, comment openers (`--`, `/*`) and meta-commands
+            // come before a word.
+            FirstWord::Before
+                if !(b.is_ascii_whitespace()
+                    || b == b'-'
+                    || b == b'/'
+                    || b == b'\\'
+                    || (b == b'*' && self.last == b'/')) =>
+            {
+                self.first_word = FirstWord::After;
+            }
+            _ => {}
+        }
         match b {
             b'\\' => {
                 self.state = State::Meta {
@@ -381,6 +457,27 @@ impl SqlGuard {
         Ok(())
     }
 
+    fn hold(&mut self, b: u8) -> Result<(), Refusal> {
+        self.held.push(b);
+        if self.statement.len() < STATEMENT_LIMIT {
+            self.statement.push(b);
+        }
+        self.at_line_start = false;
+        Ok(())
+    }
+
+    /// The first word is complete: passed on, a `COMMIT` as `SELECT`.
+    fn release_first_word(&mut self, out: &mut Vec<u8>) {
+        self.first_word = FirstWord::After;
+        let word = std::mem::take(&mut self.held);
+        if word.eq_ignore_ascii_case(b"COMMIT") {
+            self.neutralized = true;
+            out.extend_from_slice(b"SELECT");
+        } else {
+            out.extend_from_slice(&word);
+        }
+    }
+
     /// A quoted part of a statement counts as one word for the COPY check.
     fn fold_quoted(&mut self) {
         if self.statement.len() < STATEMENT_LIMIT {
@@ -390,13 +487,27 @@ impl SqlGuard {
 
     fn end_of_statement(&mut self) -> Result<(), Refusal> {
         let statement = std::mem::take(&mut self.statement);
+        let neutralized = std::mem::take(&mut self.neutralized);
+        self.first_word = FirstWord::Before;
         let text = String::from_utf8_lossy(&statement);
         let words: Vec<String> = text
             .split(|c: char| c.is_whitespace() || "(),".contains(c))
             .filter(|w| !w.is_empty())
             .map(str::to_ascii_uppercase)
             .collect();
-        if words.first().map(String::as_str) != Some("COPY") {
+        let first = words.first().map(String::as_str).unwrap_or("");
+        if TRANSACTION_CONTROL.contains(&first) {
+            let pg_dumps_own =
+                words.len() == 1 && (first == "BEGIN" || (first == "COMMIT" && neutralized));
+            if !pg_dumps_own {
+                let shown: String = text.trim().chars().take(80).collect();
+                return Err(self.refuse(format!(
+                    "transaction control {shown:?} (the restore's own transaction decides what is \
+                     committed)"
+                )));
+            }
+        }
+        if first != "COPY" {
             return Ok(());
         }
         let from_stdin = words.len() >= 3
@@ -516,6 +627,78 @@ mod tests {
     fn a_string_or_copy_block_left_open_is_refused() {
         assert!(check(b"SELECT 'open").is_err());
         assert!(check(b"COPY t (a) FROM stdin;\n1\n").is_err());
+        let err = check(b"SELECT 1;\nDROP TABLE t").unwrap_err();
+        assert!(err.what.contains("no `;`"), "{err}");
+    }
+
+    /// pg_dump's own wrapper around large objects (PostgreSQL 16 and older).
+    const LARGE_OBJECTS: &str = "--\n-- Data for Name: BLOBS; Type: BLOBS\n--\n\nBEGIN;\n\n\
+        SELECT pg_catalog.lo_open('16385', 131072);\n\
+        SELECT pg_catalog.lowrite(0, '\\x6869');\n\
+        SELECT pg_catalog.lo_close(0);\n\nCOMMIT;\n\n--\n-- done\n--\n";
+
+    #[test]
+    fn the_dumps_commit_never_reaches_psql_as_a_commit() {
+        let text = String::from_utf8(check(LARGE_OBJECTS.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            LARGE_OBJECTS.replace("COMMIT;", "SELECT;"),
+            "only the COMMIT changed"
+        );
+        for sql in [
+            "commit;\n",
+            "-- c\n/* d */\n  Commit ;\n",
+            "/* e */COMMIT;\n",
+        ] {
+            let text = String::from_utf8(check(sql.as_bytes()).unwrap()).unwrap();
+            assert!(
+                !text.to_ascii_uppercase().contains("COMMIT"),
+                "{sql:?} -> {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_other_transaction_control_is_refused() {
+        for sql in [
+            "ROLLBACK;\n",
+            "abort;\n",
+            "END;\n",
+            "COMMIT AND CHAIN;\n",
+            "COMMIT PREPARED 'x';\n",
+            "START TRANSACTION;\n",
+            "BEGIN ISOLATION LEVEL SERIALIZABLE;\n",
+            "SAVEPOINT a;\n",
+            "RELEASE a;\n",
+            "PREPARE TRANSACTION 'x';\n",
+            "SELECT 1; rollback;\n",
+        ] {
+            let err = check(sql.as_bytes()).unwrap_err();
+            assert!(err.what.contains("transaction control"), "{sql:?}: {err}");
+        }
+        // Words that only begin like a keyword are ordinary SQL.
+        assert!(check(b"SELECT committed FROM t; CREATE TABLE ending (a int);\n").is_ok());
+    }
+
+    #[test]
+    fn a_commit_split_across_chunks_is_caught_the_same() {
+        let sql = format!("{LARGE_OBJECTS}COMMIT AND CHAIN;\n");
+        let whole = check(LARGE_OBJECTS.as_bytes()).unwrap();
+        for split in 1..sql.len() {
+            let (a, b) = sql.as_bytes().split_at(split);
+            let mut guard = SqlGuard::default();
+            let mut out = Vec::new();
+            let result = guard
+                .push(a, &mut out)
+                .and_then(|()| guard.push(b, &mut out))
+                .and_then(|()| guard.finish(&mut out));
+            assert!(result.is_err(), "split at {split}");
+            assert_eq!(
+                out[..whole.len().min(out.len())],
+                whole[..whole.len().min(out.len())],
+                "split at {split}"
+            );
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Folder {
 /// Anything that is not ours (an operator's own files, orphan sidecars, the
 /// lock) is left out.
 pub fn scan(dir: &Path, component: Component) -> io::Result<Folder> {
+    refuse_link(dir)?;
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Folder::default()),
@@ -89,6 +90,7 @@ pub struct Weekly {
 /// entries (a promotion's temp folders) are neither weeks nor foreign.
 pub fn weekly(root: &Path) -> io::Result<Weekly> {
     let dir = root.join("weekly");
+    refuse_link(&dir)?;
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Weekly::default()),
@@ -98,7 +100,11 @@ pub fn weekly(root: &Path) -> io::Result<Weekly> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.path().is_dir() {
+        if name.starts_with('.') {
+            continue;
+        }
+        refuse_link(&entry.path())?;
+        if !entry.path().is_dir() {
             continue;
         }
         match crate::IsoWeek::parse(&name) {
@@ -109,6 +115,24 @@ pub fn weekly(root: &Path) -> io::Result<Weekly> {
     weekly.weeks.sort();
     weekly.foreign.sort();
     Ok(weekly)
+}
+
+/// A folder of the tree that is a link: whatever it leads to is outside the
+/// tree (a pulled copy, a planted link), and no tool follows it — neither to
+/// read (verify would vouch for files it never made) nor to write or delete.
+fn refuse_link(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let to = fs::read_link(dir).unwrap_or_default();
+            Err(io::Error::other(format!(
+                "{} is a link (to {}); a backup tree's folders are never links, so it is not \
+                 followed — remove the link, or point BACKUP_DIR at the real tree",
+                dir.display(),
+                to.display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The warning an orphan gets wherever it is seen.
@@ -164,5 +188,24 @@ mod tests {
             scan(&dir.path().join("nope"), Component::Minio).unwrap(),
             Folder::default()
         );
+    }
+
+    #[test]
+    fn a_folder_that_is_a_link_is_never_followed() {
+        let tree = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("db_20240101_000000.sql.gz"), b"x").unwrap();
+        std::fs::write(
+            outside.path().join("db_20240101_000000.sql.gz.sha256"),
+            b"x",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), tree.path().join("postgres")).unwrap();
+        let err = scan(&tree.path().join("postgres"), Component::Postgres).unwrap_err();
+        assert!(err.to_string().contains("is a link"), "{err}");
+        std::fs::create_dir(tree.path().join("weekly")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), tree.path().join("weekly/2024_W01")).unwrap();
+        let err = weekly(tree.path()).unwrap_err();
+        assert!(err.to_string().contains("2024_W01 is a link"), "{err}");
     }
 }

@@ -11,8 +11,12 @@ pub fn line(component: &str, message: &str) -> String {
     )
 }
 
+/// Writes one log line to stderr. A stderr that is gone (the reader of a pipe
+/// died, a full disk under a log file) never ends the tool: `eprintln!` would
+/// panic there, in the middle of a restore or before a drill's clean-up.
 pub fn log(component: &str, message: &str) {
-    eprintln!("{}", line(component, message));
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{}", line(component, message));
 }
 
 #[cfg(test)]

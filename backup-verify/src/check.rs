@@ -164,16 +164,17 @@ fn check_pg_dump(input: impl Read, trailer: Trailer) -> Result<()> {
         passed.clear();
         guard.push(&buf[..n], &mut passed)?;
     }
-    guard.finish(&mut passed)?;
     if total == 0 {
         bail!("empty dump");
     }
+    // A cut-short dump is named as one, before the guard's view of its end.
     if !tail.is_complete() {
         bail!(
             "the SQL ends without the \"{}\" trailer (incomplete dump)",
             trailer.words()
         );
     }
+    guard.finish(&mut passed)?;
     Ok(())
 }
 

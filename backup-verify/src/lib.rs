@@ -177,6 +177,24 @@ pub fn verify_file(path: &Path, keys: &Keys) -> Verdict {
 }
 
 fn verify_kind(path: &Path, kind: Kind, keys: &Keys) -> Result<check::Checked> {
+    // The tools make one kind of link: `*_latest`, naming a file beside it.
+    // One that leads anywhere else (planted, or pulled from a remote) is not
+    // followed: verify would otherwise vouch for a file outside the tree.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let to =
+            std::fs::read_link(path).map_err(|e| anyhow::anyhow!("cannot read the link: {e}"))?;
+        let beside = matches!(
+            to.components().collect::<Vec<_>>().as_slice(),
+            [std::path::Component::Normal(_)]
+        );
+        if !beside {
+            anyhow::bail!(
+                "is a link to {}, outside its folder; backup-kit's links name a file beside \
+                 them, so it is not followed — remove it",
+                to.display()
+            );
+        }
+    }
     let resolved = std::fs::canonicalize(path).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;
     let expected = sidecar::read(&resolved)?;
     let file = std::fs::File::open(&resolved).map_err(|e| anyhow::anyhow!("cannot open: {e}"))?;

@@ -179,14 +179,21 @@ fn n8n(step: Step, path: &Path, keys: &Keys) -> Result<Value> {
 /// error.
 fn run_tool(tool: &str, args: &[&str], file: &Path) -> Result<Value> {
     let program = sibling(tool);
-    let out = std::process::Command::new(&program)
-        .args(args)
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("cannot run {} — is it installed?", program.display()))?;
+    // A signal to the drill is passed on to the tool, which removes its
+    // scratch target (a copy of production data) before it ends.
+    let child = backup_common::cleanup::spawn_passing_signals(
+        std::process::Command::new(&program)
+            .args(args)
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .with_context(|| format!("cannot run {} — is it installed?", program.display()))?;
+    let pid = child.id();
+    let out = child.wait_with_output();
+    backup_common::cleanup::forget_child(pid);
+    let out = out.with_context(|| format!("cannot wait for {}", program.display()))?;
     if out.status.success() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         return Ok(stdout

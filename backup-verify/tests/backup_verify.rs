@@ -843,3 +843,126 @@ fn drills_fail_for_real_reasons_and_a_signal_leaves_no_scratch_target() {
     );
     assert_eq!(services.server.collections(), ["documents"]);
 }
+
+/// The pid a scratch database's name carries (`<db>_verify_<pid>`).
+fn scratch_pid(name: &str) -> libc::pid_t {
+    name.rsplit_once("_verify_").unwrap().1.parse().unwrap()
+}
+
+/// Waits until `pid` (a grandchild: the drill's tool) stopped at its failpoint.
+fn wait_stopped_pid(pid: libc::pid_t) {
+    test_harness::wait_for("the drill's tool to stop at its failpoint", || {
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        (text.rsplit_once(") ")?.1.starts_with('T')).then_some(())
+    });
+}
+
+#[test]
+fn a_signal_to_the_drill_or_a_killed_tool_leaves_no_scratch_database_for_long() {
+    let services = Services::start();
+    made_by(&services.with(tool("pg-dumpwrap")), &["backup"]);
+    let scratch = || {
+        services.pg.sql(
+            "postgres",
+            "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database \
+             WHERE datname LIKE 'shop\\_verify\\_%'",
+        )
+    };
+    // The tool stops itself once the scratch database holds the restored dump.
+    let stopping = services
+        .with(Tool::new(BIN))
+        .env("FAILPOINTS", "restore-test::restored=return(SIGSTOP)");
+    let drill = ["--restore-test", "--component", "postgres"];
+
+    // SIGTERM to backup-verify (as `docker stop` sends it): passed on to the
+    // tool, which drops its scratch database before the drill ends.
+    let child = stopping.spawn(&drill);
+    let name = test_harness::wait_for("the scratch database", || {
+        Some(scratch()).filter(|s| !s.is_empty())
+    });
+    let pid = scratch_pid(&name);
+    wait_stopped_pid(pid);
+    // SAFETY: kill(2) of the test's own child and of its child, both alive.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    let out = test_harness::finish(child);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert_eq!(scratch(), "", "the drill left {name} behind");
+
+    // SIGKILL of the tool: nothing can drop the database then...
+    let child = stopping.spawn(&drill);
+    let name = test_harness::wait_for("the scratch database", || {
+        Some(scratch()).filter(|s| !s.is_empty())
+    });
+    let pid = scratch_pid(&name);
+    wait_stopped_pid(pid);
+    // SAFETY: kill(2) of the test's grandchild, alive and stopped.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = test_harness::finish(child);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert_eq!(scratch(), name);
+    // ...POSTGRES_DB=all never backs it up...
+    let all = services.with(tool("pg-dumpwrap")).env("POSTGRES_DB", "all");
+    let out = all.run(&["backup"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "skipping {name}, a restore drill's scratch database"
+        )),
+        "{}",
+        out.stderr
+    );
+    let series: Vec<String> = fs::read_dir(services.root.path().join("postgres"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(series.iter().all(|f| !f.contains("_verify_")), "{series:?}");
+    assert!(
+        series.iter().any(|f| f.starts_with("postgres_")),
+        "{series:?}"
+    );
+    // ...and the next drill removes it before it makes its own.
+    let out = services.with(Tool::new(BIN)).run(&drill);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert_eq!(scratch(), "");
+}
+
+#[test]
+fn links_that_lead_out_of_the_tree_are_refused_not_followed() {
+    // A good dump outside the tree, with its sidecar: what a planted link
+    // would make verify vouch for.
+    let outside = tempfile::tempdir().unwrap();
+    let dump = gzip(&pg_dump_sql(3));
+    place(outside.path(), "shop_20240101_000000.sql.gz", &dump, &dump);
+
+    let tree = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), tree.path().join("postgres")).unwrap();
+    let out = Tool::new(BIN).run(&["--all", "--backup-dir", tree.path().to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("OK "), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("postgres is a link") && out.stderr.contains("not followed"),
+        "{}",
+        out.stderr
+    );
+
+    // A *_latest link that names a file elsewhere.
+    let tree = tempfile::tempdir().unwrap();
+    fs::create_dir(tree.path().join("postgres")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("shop_20240101_000000.sql.gz"),
+        tree.path().join("postgres/shop_latest.sql.gz"),
+    )
+    .unwrap();
+    let out = Tool::new(BIN).run(&["--backup-dir", tree.path().to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL ") && l.contains("outside its folder")),
+        "{}",
+        out.stdout
+    );
+}

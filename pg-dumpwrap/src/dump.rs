@@ -45,7 +45,22 @@ pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Resul
                  ORDER BY datname",
             )
             .context("listing the cluster's databases for POSTGRES_DB=all")?;
-            let names: Vec<String> = listed.lines().map(str::to_owned).collect();
+            // A drill's scratch database is a copy of another one, never a
+            // series of its own (one left by a killed drill would otherwise be
+            // backed up night after night).
+            let (scratch, names): (Vec<String>, Vec<String>) = listed
+                .lines()
+                .map(str::to_owned)
+                .partition(|name| crate::restore_test::scratch_pid(name).is_some());
+            for name in &scratch {
+                log::log(
+                    COMPONENT,
+                    &format!(
+                        "POSTGRES_DB=all: skipping {name}, a restore drill's scratch database \
+                         (the next drill removes it)"
+                    ),
+                );
+            }
             log::log(
                 COMPONENT,
                 &format!(

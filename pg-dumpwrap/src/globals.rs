@@ -161,30 +161,20 @@ fn run(
     for line in &skipped {
         backup_common::log::log(crate::dump::COMPONENT, &format!("kept as it is: {line}"));
     }
-    let mut cmd = match ending {
-        Ending::Commit => {
-            crate::restore::psql_transaction(conn, psql_program, crate::conn::MAINTENANCE_DB)
-        }
-        // Our own BEGIN and ROLLBACK around it (SqlGuard let no transaction
-        // control through), stopping at the first error.
-        Ending::Rollback => {
-            let mut cmd = conn.command(psql_program, crate::conn::MAINTENANCE_DB);
-            cmd.args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null());
-            cmd
-        }
-    };
+    // Our own BEGIN and COMMIT (or ROLLBACK) around it — SqlGuard lets no
+    // transaction control through — stopping at the first error.
+    let mut cmd = crate::restore::psql_transaction(conn, psql_program, crate::conn::MAINTENANCE_DB);
     let mut psql = crate::child::Child::spawn(&mut cmd, psql_program, "--psql")?;
     let mut stdin = psql.process.stdin.take().expect("stdin is piped");
     // A write error means psql stopped reading; its exit status says why.
-    let _ = match ending {
-        Ending::Commit => stdin.write_all(sql.as_bytes()),
-        Ending::Rollback => stdin
-            .write_all(b"BEGIN;\n")
-            .and_then(|()| stdin.write_all(sql.as_bytes()))
-            .and_then(|()| stdin.write_all(b"\nROLLBACK;\n")),
+    let end: &[u8] = match ending {
+        Ending::Commit => crate::restore::COMMIT,
+        Ending::Rollback => b"\nROLLBACK;\n",
     };
+    let _ = stdin
+        .write_all(crate::restore::BEGIN)
+        .and_then(|()| stdin.write_all(sql.as_bytes()))
+        .and_then(|()| stdin.write_all(end));
     drop(stdin);
     let (status, stderr) = psql.wait()?;
     if !status.success() {

@@ -1,7 +1,10 @@
 //! `restore`: check the sidecar, then stream the decompressed dump into psql in
-//! one transaction. psql commits when its stdin ends, so on any problem with the
-//! file (corrupt gzip, missing trailer) psql is killed instead, and the server
-//! rolls everything back.
+//! one transaction that the tool opens and closes itself: `BEGIN` before the
+//! first byte of the dump, `COMMIT` only after the last byte passed the guard
+//! and pg_dump's trailer was seen. Whatever ends the tool before that — an
+//! error, a signal, SIGKILL, the OOM killer — closes psql's input without a
+//! `COMMIT`, psql ends, and the server rolls the whole transaction back (psql's
+//! own `--single-transaction` would commit at the end of its input instead).
 
 use crate::child::Child;
 use crate::cli::RestoreArgs;
@@ -214,22 +217,21 @@ fn plain_sql<'a>(
     )))
 }
 
-/// psql applying what it reads on stdin to `db` in one transaction, stopping
-/// at the first error (and so rolling everything back).
+/// psql applying what it reads on stdin to `db`, stopping at the first error.
+/// The caller writes `BEGIN;` first and `COMMIT;` only when everything went
+/// through: input that ends without it (the caller died) ends psql's session
+/// inside the transaction, which the server rolls back.
 pub(crate) fn psql_transaction(conn: &Conn, psql: &Path, db: &str) -> std::process::Command {
     let mut cmd = conn.command(psql, db);
-    cmd.args([
-        "-X",
-        "-q",
-        "--no-password",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "--single-transaction",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null());
+    cmd.args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
     cmd
 }
+
+/// What opens and closes the restore's one transaction.
+pub(crate) const BEGIN: &[u8] = b"BEGIN;\n";
+pub(crate) const COMMIT: &[u8] = b"\nCOMMIT;\n";
 
 fn stream_into_psql(
     conn: &Conn,
@@ -260,6 +262,7 @@ fn stream_into_psql(
             .collect();
         passed.extend_from_slice(format!("\\restrict {key}\n").as_bytes());
     }
+    passed.extend_from_slice(BEGIN);
     let mut tail = DumpTail::default();
     let mut buf = vec![0u8; 256 * 1024];
     let mut sql_bytes = 0u64;
@@ -312,9 +315,12 @@ fn stream_into_psql(
             )))
         }
         Err(Stop::PsqlGone) | Ok(()) => {
-            drop(stdin); // end of input: psql commits
+            // Every byte passed: now, and only now, the transaction commits.
+            let committed = fed.is_ok() && stdin.write_all(COMMIT).is_ok();
+            backup_common::cleanup::failpoint("restore::commit-sent");
+            drop(stdin);
             let (status, stderr) = psql.wait()?;
-            if !status.success() {
+            if !status.success() || !committed {
                 bail!(
                     "restore into {} failed and was rolled back: {}",
                     conn.db,

@@ -72,6 +72,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
         .collect();
     let scratch = format!("{kept}{suffix}");
     let conn = server.with_db(&scratch);
+    remove_left_over_scratch(&conn, &args.psql, &kept);
     let restore = RestoreArgs {
         file: dump.to_owned(),
         connection: Connection {
@@ -132,6 +133,83 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     Ok(())
 }
 
+/// The pid in a scratch database's name (`<series>_verify_<pid>`), if it is one.
+pub fn scratch_pid(name: &str) -> Option<u32> {
+    let (_, pid) = name.rsplit_once("_verify_")?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether `pid` is a pg-dumpwrap running on this machine (a drill in progress).
+fn drill_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end() == "pg-dumpwrap")
+}
+
+/// Scratch databases of `series` that an earlier drill left behind when it
+/// was killed (SIGKILL gives no chance to drop them): they are full copies of
+/// production data, so they go before a new one is made. One whose drill is
+/// still running here is left alone.
+fn remove_left_over_scratch(conn: &Conn, program: &Path, series: &str) {
+    let pattern = format!(
+        "'^{}_verify_[0-9]+$'",
+        regex_escape(series).replace('\'', "''")
+    );
+    let listed = match psql(
+        conn,
+        program,
+        crate::conn::MAINTENANCE_DB,
+        &format!("SELECT datname FROM pg_database WHERE datname ~ {pattern}"),
+    ) {
+        Ok(listed) => listed,
+        Err(e) => {
+            backup_common::log::log(
+                COMPONENT,
+                &format!(
+                    "warning: cannot look for scratch databases left by earlier drills: {}",
+                    backup_common::exit::one_line(&e)
+                ),
+            );
+            return;
+        }
+    };
+    for name in listed.lines() {
+        let Some(pid) = scratch_pid(name) else {
+            continue;
+        };
+        if pid == std::process::id() || drill_running(pid) {
+            continue;
+        }
+        let sql = format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            name.replace('"', "\"\"")
+        );
+        let what = match psql(conn, program, crate::conn::MAINTENANCE_DB, &sql) {
+            Ok(_) => format!("removed the scratch database {name}, left by an earlier drill"),
+            Err(e) => format!(
+                "warning: the scratch database {name}, left by an earlier drill, could not be \
+                 removed ({}) — remove it by hand",
+                backup_common::exit::one_line(&e)
+            ),
+        };
+        backup_common::log::log(COMPONENT, &what);
+    }
+}
+
+/// `text` matched literally in a PostgreSQL regular expression.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_alphanumeric() && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// One query through psql, its unaligned rows.
 pub(crate) fn psql(conn: &Conn, program: &Path, db: &str, sql: &str) -> Result<String> {
     let out = conn
@@ -161,6 +239,12 @@ mod tests {
     fn counts_the_rows_of_every_copy_block() {
         let sql = "SET x = 1;\nCOPY public.t (a, b) FROM stdin;\n1\tx\n2\ty\n\\.\n\nCOPY \"Ünï\".\"Tåble\" (\"k\") FROM stdin;\n\\.\nCOPY s.u FROM stdin;\na\n\\.\n";
         let counts = super::copy_counts(sql.as_bytes()).unwrap();
+        assert_eq!(super::scratch_pid("shop_verify_123"), Some(123));
+        assert_eq!(super::scratch_pid("a_verify_b_verify_9"), Some(9));
+        assert_eq!(super::scratch_pid("shop_verify_"), None);
+        assert_eq!(super::scratch_pid("shop_verify_12x"), None);
+        assert_eq!(super::scratch_pid("shop"), None);
+        assert_eq!(super::regex_escape("a.b$c_d"), "a\\.b\\$c_d");
         assert_eq!(counts["public.t"], 2);
         assert_eq!(counts["\"Ünï\".\"Tåble\""], 0);
         assert_eq!(counts["s.u"], 1);

@@ -179,8 +179,16 @@ fn restore_replaces_what_is_in_an_existing_database() {
     let out = t.run(&["restore", latest.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(before == pg.comparable_dump("shop"));
+    // Two lines: one before the database was touched, one with the outcome.
     let audit = fs::read_to_string(backups.path().join("audit.log")).unwrap();
-    let line: serde_json::Value = serde_json::from_str(audit.trim()).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert_eq!(lines[0]["outcome"], "started");
+    assert_eq!(lines[0]["target"], lines[1]["target"]);
+    let line = &lines[1];
     assert_eq!(line["tool"], "pg-dumpwrap");
     assert_eq!(line["outcome"], "success");
     assert!(line["target"]

@@ -1048,6 +1048,54 @@ fn the_off_site_copy_keeps_what_was_deleted_here_and_catches_what_was_changed_th
     );
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
     assert!(pulled.path().join("tree/postgres").join(&first).is_file());
+
+    // What the host's own upload rights can plant: a link (rclone's
+    // `.rclonelink`) to a folder outside the pulled tree, and a file to go
+    // through it. The pull makes neither a link nor a file outside DIR.
+    let outside = tempfile::tempdir().unwrap();
+    s3.put(
+        "offsite",
+        "qdrant.rclonelink",
+        outside.path().to_str().unwrap().as_bytes(),
+        "application/octet-stream",
+        &[],
+    );
+    s3.put(
+        "offsite",
+        "qdrant/authorized_keys",
+        b"ssh-ed25519 AAAA attacker",
+        "application/octet-stream",
+        &[],
+    );
+    let again = pulled.path().join("again");
+    let out =
+        with_remote(script("offsite-pull.sh")).run(&["offsite:offsite", again.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "written outside DIR"
+    );
+    assert!(fs::symlink_metadata(again.join("qdrant")).unwrap().is_dir());
+    assert!(!again.join("qdrant.rclonelink").exists());
+    // A folder in DIR that is already a link is refused before the copy.
+    let planted = pulled.path().join("planted");
+    fs::create_dir(&planted).unwrap();
+    std::os::unix::fs::symlink(outside.path(), planted.join("postgres")).unwrap();
+    let out =
+        with_remote(script("offsite-pull.sh")).run(&["offsite:offsite", planted.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("is a link to a folder; a pulled tree holds no links"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "written outside DIR"
+    );
 }
 
 /// Today's ISO weekday (1 Monday … 7 Sunday) where the tests' backups run.

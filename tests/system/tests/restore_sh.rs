@@ -251,6 +251,9 @@ fn the_whole_stack_comes_back_from_a_weekly_snapshot_into_fresh_services() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // Each restore says it started before it touches anything, then how it ended.
+    let (started, lines): (Vec<Value>, Vec<Value>) =
+        lines.into_iter().partition(|l| l["outcome"] == "started");
     let tools: Vec<&str> = lines.iter().map(|l| l["tool"].as_str().unwrap()).collect();
     assert_eq!(
         tools,
@@ -267,6 +270,12 @@ fn the_whole_stack_comes_back_from_a_weekly_snapshot_into_fresh_services() {
         ],
         "{audit}"
     );
+    let started_tools: Vec<&str> = started
+        .iter()
+        .map(|l| l["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(started_tools[0], "restore.sh", "{audit}");
+    assert_eq!(started_tools[1..], tools[..tools.len() - 1], "{audit}");
     assert!(lines.iter().all(|l| l["outcome"] == "success"), "{audit}");
     assert_eq!(
         lines[1]["target"].as_str().unwrap().split(' ').nth(1),
