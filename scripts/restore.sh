@@ -12,7 +12,7 @@ set -u
 usage() {
     cat <<'EOF'
 Usage: restore.sh [--from latest | --from weekly/YYYY_WNN | --at YYYYMMDD_HHMMSS]
-                  [--component NAME]... [--yes]
+                  [--component NAME]... [--allow-missing] [--yes]
 
 Restores from $BACKUP_DIR (default /data/backups) into the services the
 usual variables name (POSTGRES_*, MINIO_*, QDRANT_*, N8N_*), from one point:
@@ -22,6 +22,10 @@ usual variables name (POSTGRES_*, MINIO_*, QDRANT_*, N8N_*), from one point:
   --at YYYYMMDD_HHMMSS     each series' newest backup made at or before then
   --component NAME         postgres, minio, qdrant or n8n; repeatable
                            (default: every component the tree holds)
+  --allow-missing          restore what the point has although it lacks a
+                           series or component the tree holds, or the plan
+                           skips a file (no sidecar, a link, dated in the
+                           future); without it any such gap stops the restore
   --yes                    do not ask (scripts); without it the plan is shown
                            and a terminal must answer "yes"
   -h, --help               this text
@@ -46,6 +50,7 @@ die_usage() {
 point=latest
 components=
 yes=
+allow_missing=
 while [ $# -gt 0 ]; do
     case $1 in
     --from)
@@ -67,6 +72,7 @@ while [ $# -gt 0 ]; do
         ;;
     --component=*) components="$components ${1#--component=}" ;;
     --yes | -y) yes=1 ;;
+    --allow-missing) allow_missing=1 ;;
     -h | --help)
         usage
         exit 0
@@ -129,34 +135,41 @@ audit_run() { # outcome detail
     audit_line "$@" || log "warning: the run's audit line could not be written to $audit"
 }
 
-# 1. The plan, every file of it checked before anything is touched.
-set -- --plan "$point"
+# 1. The plan, every file of it checked before anything is touched. Its
+# fields come NUL-terminated: no file name can forge a step.
+set -- --plan "$point" --null
+[ -z "$allow_missing" ] || set -- "$@" --allow-missing
 for c in $components; do set -- "$@" --component "$c"; done
 if ! backup-verify "$@" >"$work/plan" 2>"$work/checks"; then
     cat "$work/checks" >&2
-    log "the restore plan from $point could not be made or its files failed their checks; no service was touched"
+    log "the restore plan from $point could not be made, lacks something or its files failed their checks; no service was touched"
     audit_run failed "plan from $point failed its checks"
     exit 1
 fi
+# What the point lacks, allowed by --allow-missing, is still said.
+grep ' plan: ' "$work/checks" >&2
+read_step() { # into c step series path made
+    IFS= read -r -d '' c && IFS= read -r -d '' step && IFS= read -r -d '' series &&
+        IFS= read -r -d '' path && IFS= read -r -d '' made
+}
 
 target_of() { # component step series
     case $1/$2 in
-    postgres/globals) echo "the cluster's roles on ${POSTGRES_HOST:-postgres-db}:${POSTGRES_PORT:-5432}" ;;
-    postgres/database) echo "database $3 on ${POSTGRES_HOST:-postgres-db}:${POSTGRES_PORT:-5432} (created if missing)" ;;
-    minio/bucket) echo "bucket $3 at ${MINIO_ENDPOINT:-http://${MINIO_HOST:-minio}:9000} (created if missing)" ;;
-    qdrant/collections) echo "its collections and aliases at ${QDRANT_URL:-http://qdrant:6333}" ;;
-    n8n/credentials) echo "n8n's credentials (ids kept; N8N_ENCRYPTION_KEY checked first)" ;;
-    n8n/workflows) echo "n8n's workflows (ids kept with N8N_CLI)" ;;
+    postgres/globals) printf '%s' "the cluster's roles on ${POSTGRES_HOST:-postgres-db}:${POSTGRES_PORT:-5432}" ;;
+    postgres/database) printf 'database %s on %s (created if missing)' "$3" "${POSTGRES_HOST:-postgres-db}:${POSTGRES_PORT:-5432}" ;;
+    minio/bucket) printf 'bucket %s at %s (created if missing)' "$3" "${MINIO_ENDPOINT:-http://${MINIO_HOST:-minio}:9000}" ;;
+    qdrant/collections) printf '%s' "its collections and aliases at ${QDRANT_URL:-http://qdrant:6333}" ;;
+    n8n/credentials) printf '%s' "n8n's credentials (ids kept; N8N_ENCRYPTION_KEY checked first)" ;;
+    n8n/workflows) printf '%s' "n8n's workflows (ids kept with N8N_CLI)" ;;
     esac
 }
 
-tab=$(printf '\t')
 printf 'Restore plan: %s from %s (every file checked)\n' "$point" "$BACKUP_DIR" >&2
 n=0
-while IFS=$tab read -r c step series path; do
+while read_step; do
     n=$((n + 1))
-    printf '  %2d. %-8s %-11s %s\n        -> %s\n' "$n" "$c" "$step" "${path##*/}" \
-        "$(target_of "$c" "$step" "$series")" >&2
+    printf '  %2d. %-8s %-11s %s (made %s)\n        -> %s\n' "$n" "$c" "$step" "${path##*/}" \
+        "$made" "$(target_of "$c" "$step" "$series")" >&2
 done <"$work/plan"
 
 # 2. Confirmation: a terminal answers, a script says --yes.
@@ -176,7 +189,7 @@ fi
 
 # 3. The steps, each with its tool. A failure skips the rest of its component.
 # The run is recorded as started before the first step touches a service.
-if ! audit_line started "$(wc -l <"$work/plan" | tr -d ' ') step(s) planned" 2>/dev/null; then
+if ! audit_line started "$n step(s) planned" 2>/dev/null; then
     printf 'restore.sh: cannot write to the audit log %s (a full disk?); every restore is recorded there before it starts, so none starts without it\n' "$audit" >&2
     exit 1
 fi
@@ -200,7 +213,7 @@ failed=
 done_steps=
 summary=
 i=0
-while IFS=$tab read -r c step series path; do
+while read_step; do
     i=$((i + 1))
     case " $failed " in *" $c "*)
         log "$c: skipping $step $series (an earlier $c step failed)"
@@ -214,12 +227,14 @@ while IFS=$tab read -r c step series path; do
     t0=$(date +%s)
     log "step $i: $c $step $series from ${path##*/}"
     case $c/$step in
-    postgres/globals) run_step "$work/$i.out" pg-dumpwrap restore --globals --db postgres "$path" ;;
-    postgres/database) run_step "$work/$i.out" pg-dumpwrap restore --create-if-missing --db "$series" "$path" ;;
-    minio/bucket) run_step "$work/$i.out" minio-snap restore --bucket "$series" "$path" ;;
-    qdrant/collections) run_step "$work/$i.out" qdrant-snap restore "$path" ;;
-    n8n/credentials) run_step "$work/$i.out" n8n-export restore --credentials "$path" ;;
-    n8n/workflows) run_step "$work/$i.out" n8n-export restore "$path" ;;
+    # Names go as --flag=value and paths after `--`: a database named `-rf`
+    # is a name, never an option.
+    postgres/globals) run_step "$work/$i.out" pg-dumpwrap restore --globals --db=postgres -- "$path" ;;
+    postgres/database) run_step "$work/$i.out" pg-dumpwrap restore --create-if-missing --db="$series" -- "$path" ;;
+    minio/bucket) run_step "$work/$i.out" minio-snap restore --bucket="$series" -- "$path" ;;
+    qdrant/collections) run_step "$work/$i.out" qdrant-snap restore -- "$path" ;;
+    n8n/credentials) run_step "$work/$i.out" n8n-export restore --credentials -- "$path" ;;
+    n8n/workflows) run_step "$work/$i.out" n8n-export restore -- "$path" ;;
     *) rc=1 ;;
     esac
     if [ "$rc" -eq 0 ]; then

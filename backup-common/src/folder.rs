@@ -23,6 +23,9 @@ pub struct Folder {
     pub orphans: Vec<ArtifactName>,
     /// `*_latest` links and what they point at (as written in the link).
     pub latest: Vec<(String, PathBuf)>,
+    /// Artifact-named links other than `*_latest`: never made by a tool, never
+    /// a backup (a restore plan names them as skipped).
+    pub links: Vec<String>,
     /// Our temp files (of this or another process).
     pub temps: Vec<String>,
 }
@@ -52,6 +55,8 @@ pub fn scan(dir: &Path, component: Component) -> io::Result<Folder> {
         if file_type.is_symlink() {
             if name.contains("_latest.") {
                 folder.latest.push((name, fs::read_link(entry.path())?));
+            } else if ArtifactName::parse(name.strip_suffix(".sha256").unwrap_or(&name)).is_some() {
+                folder.links.push(name);
             }
         } else if !file_type.is_file() {
             continue;
@@ -74,6 +79,7 @@ pub fn scan(dir: &Path, component: Component) -> io::Result<Folder> {
         }
     }
     folder.latest.sort();
+    folder.links.sort();
     folder.temps.sort();
     Ok(folder)
 }

@@ -11,6 +11,7 @@ use backup_common::crypt::Decryption;
 use backup_common::sidecar;
 use check::Kind;
 use clap::Parser;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const COMPONENT: &str = "verify";
@@ -52,10 +53,22 @@ pub struct Cli {
     /// Instead: the plan of a restore of the stack from POINT (`latest`,
     /// `weekly/YYYY_WNN`, `YYYYMMDD_HHMMSS`: each series' newest backup at or
     /// before it), every file it uses checked first (verdicts on stderr). On
-    /// stdout, in restore order, one step per line: component, step, series
-    /// and path, tab-separated (--json: objects). Exit 1 if any check fails.
+    /// stdout, in restore order, one step per line: component, step, series,
+    /// path and date, tab-separated (--json: objects; --null: each field
+    /// ended by a NUL, for scripts). What the point lacks or the plan skips
+    /// (a series or component missing, an artifact without sidecar, a link, a
+    /// file dated in the future) is named on stderr and fails the plan unless
+    /// --allow-missing. Exit 1 if any check fails.
     #[arg(long, value_name = "POINT", conflicts_with_all = ["paths", "all", "records", "restore_test"])]
     pub plan: Option<String>,
+    /// With --plan: restore what there is although the point lacks something
+    /// (each gap is still named)
+    #[arg(long, requires = "plan")]
+    pub allow_missing: bool,
+    /// With --plan: every field of every step ended by a NUL byte (no name
+    /// can forge a step)
+    #[arg(long, requires = "plan", conflicts_with = "json")]
+    pub null: bool,
     /// With --plan or --restore-test: only this component (repeatable;
     /// default: all of them)
     #[arg(long = "component", value_name = "NAME",
@@ -218,7 +231,22 @@ fn verify_kind(path: &Path, kind: Kind, keys: &Keys) -> Result<check::Checked> {
 /// printed; nothing is printed on stdout unless every check passed.
 fn print_plan(cli: &Cli, point: &str) -> Result<()> {
     let point = plan::Point::parse(point).map_err(backup_common::usage)?;
-    let steps = plan::plan(&cli.tree.backup_dir, point, &cli.selected_components())?;
+    let plan::Plan { steps, gaps } = plan::plan(
+        &cli.tree.backup_dir,
+        point,
+        &cli.selected_components(),
+        !cli.components.is_empty(),
+    )?;
+    for gap in &gaps {
+        backup_common::log::log(COMPONENT, &format!("plan: {}", gap.describe()));
+    }
+    if !gaps.is_empty() && !cli.allow_missing {
+        anyhow::bail!(
+            "the point lacks or the plan skips {} thing(s), named above; nothing to restore \
+             from until they are dealt with — or pass --allow-missing to restore what there is",
+            gaps.len()
+        );
+    }
     let keys = Keys::from_env()?;
     let mut failed = 0;
     for (_, path) in &steps {
@@ -229,23 +257,41 @@ fn print_plan(cli: &Cli, point: &str) -> Result<()> {
     if failed > 0 {
         anyhow::bail!("{failed} file(s) of the plan failed their check; nothing to restore from");
     }
+    let mut out = std::io::stdout().lock();
     for (p, path) in &steps {
+        let made = p.made.format("%Y-%m-%d %H:%M:%S").to_string();
         if cli.json {
-            println!(
+            writeln!(
+                out,
                 "{}",
                 serde_json::json!({"component": p.component.name(), "step": p.step.name(),
-                                   "series": p.series, "path": path.to_string_lossy()})
-            );
+                                   "series": p.series, "path": path.to_string_lossy(),
+                                   "made": made})
+            )?;
+        } else if cli.null {
+            use std::os::unix::ffi::OsStrExt;
+            for field in [
+                p.component.name().as_bytes(),
+                p.step.name().as_bytes(),
+                p.series.as_bytes(),
+                path.as_os_str().as_bytes(),
+                made.as_bytes(),
+            ] {
+                out.write_all(field)?;
+                out.write_all(b"\0")?;
+            }
         } else {
-            println!(
-                "{}\t{}\t{}\t{}",
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{made}",
                 p.component.name(),
                 p.step.name(),
                 p.series,
                 path.display()
-            );
+            )?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -87,20 +87,91 @@ pub struct Planned {
     /// The artifact prefix: a database, a bucket, `qdrant`, `workflows`, ….
     pub series: String,
     pub file: String,
+    /// When it was made (local time, from its name).
+    pub made: NaiveDateTime,
+}
+
+/// How far in the future (by its name) an artifact may be dated before a
+/// plan refuses it: a DST change shifts names by an hour, a host's clock may
+/// be a little off. A dump dated 2099 was not made by this tree's cron: one
+/// planted with the host's upload rights would otherwise be "the latest".
+pub const CLOCK_SKEW_HOURS: i64 = 2;
+
+/// Something a plan does not restore, and why. Any gap fails a restore plan
+/// unless the operator says `--allow-missing`: a restore that quietly leaves
+/// out a database is the failure a tired operator does not see.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Gap {
+    /// The tree has backups of the component; the point has none.
+    MissingComponent { component: Component },
+    /// The tree has backups of the series; the point has none.
+    MissingSeries {
+        component: Component,
+        series: String,
+    },
+    /// An artifact without its sidecar: not a backup, never restored.
+    Orphan { component: Component, file: String },
+    /// An artifact-named link: no tool makes one; never followed.
+    Link { component: Component, file: String },
+    /// Dated after now (beyond the clock skew): not made by this tree.
+    Future { component: Component, file: String },
+}
+
+impl Gap {
+    /// One line for the operator: what is missing and what to check.
+    pub fn describe(&self) -> String {
+        match self {
+            Gap::MissingComponent { component } => format!(
+                "{component}: the tree has backups of it but this point has none — it would not \
+                 be restored",
+                component = component.name()
+            ),
+            Gap::MissingSeries { component, series } => format!(
+                "{}: {series:?}: the tree has backups of it but this point has none — it would \
+                 not be restored",
+                component.name()
+            ),
+            Gap::Orphan { component, file } => format!(
+                "{}: {file:?} has no .sha256 sidecar, so it is not a backup and is skipped \
+                 (an interrupted publish, a copy, or a file planted in the tree)",
+                component.name()
+            ),
+            Gap::Link { component, file } => format!(
+                "{}: {file:?} is a link; no tool makes one, so it is skipped",
+                component.name()
+            ),
+            Gap::Future { component, file } => format!(
+                "{}: {file:?} is dated in the future (more than {CLOCK_SKEW_HOURS} h ahead of \
+                 this clock), so this tree's runs did not make it; refused — check how it came \
+                 into the tree",
+                component.name()
+            ),
+        }
+    }
 }
 
 /// Per series of `backups` (one component folder's, oldest first), the
-/// newest made at or before `at` (any, without). Pure.
+/// newest made at or before `at` (any, without) and not after `not_after`
+/// (now, with the clock skew); those dated after it are refused. Pure.
 pub fn choose(
     component: Component,
     backups: &[ArtifactName],
     at: Option<NaiveDateTime>,
-) -> Vec<Planned> {
+    not_after: NaiveDateTime,
+) -> (Vec<Planned>, Vec<Gap>) {
     let mut newest: std::collections::BTreeMap<&str, &ArtifactName> = Default::default();
-    for b in backups
-        .iter()
-        .filter(|b| at.is_none_or(|t| b.timestamp <= t))
-    {
+    let mut gaps = Vec::new();
+    for b in backups {
+        if b.timestamp > not_after {
+            gaps.push(Gap::Future {
+                component,
+                file: b.file_name(),
+            });
+            continue;
+        }
+        if at.is_some_and(|t| b.timestamp > t) {
+            continue;
+        }
         match newest.get(b.prefix.as_str()) {
             Some(n) if n.timestamp > b.timestamp => {}
             _ => {
@@ -108,24 +179,72 @@ pub fn choose(
             }
         }
     }
-    newest
+    let steps = newest
         .into_iter()
         .map(|(series, b)| Planned {
             component,
             step: Step::of(component, series),
             series: series.to_owned(),
             file: b.file_name(),
+            made: b.timestamp,
+        })
+        .collect();
+    (steps, gaps)
+}
+
+/// What the plan skips in a folder at the point: every orphan and
+/// artifact-named link dated up to the point. Pure.
+pub fn skipped(
+    component: Component,
+    orphans: &[ArtifactName],
+    links: &[String],
+    at: Option<NaiveDateTime>,
+) -> Vec<Gap> {
+    let orphans = orphans
+        .iter()
+        .filter(|o| at.is_none_or(|t| o.timestamp <= t))
+        .map(|o| Gap::Orphan {
+            component,
+            file: o.file_name(),
+        });
+    let links = links.iter().map(|l| Gap::Link {
+        component,
+        file: l.clone(),
+    });
+    orphans.chain(links).collect()
+}
+
+/// The series the tree has (`in_tree`) that the point's steps lack. Pure.
+pub fn missing(
+    component: Component,
+    in_tree: &std::collections::BTreeSet<String>,
+    steps: &[Planned],
+    named: bool,
+) -> Vec<Gap> {
+    if steps.is_empty() && (named || !in_tree.is_empty()) {
+        return vec![Gap::MissingComponent { component }];
+    }
+    in_tree
+        .iter()
+        .filter(|series| !steps.iter().any(|p| &p.series == *series))
+        .map(|series| Gap::MissingSeries {
+            component,
+            series: series.clone(),
         })
         .collect()
 }
 
-/// The plan for `point` in the tree at `root`, for `components`, in restore
-/// order; each with the path of its artifact.
-pub fn plan(
-    root: &Path,
-    point: Point,
-    components: &[Component],
-) -> Result<Vec<(Planned, PathBuf)>> {
+/// A restore plan: the steps in restore order, each with the path of its
+/// artifact, and what the point lacks or the plan skipped.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub steps: Vec<(Planned, PathBuf)>,
+    pub gaps: Vec<Gap>,
+}
+
+/// The plan for `point` in the tree at `root`, for `components` (`named`:
+/// the operator asked for them, so each must be there).
+pub fn plan(root: &Path, point: Point, components: &[Component], named: bool) -> Result<Plan> {
     let base = match point {
         Point::Week(w) => {
             let dir = root.join("weekly").join(w.folder_name());
@@ -144,24 +263,68 @@ pub fn plan(
         Point::At(t) => Some(t),
         _ => None,
     };
-    let mut steps = Vec::new();
+    let not_after = chrono::Local::now().naive_local() + chrono::Duration::hours(CLOCK_SKEW_HOURS);
+    let mut plan = Plan::default();
     for &c in components {
         let dir = base.join(c.name());
         let found =
             folder::scan(&dir, c).with_context(|| format!("cannot read {}", dir.display()))?;
-        steps.extend(choose(c, &found.backups, at).into_iter().map(|p| {
+        refuse_control_characters(&dir, &found)?;
+        let (steps, refused) = choose(c, &found.backups, at, not_after);
+        plan.gaps.extend(refused);
+        plan.gaps.extend(skipped(
+            c,
+            &found.orphans,
+            &found.links,
+            at.or(Some(not_after)),
+        ));
+        // What the tree itself holds, to name what the point lacks.
+        let daily = root.join(c.name());
+        let in_tree: std::collections::BTreeSet<String> = folder::scan(&daily, c)
+            .with_context(|| format!("cannot read {}", daily.display()))?
+            .backups
+            .iter()
+            .filter(|b| b.timestamp <= not_after)
+            .map(|b| b.prefix.clone())
+            .collect();
+        plan.gaps.extend(missing(c, &in_tree, &steps, named));
+        plan.steps.extend(steps.into_iter().map(|p| {
             let path = dir.join(&p.file);
             (p, path)
         }));
     }
-    steps.sort_by(|(a, _), (b, _)| (a.step, &a.series).cmp(&(b.step, &b.series)));
-    if steps.is_empty() {
+    plan.steps
+        .sort_by(|(a, _), (b, _)| (a.step, &a.series).cmp(&(b.step, &b.series)));
+    plan.gaps.sort();
+    if plan.steps.is_empty() {
         bail!(
             "no backups to restore from {} at that point — check BACKUP_DIR and the point given",
             base.display()
         );
     }
-    Ok(steps)
+    Ok(plan)
+}
+
+/// A name with a control character (a newline, a tab) in the tree: no tool
+/// makes one, and it could forge a line wherever names are shown or parsed.
+/// The plan refuses the tree until it is removed or renamed.
+fn refuse_control_characters(dir: &Path, found: &folder::Folder) -> Result<()> {
+    let names = found
+        .backups
+        .iter()
+        .chain(&found.orphans)
+        .map(ArtifactName::file_name)
+        .chain(found.links.iter().cloned());
+    for name in names {
+        if name.chars().any(char::is_control) {
+            bail!(
+                "{}: {name:?} has control characters in its name; no tool makes such a file — \
+                 remove or rename it before restoring",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -172,6 +335,88 @@ mod tests {
         list.iter()
             .map(|n| ArtifactName::parse(n).unwrap())
             .collect()
+    }
+
+    /// A "now" after every name in these tests.
+    fn far() -> NaiveDateTime {
+        parse_timestamp("20300101_000000").unwrap()
+    }
+
+    #[test]
+    fn a_backup_dated_after_now_is_refused_and_the_real_newest_chosen() {
+        let pg = names(&[
+            "shop_20240101_020000.sql.gz",
+            "shop_20991231_235959.sql.gz",
+            "globals_20991231_235959.sql.gz",
+        ]);
+        let now = parse_timestamp("20240102_000000").unwrap();
+        let (steps, gaps) = choose(Component::Postgres, &pg, None, now);
+        assert_eq!(
+            files(&steps),
+            [("database", "shop", "shop_20240101_020000.sql.gz")]
+        );
+        assert_eq!(
+            gaps,
+            [
+                Gap::Future {
+                    component: Component::Postgres,
+                    file: "shop_20991231_235959.sql.gz".into()
+                },
+                Gap::Future {
+                    component: Component::Postgres,
+                    file: "globals_20991231_235959.sql.gz".into()
+                },
+            ]
+        );
+        assert!(gaps[0].describe().contains("dated in the future"));
+    }
+
+    #[test]
+    fn orphans_and_links_up_to_the_point_are_named_as_skipped() {
+        let orphans = names(&["shop_20240101_020000.sql.gz", "shop_20240301_020000.sql.gz"]);
+        let links = ["crm_20240101_020000.sql.gz".to_owned()];
+        let at = parse_timestamp("20240201_000000");
+        let gaps = skipped(Component::Postgres, &orphans, &links, at);
+        assert_eq!(
+            gaps,
+            [
+                Gap::Orphan {
+                    component: Component::Postgres,
+                    file: "shop_20240101_020000.sql.gz".into()
+                },
+                Gap::Link {
+                    component: Component::Postgres,
+                    file: "crm_20240101_020000.sql.gz".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn what_the_tree_has_and_the_point_lacks_is_named() {
+        let in_tree: std::collections::BTreeSet<String> =
+            ["crm".to_owned(), "shop".to_owned()].into();
+        let pg = names(&["shop_20240101_020000.sql.gz"]);
+        let (steps, _) = choose(Component::Postgres, &pg, None, far());
+        assert_eq!(
+            missing(Component::Postgres, &in_tree, &steps, false),
+            [Gap::MissingSeries {
+                component: Component::Postgres,
+                series: "crm".into()
+            }]
+        );
+        assert_eq!(
+            missing(Component::Qdrant, &["qdrant".to_owned()].into(), &[], false),
+            [Gap::MissingComponent {
+                component: Component::Qdrant
+            }]
+        );
+        // A component the tree never had is a gap only when asked for.
+        assert!(missing(Component::N8n, &Default::default(), &[], false).is_empty());
+        assert_eq!(
+            missing(Component::N8n, &Default::default(), &[], true).len(),
+            1
+        );
     }
 
     fn files(p: &[Planned]) -> Vec<(&str, &str, &str)> {
@@ -190,7 +435,7 @@ mod tests {
             "crm_20240101_020005.sql.gz",
         ]);
         assert_eq!(
-            files(&choose(Component::Postgres, &pg, None)),
+            files(&choose(Component::Postgres, &pg, None, far()).0),
             [
                 ("database", "crm", "crm_20240101_020005.sql.gz"),
                 ("globals", "globals", "globals_20240102_020001.sql.gz"),
@@ -199,14 +444,21 @@ mod tests {
         );
         let at = parse_timestamp("20240101_235959");
         assert_eq!(
-            files(&choose(Component::Postgres, &pg, at)),
+            files(&choose(Component::Postgres, &pg, at, far()).0),
             [
                 ("database", "crm", "crm_20240101_020005.sql.gz"),
                 ("globals", "globals", "globals_20240101_020000.sql.gz"),
                 ("database", "shop", "shop_20240101_020000.sql.gz"),
             ]
         );
-        assert!(choose(Component::Postgres, &pg, parse_timestamp("20231231_000000")).is_empty());
+        assert!(choose(
+            Component::Postgres,
+            &pg,
+            parse_timestamp("20231231_000000"),
+            far()
+        )
+        .0
+        .is_empty());
     }
 
     #[test]
@@ -216,7 +468,7 @@ mod tests {
             "documents_20240102_020000.incr.tar.gz",
         ]);
         assert_eq!(
-            files(&choose(Component::Minio, &minio, None)),
+            files(&choose(Component::Minio, &minio, None, far()).0),
             [(
                 "bucket",
                 "documents",
@@ -227,7 +479,7 @@ mod tests {
             "workflows_20240101_020000.json",
             "credentials_20240101_020000.json",
         ]);
-        let mut steps = choose(Component::N8n, &n8n, None);
+        let mut steps = choose(Component::N8n, &n8n, None, far()).0;
         steps.sort_by_key(|p| p.step);
         assert_eq!(steps[0].step, Step::Credentials);
         assert_eq!(steps[1].step, Step::Workflows);

@@ -40,8 +40,16 @@ pub fn run(cli: &Cli, keys: &Keys) -> Result<Vec<Verdict>> {
         Some(p) => Point::parse(p).map_err(backup_common::usage)?,
         None => Point::Latest,
     };
-    let steps = plan::plan(&cli.tree.backup_dir, point, &cli.selected_components())
-        .context("nothing to drill")?;
+    // The drill takes what the plan would restore; what it skips is named
+    // by the checks (orphans) and by restore.sh's plan, not failed here.
+    let steps = plan::plan(
+        &cli.tree.backup_dir,
+        point,
+        &cli.selected_components(),
+        false,
+    )
+    .context("nothing to drill")?
+    .steps;
     let drilled: Vec<Drilled> = steps
         .iter()
         .map(|(p, path)| {

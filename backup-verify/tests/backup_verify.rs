@@ -721,6 +721,10 @@ fn drills_fail_for_real_reasons_and_a_signal_leaves_no_scratch_target() {
     let services = Services::start();
     services.backups(|t| t);
     let root = services.root.path().to_owned();
+    // Newer than the backups just made (and not in the future, which a plan refuses).
+    let soon = (chrono::Local::now() + chrono::Duration::minutes(1))
+        .format("%Y%m%d_%H%M%S")
+        .to_string();
     let verify = services.with(Tool::new(BIN));
 
     // A dump that deletes rows after loading them (valid SQL, sidecar intact).
@@ -736,14 +740,14 @@ fn drills_fail_for_real_reasons_and_a_signal_leaves_no_scratch_target() {
     let crafted = gzip(sql.as_bytes());
     place(
         &root.join("postgres"),
-        "shop_20990101_000000.sql.gz",
+        &format!("shop_{soon}.sql.gz"),
         &crafted,
         &crafted,
     );
     // A manifest that records one point more than the snapshot holds.
     craft_tar_gz(
         &root.join("qdrant/qdrant_latest.tar.gz"),
-        &root.join("qdrant/qdrant_20990101_000000.tar.gz"),
+        &root.join(format!("qdrant/qdrant_{soon}.tar.gz")),
         "manifest.json",
         |body| {
             let mut m: serde_json::Value = serde_json::from_slice(body).unwrap();
@@ -787,14 +791,14 @@ fn drills_fail_for_real_reasons_and_a_signal_leaves_no_scratch_target() {
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(
         fail(
-            "shop_20990101_000000",
+            &format!("shop_{soon}"),
             "has 10 rows after the restore, the dump holds 5000"
         ),
         "{}",
         out.stdout
     );
     assert!(
-        fail("qdrant_20990101_000000", "points, the backup recorded 51"),
+        fail(&format!("qdrant_{soon}"), "points, the backup recorded 51"),
         "{}",
         out.stdout
     );

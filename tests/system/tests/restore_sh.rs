@@ -372,3 +372,146 @@ fn usage_errors_exit_2_and_help_exits_0() {
         out.stderr
     );
 }
+
+/// What a planted or damaged tree can no longer make restore.sh do: restore
+/// a file this tree's runs never made, leave a series out without a word,
+/// forge a step with a file name, or take a database name for an option.
+#[test]
+fn a_crafted_tree_is_named_and_refused_and_odd_names_restore_as_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = PgCluster::start();
+    for db in ["shop", "-rf"] {
+        pg.create_db(db);
+        pg.sql(db, "CREATE TABLE t AS SELECT 1 AS one;");
+    }
+    let out = pg
+        .connect(script("backup.sh"))
+        .env("BACKUP_DIR", dir.path())
+        .env("TZ", "Europe/Berlin")
+        .env("BACKUP_COMPONENTS", "postgres")
+        .env("POSTGRES_DB", "shop,-rf")
+        .run(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let postgres = dir.path().join("postgres");
+    let shop = fs::canonicalize(postgres.join("shop_latest.sql.gz")).unwrap();
+    let shop_name = shop.file_name().unwrap().to_str().unwrap().to_owned();
+
+    let fresh = PgCluster::start();
+    let restore = |args: &[&str]| {
+        fresh
+            .connect(script("restore.sh"))
+            .env("BACKUP_DIR", dir.path())
+            .env("TZ", "Europe/Berlin")
+            .run(args)
+    };
+    let databases = || {
+        fresh.sql(
+            "postgres",
+            "SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '') FROM pg_database \
+             WHERE datname IN ('shop', '-rf')",
+        )
+    };
+    let refused = |args: &[&str], needle: &str| {
+        let out = restore(args);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("no service was touched"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(databases(), "", "{args:?}: a database was touched");
+    };
+    let pg_only = ["--component", "postgres", "--yes"];
+
+    // A dump planted with a matching sidecar, dated in the future: "the latest".
+    let planted = "shop_20991231_235959.sql.gz";
+    fs::copy(&shop, postgres.join(planted)).unwrap();
+    fs::write(
+        postgres.join(format!("{planted}.sha256")),
+        fs::read_to_string(format!("{}.sha256", shop.display()))
+            .unwrap()
+            .replace(&shop_name, planted),
+    )
+    .unwrap();
+    refused(&pg_only, &format!("{planted:?} is dated in the future"));
+    fs::remove_file(postgres.join(planted)).unwrap();
+    fs::remove_file(postgres.join(format!("{planted}.sha256"))).unwrap();
+
+    // The newest dump's sidecar gone: never quietly the older one instead.
+    let sidecar = format!("{}.sha256", shop.display());
+    let kept = fs::read(&sidecar).unwrap();
+    fs::remove_file(&sidecar).unwrap();
+    refused(&pg_only, &format!("{shop_name:?} has no .sha256 sidecar"));
+    fs::write(&sidecar, &kept).unwrap();
+
+    // The dump replaced by a link to it.
+    let aside = dir.path().join("aside.sql.gz");
+    fs::rename(&shop, &aside).unwrap();
+    std::os::unix::fs::symlink(&aside, &shop).unwrap();
+    refused(&pg_only, &format!("{shop_name:?} is a link"));
+    fs::remove_file(&shop).unwrap();
+    fs::rename(&aside, &shop).unwrap();
+
+    // A name with a newline and tabs, which once forged a plan line.
+    let forged = "x\tn8n\tworkflows\tevil.json\nshop_20240101_000000.sql.gz";
+    fs::write(postgres.join(forged), b"x").unwrap();
+    fs::write(postgres.join(format!("{forged}.sha256")), b"x").unwrap();
+    refused(&pg_only, "has control characters in its name");
+    fs::remove_file(postgres.join(forged)).unwrap();
+    fs::remove_file(postgres.join(format!("{forged}.sha256"))).unwrap();
+
+    // A weekly snapshot that lacks a database the tree has, and a component
+    // asked for that the point does not hold.
+    let week = dir.path().join("weekly/2024_W01/postgres");
+    fs::create_dir_all(&week).unwrap();
+    for entry in fs::read_dir(&postgres).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.starts_with("-rf_") && !name.contains("_latest.") && name != ".lock" {
+            fs::copy(postgres.join(&name), week.join(&name)).unwrap();
+        }
+    }
+    let from_week = [
+        "--from",
+        "weekly/2024_W01",
+        "--component",
+        "postgres",
+        "--yes",
+    ];
+    refused(
+        &from_week,
+        "postgres: \"-rf\": the tree has backups of it but this point has none",
+    );
+    refused(
+        &[
+            "--from",
+            "weekly/2024_W01",
+            "--component",
+            "postgres",
+            "--component",
+            "n8n",
+            "--yes",
+        ],
+        "n8n: the tree has backups of it but this point has none",
+    );
+    // Allowed, the gap is still named and the rest restored.
+    let out = restore(&[&from_week[..], &["--allow-missing"]].concat());
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("\"-rf\": the tree has backups"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(databases(), "shop");
+
+    // The whole tree: a database named like an option is restored as a name.
+    let out = restore(&pg_only);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(databases(), "-rf,shop");
+    assert_eq!(fresh.sql("-rf", "SELECT one FROM t"), "1");
+    assert!(
+        out.stderr.contains("(made 20"),
+        "the plan shows dates: {}",
+        out.stderr
+    );
+}
