@@ -111,6 +111,11 @@ pub struct RestoreArgs {
     /// tablespaces (roles that exist are updated; the restoring role is left alone)
     #[arg(long, conflicts_with_all = ["create", "create_if_missing"])]
     pub globals: bool,
+    /// The role whose rights the dump's SQL runs with, and that owns what it
+    /// creates (and a database created for it); default: the database's
+    /// owner. Never one with more rights than a database owner needs
+    #[arg(long, env = "POSTGRES_RESTORE_ROLE", value_name = "ROLE")]
+    pub restore_role: Option<String>,
     /// The psql program
     #[arg(long, value_name = "PATH", default_value = "psql")]
     pub psql: PathBuf,

@@ -78,6 +78,15 @@ impl Conn {
         }
     }
 
+    /// The same server, logged in as another user (a restore's delegate).
+    pub fn as_user(&self, user: &str, password: Secret) -> Self {
+        Conn {
+            user: user.to_owned(),
+            password,
+            ..self.clone()
+        }
+    }
+
     /// A command for `program` connected to database `db`.
     pub fn command(&self, program: &Path, db: &str) -> Command {
         let mut cmd = Command::new(program);

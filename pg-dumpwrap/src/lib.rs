@@ -8,6 +8,7 @@ pub mod globals;
 pub mod pg_error;
 pub mod restore;
 pub mod restore_test;
+pub mod rights;
 
 use backup_common::crypt::{Decryption, Encryption};
 use backup_common::{audit, tool};

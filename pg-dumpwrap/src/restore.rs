@@ -27,7 +27,7 @@ pub fn restore(args: &RestoreArgs, conn: &Conn, decryption: &Decryption) -> Resu
     let summary = if args.globals {
         crate::globals::apply(args, conn, decryption)?
     } else {
-        run_restore(args, conn, decryption)?
+        run_restore(args, conn, decryption, false)?
     };
     println!("{summary}");
     Ok(())
@@ -39,6 +39,7 @@ pub fn run_restore(
     args: &RestoreArgs,
     conn: &Conn,
     decryption: &Decryption,
+    drill: bool,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
     let sidecar::Checked {
@@ -64,20 +65,24 @@ pub fn run_restore(
         ))
     })?;
     let create = args.create || (args.create_if_missing && !database_exists(conn, args)?);
-    if create {
-        create_database(conn, args)?;
+    let run_as = whose_rights(conn, args, create, drill)?;
+    if let crate::rights::RunAs::Connection { why } = &run_as {
+        log::log(COMPONENT, &format!("warning: {why}"));
     }
-    log::log(
-        COMPONENT,
-        &format!(
-            "restoring {} into database {} on {}:{}",
-            file.display(),
-            conn.db,
-            conn.host,
-            conn.port
-        ),
+    let delegate = crate::rights::make_delegate(conn, &args.psql, &run_as)?;
+    let applied = apply(
+        conn,
+        args,
+        &file,
+        input,
+        decryption,
+        create,
+        delegate.as_ref(),
     );
-    let sql_bytes = stream_into_psql(conn, args, &file, input, decryption)?;
+    if let Some(delegate) = delegate {
+        crate::rights::drop_with(conn, &args.psql, delegate, &conn.db);
+    }
+    let sql_bytes = applied?;
     let seconds = started.elapsed().as_secs();
     log::log(
         COMPONENT,
@@ -93,11 +98,78 @@ pub fn run_restore(
         "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
         "database": conn.db,
         "created_database": create,
+        "ran_as": match &run_as {
+            crate::rights::RunAs::Role(role) => role.clone(),
+            crate::rights::RunAs::OwnDatabase => "the scratch database's owner".to_owned(),
+            crate::rights::RunAs::Connection { .. } => conn.user.clone(),
+        },
         "sha256_checked": checked.is_some(),
         "sql_bytes": sql_bytes,
         "duration_seconds": seconds,
     });
     Ok(report)
+}
+
+/// Creates the database if asked, then streams the dump into it through the
+/// delegate's connection (or the server connection without one).
+fn apply(
+    conn: &Conn,
+    args: &RestoreArgs,
+    file: &Path,
+    input: File,
+    decryption: &Decryption,
+    create: bool,
+    delegate: Option<&crate::rights::Delegate>,
+) -> Result<u64> {
+    if create {
+        let owner = delegate.map(|d| d.set_role.clone().unwrap_or_else(|| d.name.clone()));
+        create_database(conn, args, owner.as_deref())?;
+    }
+    log::log(
+        COMPONENT,
+        &format!(
+            "restoring {} into database {} on {}:{}{}",
+            file.display(),
+            conn.db,
+            conn.host,
+            conn.port,
+            match delegate.and_then(|d| d.set_role.as_deref()) {
+                Some(role) => format!(" with the rights of role {role}"),
+                None if delegate.is_some() => " as its owner, a role of its own".to_owned(),
+                None => format!(" as {}", conn.user),
+            }
+        ),
+    );
+    let sql_conn = delegate.map_or_else(|| conn.clone(), |d| d.conn(conn));
+    let preamble = delegate.map(|d| d.preamble()).unwrap_or_default();
+    stream_into_psql(&sql_conn, args, file, input, decryption, &preamble)
+}
+
+/// Whose rights the dump's SQL runs with (`rights::choose` on the facts).
+fn whose_rights(
+    conn: &Conn,
+    args: &RestoreArgs,
+    create: bool,
+    drill: bool,
+) -> Result<crate::rights::RunAs> {
+    use crate::rights;
+    let (connection_is_superuser, owner) = rights::superuser_and_owner(conn, &args.psql, &conn.db)?;
+    let restore_role = match args.restore_role.as_deref().filter(|r| !r.is_empty()) {
+        Some(role) => Some((role, rights::role_is_safe(conn, &args.psql, role)?)),
+        None => None,
+    };
+    let owner_safe = match (&owner, create) {
+        (Some(o), false) => Some((o.as_str(), rights::role_is_safe(conn, &args.psql, o)?)),
+        _ => None,
+    };
+    rights::choose(&rights::Situation {
+        connection_is_superuser,
+        restore_role,
+        drill,
+        creating: create,
+        owner: owner_safe,
+    })
+    .map_err(backup_common::usage)
 }
 
 fn database_exists(conn: &Conn, args: &RestoreArgs) -> Result<bool> {
@@ -112,11 +184,14 @@ fn database_exists(conn: &Conn, args: &RestoreArgs) -> Result<bool> {
     Ok(found != "0")
 }
 
-fn create_database(conn: &Conn, args: &RestoreArgs) -> Result<()> {
-    let quoted = format!("\"{}\"", conn.db.replace('"', "\"\""));
+fn create_database(conn: &Conn, args: &RestoreArgs, owner: Option<&str>) -> Result<()> {
+    let quoted = crate::rights::quote_ident(&conn.db);
+    let owner = owner
+        .map(|o| format!(" OWNER {}", crate::rights::quote_ident(o)))
+        .unwrap_or_default();
     let mut cmd = conn.command(&args.psql, crate::conn::MAINTENANCE_DB);
     cmd.args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("CREATE DATABASE {quoted}"))
+        .arg(format!("CREATE DATABASE {quoted}{owner}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let (status, stderr) = Child::spawn(&mut cmd, &args.psql, "--psql")?.wait()?;
@@ -239,6 +314,7 @@ fn stream_into_psql(
     file: &Path,
     input: File,
     decryption: &Decryption,
+    preamble: &str,
 ) -> Result<u64> {
     let restrict = psql_has_restrict(&args.psql);
     if !restrict {
@@ -262,6 +338,7 @@ fn stream_into_psql(
             .collect();
         passed.extend_from_slice(format!("\\restrict {key}\n").as_bytes());
     }
+    passed.extend_from_slice(preamble.as_bytes());
     passed.extend_from_slice(BEGIN);
     let mut tail = DumpTail::default();
     let mut buf = vec![0u8; 256 * 1024];

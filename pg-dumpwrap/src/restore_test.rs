@@ -83,6 +83,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
         create_if_missing: false,
         globals: false,
         psql: args.psql.clone(),
+        restore_role: None,
     };
     // A signal drops the scratch database too (psql, killed first, may still
     // hold a session: FORCE ends it).
@@ -102,7 +103,7 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
             .map(drop)
         })?;
     scratch_target.set(Some(&scratch));
-    let restored = run_restore(&restore, &conn, decryption);
+    let restored = run_restore(&restore, &conn, decryption, true);
     backup_common::cleanup::failpoint("restore-test::restored");
     let compared = restored.and_then(|_| {
         for (table, rows) in &expected {

@@ -781,6 +781,120 @@ mod restore {
         }
     }
 
+    /// A dump that reaches for the server's programs and files through
+    /// dynamic SQL, which no check of the file can see, after resetting its
+    /// role: with the rights of the database's owner it gets neither.
+    #[test]
+    fn a_dump_runs_with_its_owners_rights_whatever_sql_it_builds() {
+        use std::os::unix::fs::PermissionsExt;
+        let (pg, backups, t, file, _) = scene();
+        pg.sql("postgres", "CREATE ROLE app NOLOGIN");
+        pg.sql("postgres", "CREATE DATABASE owned OWNER app");
+        pg.sql(
+            "owned",
+            "SET ROLE app; CREATE TABLE t (g int, h text); INSERT INTO t VALUES (-1, 'keep me')",
+        );
+        let t = t.env("POSTGRES_DB", "owned");
+        let before = pg.comparable_dump("owned");
+        let outside = tempfile::tempdir().unwrap();
+        // The server runs as another user: it may write here.
+        fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let pwned = outside.path().join("pwned");
+        let sql = sql_of(&file);
+        let at = sql.rfind("-- PostgreSQL database dump complete").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (n, planted) in [
+            format!(
+                "DO $x$ BEGIN EXECUTE 'RESET ROLE'; EXECUTE 'COPY (SELECT 1) TO PROGRAM ' \
+                 || quote_literal('touch {}'); END $x$;\n",
+                pwned.display()
+            ),
+            "DO $x$ BEGIN EXECUTE 'SET ROLE postgres'; END $x$;\n".to_owned(),
+            "SELECT pg_catalog.pg_read_file('/etc/hostname');\n".to_owned(),
+            "DO $x$ BEGIN PERFORM set_config('role', 'postgres', false); \
+             EXECUTE 'CREATE TABLE pwned (a int)'; END $x$;\n"
+                .to_owned(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let hostile = format!("{}{planted}{}", &sql[..at], &sql[at..]);
+            let name = format!("shop_2024010{}_000000.sql.gz", n + 1);
+            let path = dir.path().join(&name);
+            write_gz(&path, &hostile);
+            let sha = backup_common::sidecar::sha256_of_file(&path).unwrap();
+            fs::write(
+                dir.path().join(format!("{name}.sha256")),
+                format!("{sha}  {name}\n"),
+            )
+            .unwrap();
+            let out = t.run(&["restore", path.to_str().unwrap()]);
+            assert_restore_failed(&out, "rolled back", &pg);
+            assert!(!pwned.exists(), "{planted}: a program ran on the server");
+            assert!(
+                before == pg.comparable_dump("owned"),
+                "{planted}: target changed"
+            );
+            assert!(
+                out.stderr.contains("with the rights of role app"),
+                "{}",
+                out.stderr
+            );
+        }
+        // The same dump without the plant restores, owned by the owner, and
+        // no delegate role is left behind.
+        let out = t.run(&["restore", file.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(out.json_lines()[0]["ran_as"], "app");
+        assert_eq!(
+            pg.sql(
+                "owned",
+                "SELECT tableowner FROM pg_tables WHERE tablename = 't'"
+            ),
+            "app"
+        );
+        assert_eq!(
+            pg.sql(
+                "postgres",
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'backup\\_kit\\_restore\\_%'"
+            ),
+            "0"
+        );
+        // A drill of the planted dump gets no more: its scratch database's
+        // owner is a role of its own.
+        let drill = t.run(&[
+            "restore-test",
+            dir.path()
+                .join("shop_20240101_000000.sql.gz")
+                .to_str()
+                .unwrap(),
+        ]);
+        assert_eq!(drill.code, Some(1), "{}", drill.stderr);
+        assert!(!pwned.exists(), "the drill ran a program on the server");
+        // A superuser owner is said, not hidden; a superuser restore role refused.
+        let out = t
+            .clone()
+            .env("POSTGRES_DB", "target")
+            .run(&["restore", file.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("has a superuser's rights"),
+            "{}",
+            out.stderr
+        );
+        let out = t
+            .clone()
+            .env("POSTGRES_RESTORE_ROLE", test_harness::pg::SUPERUSER)
+            .run(&["restore", file.to_str().unwrap()]);
+        out.assert_failed(
+            "restore",
+            2,
+            "rights beyond a database owner's",
+            &pg.password,
+        );
+        drop(backups);
+    }
+
     #[test]
     fn an_sql_error_rolls_back_everything() {
         let (pg, _backups, t, _file, before) = scene();
