@@ -151,13 +151,16 @@ if [ -f "$log_file" ] && [ "$(wc -c <"$log_file")" -gt 10485760 ]; then
 fi
 
 # Every log line (ours and the tools' stderr) goes through one pipe to both
-# backup.log and stderr, in order, while the run goes on. The run's folder is
-# in the tree, where the next run (holding the lock) removes what a killed one
-# left behind.
-for stale in "$BACKUP_DIR"/.backup-run.*; do
-    [ -e "$stale" ] && rm -rf "$stale"
+# backup.log and stderr, in order, while the run goes on. The run's folder
+# (records, logs, the fifo) is outside the tree, in TMPDIR: a tree that fills
+# up must not take the report's inputs with it. The next run (holding the
+# lock) removes what a killed one left behind, here and where older versions
+# kept it.
+scratch=${TMPDIR:-/tmp}
+for stale in "$BACKUP_DIR"/.backup-run.* "$BACKUP_DIR"/.offsite.json.* "$scratch"/backup-kit-run.*; do
+    [ -O "$stale" ] && rm -rf "$stale"
 done
-run_dir=$(mktemp -d "$BACKUP_DIR/.backup-run.XXXXXX") || exit 1
+run_dir=$(mktemp -d "$scratch/backup-kit-run.XXXXXX") || exit 1
 cleanup() {
     exec 8>&- 2>/dev/null
     [ -n "${tee_pid:-}" ] && wait "$tee_pid" 2>/dev/null
@@ -475,7 +478,8 @@ offsite_json() { # status
             "${offsite_bytes:-0}" "$(($(date +%s) - t0))"
         [ -z "$offsite_error" ] || printf ',"error":"%s"' "$(json_escape "$offsite_error")"
         printf '}\n'
-    } >"$run_dir/offsite.json" && mv -f "$run_dir/offsite.json" "$BACKUP_DIR/offsite.json"
+    } >"$run_dir/offsite.json" && tmp=$(mktemp "$BACKUP_DIR/.offsite.json.XXXXXX") &&
+        cat "$run_dir/offsite.json" >"$tmp" && mv -f "$tmp" "$BACKUP_DIR/offsite.json"
 }
 if [ -z "$failed" ] && [ -z "$run_problem" ] && [ -z "$interrupted" ] && [ -n "${BACKUP_OFFSITE_REMOTE:-}" ]; then
     if offsite; then
@@ -497,6 +501,8 @@ set -- "$run_dir/records.jsonl" --type "$backup_type" --duration "$duration" --t
 # A selected component without a readable success record is failed.
 for c in $selected; do set -- "$@" --component "$c"; done
 [ -n "${BACKUP_PROMETHEUS_FILE:-}" ] && set -- "$@" --prometheus "$BACKUP_PROMETHEUS_FILE"
+# Interrupted before it verified or drilled all it made: the report says so.
+[ -z "$interrupted" ] || set -- "$@" --interrupted "$interrupted"
 protected=1
 run_logged "$run_dir/report.txt" backup-report "$@"
 cat "$run_dir/report.txt" >&8

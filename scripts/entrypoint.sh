@@ -47,10 +47,20 @@ check_schedule() { # schedule
     next=$(printf '%s' "$next" | sed 's/^.* report: schedule check failed: //')
     return 1
 }
+# Every setting the runs read is checked now, in every mode: a bad one found
+# at 02:00 would cost a night's report (backup-report --check-settings names
+# each, with its variable).
+if ! problems=$(backup-report --check-settings 2>/dev/null); then
+    fail "$(printf '%s' "$problems" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+fi
 if [ -n "$run_once" ]; then
     : # no schedule: a Job, or a person, decides when
 elif [ -n "${BACKUP_CRONTAB:-}" ]; then
     [ -r "$BACKUP_CRONTAB" ] || fail "BACKUP_CRONTAB $BACKUP_CRONTAB cannot be read; check the mount"
+    # A file saved on Windows: crond would take the CR into the command.
+    if grep -q "$(printf '\r')" "$BACKUP_CRONTAB"; then
+        fail "BACKUP_CRONTAB $BACKUP_CRONTAB has carriage returns (saved on Windows?); convert it to Unix line ends (dos2unix)"
+    fi
     # Every job line's five time fields; comments and VAR=value lines pass.
     set -f
     while IFS= read -r line || [ -n "$line" ]; do
@@ -70,7 +80,7 @@ fi
 # stop the backups: a missed alert is bad, no backup at all is worse. Every
 # run's log says it again.
 if ! targets=$(backup-report --check-notify 2>&1); then
-    say "warning: no notification will be sent: $(printf '%s' "$targets" | sed 's/^.* report: notification check failed: //'); fix BACKUP_NOTIFY_URLS"
+    say "warning: not every notification target is valid: $(printf '%s' "$targets" | sed -n 's/^.* report: notification check failed: //p'); fix BACKUP_NOTIFY_URLS"
 elif [ -n "${BACKUP_NOTIFY_URLS:-}${BACKUP_NOTIFY_URLS_FILE:-}${BACKUP_NOTIFY_URL:-}" ]; then
     say "notifications (level ${BACKUP_NOTIFY_LEVEL:-error}) to: $(printf '%s' "$targets" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
 fi

@@ -9,6 +9,7 @@ pub mod inputs;
 pub mod kept;
 pub mod notify;
 pub mod report;
+pub mod settings;
 pub mod stats;
 
 use anyhow::{Context, Result};
@@ -40,24 +41,26 @@ pub struct Cli {
     /// The run's duration in seconds (default: the sum of the components')
     #[arg(long)]
     pub duration: Option<u64>,
-    #[arg(long, env = "BACKUP_RETENTION_DAYS", default_value_t = 30)]
-    pub days: u32,
-    #[arg(long, env = "BACKUP_RETENTION_WEEKLY", default_value_t = 12)]
-    pub weeks: u32,
+    /// The run was stopped by this signal (backup.sh): the report's status
+    /// is `interrupted`, whatever the records say
+    #[arg(long, value_name = "SIGNAL")]
+    pub interrupted: Option<String>,
+    /// Days of daily backups kept (default: BACKUP_RETENTION_DAYS, else 30)
+    #[arg(long, value_name = "DAYS")]
+    pub days: Option<String>,
+    /// Weekly snapshots kept (default: BACKUP_RETENTION_WEEKLY, else 12)
+    #[arg(long, value_name = "WEEKS")]
+    pub weeks: Option<String>,
     /// Keep this run's records per component in $BACKUP_DIR/records/ and
     /// report every other component by its kept records: one report of the
     /// whole stack when components run on their own (Kubernetes CronJobs)
     #[arg(long, env = "BACKUP_KEEP_RECORDS")]
     pub keep_records: bool,
     /// A new backup smaller than this share of its series' recent median (the
-    /// last 7 successful ones) is a warning: `50` or `50%`
-    #[arg(
-        long,
-        env = "BACKUP_SHRINK_WARN",
-        default_value = "50",
-        value_name = "PERCENT"
-    )]
-    pub shrink_warn: String,
+    /// last 7 successful ones) is a warning: `50` or `50%` (default:
+    /// BACKUP_SHRINK_WARN, else 50)
+    #[arg(long, value_name = "PERCENT")]
+    pub shrink_warn: Option<String>,
     /// Also write node_exporter textfile metrics here (atomically)
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,
@@ -70,10 +73,9 @@ pub struct Cli {
     #[arg(long)]
     pub notify: bool,
     /// Which runs --notify reports: error (runs that were not completed),
-    /// always or never
-    #[arg(long, env = "BACKUP_NOTIFY_LEVEL", default_value = "error",
-          value_parser = notify::Level::parse)]
-    pub notify_level: notify::Level,
+    /// always or never (default: BACKUP_NOTIFY_LEVEL, else error)
+    #[arg(long, value_name = "LEVEL")]
+    pub notify_level: Option<String>,
     /// Instead of writing a report, draw the last one (backup_report.json, the
     /// history and the tree) as a self-contained HTML page into FILE (`-`:
     /// stdout). Every run writes $BACKUP_DIR/backup_report.html anyway
@@ -91,6 +93,11 @@ pub struct Cli {
     /// and print its next run (exit 2 when it is not)
     #[arg(long, conflicts_with = "records")]
     pub check_schedule: bool,
+    /// Instead of writing a report, check every setting the report reads
+    /// (BACKUP_RETENTION_DAYS, BACKUP_NOTIFY_LEVEL, …): one line per bad one,
+    /// exit 2 when there is one (the entrypoint, in every mode)
+    #[arg(long, conflicts_with_all = ["records", "health", "check_schedule"])]
+    pub check_settings: bool,
     /// The cron schedule, for --health and --check-schedule
     #[arg(long, env = "BACKUP_SCHEDULE", default_value = "0 2 * * *")]
     pub schedule: String,
@@ -102,25 +109,55 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub started_file: Option<PathBuf>,
     /// When backup.sh drills restores (never, weekly, always): with `never`
-    /// --health does not judge the drills
-    #[arg(long, env = "BACKUP_RESTORE_TEST", default_value = "weekly",
-          value_parser = ["never", "weekly", "always"])]
-    pub restore_test: String,
-    /// --health: hours the last successful off-site copy may be old (unset:
-    /// not judged)
-    #[arg(long, env = "BACKUP_OFFSITE_MAX_AGE_HOURS", value_name = "HOURS")]
-    pub offsite_max_age_hours: Option<u32>,
-    /// --health: days the newest successful drill of every component may be old
-    #[arg(
-        long,
-        env = "BACKUP_RESTORE_TEST_MAX_AGE_DAYS",
-        default_value_t = 8,
-        value_name = "DAYS"
-    )]
-    pub restore_test_max_age_days: u32,
+    /// --health does not judge the drills (default: BACKUP_RESTORE_TEST,
+    /// else weekly)
+    #[arg(long, value_name = "WHEN")]
+    pub restore_test: Option<String>,
+    /// --health: hours the last successful off-site copy may be old (default:
+    /// BACKUP_OFFSITE_MAX_AGE_HOURS; unset: not judged)
+    #[arg(long, value_name = "HOURS")]
+    pub offsite_max_age_hours: Option<String>,
+    /// --health: days the newest successful drill of every component may be
+    /// old (default: BACKUP_RESTORE_TEST_MAX_AGE_DAYS, else 8)
+    #[arg(long, value_name = "DAYS")]
+    pub restore_test_max_age_days: Option<String>,
+}
+
+impl Cli {
+    /// The settings from the flags and the environment, and every bad value.
+    pub fn settings(&self) -> (settings::Settings, Vec<String>) {
+        settings::resolve(
+            &settings::Given {
+                days: self.days.as_deref(),
+                weeks: self.weeks.as_deref(),
+                shrink_warn: self.shrink_warn.as_deref(),
+                notify_level: self.notify_level.as_deref(),
+                restore_test: self.restore_test.as_deref(),
+                offsite_max_age_hours: self.offsite_max_age_hours.as_deref(),
+                restore_test_max_age_days: self.restore_test_max_age_days.as_deref(),
+            },
+            &|name| std::env::var(name).ok(),
+        )
+    }
 }
 
 pub fn run(cli: Cli) -> i32 {
+    if cli.check_settings {
+        return backup_common::tool::run(COMPONENT, "settings check", || {
+            let (_, problems) = cli.settings();
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                return Ok(());
+            }
+            Err(backup_common::usage(format!(
+                "{} setting(s) are not valid: {}",
+                problems.len(),
+                problems.join("; ")
+            )))
+        });
+    }
     if cli.check_schedule {
         return backup_common::tool::run(COMPONENT, "schedule check", || check_schedule(&cli));
     }
@@ -144,11 +181,18 @@ fn schedule(cli: &Cli) -> Result<health::Schedule> {
 
 fn check_schedule(cli: &Cli) -> Result<()> {
     let s = schedule(cli)?;
-    let next = s
-        .next_after(chrono::Local::now())
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
-        .unwrap_or_else(|| "never".into());
-    println!("schedule \"{}\": next run at {next}", s.text());
+    // `0 2 30 2 *` parses, and never fires: a schedule of no runs at all.
+    let Some(next) = s.next_after(chrono::Local::now()) else {
+        return Err(backup_common::usage(format!(
+            "schedule \"{}\" never fires (no date matches it); check BACKUP_SCHEDULE",
+            s.text()
+        )));
+    };
+    println!(
+        "schedule \"{}\": next run at {}",
+        s.text(),
+        next.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    );
     Ok(())
 }
 
@@ -170,16 +214,20 @@ fn check_health(cli: &Cli) -> Result<()> {
         .map(chrono::DateTime::<chrono::Local>::from);
     let drills = read_drills(&cli.tree.backup_dir)?;
     let offsite = read_offsite(&cli.tree.backup_dir)?;
+    let (settings, problems) = cli.settings();
+    for p in &problems {
+        warn(p);
+    }
     let verdict = health::judge(&health::Facts {
         schedule: &s,
         report: report.as_ref(),
         now: chrono::Local::now(),
         grace: chrono::Duration::minutes(cli.grace_minutes.into()),
         started,
-        drill_max_age: (cli.restore_test != "never")
-            .then(|| chrono::Duration::days(cli.restore_test_max_age_days.into())),
+        drill_max_age: (settings.restore_test != "never")
+            .then(|| chrono::Duration::days(settings.restore_test_max_age_days.into())),
         drills: drills.as_ref(),
-        offsite_max_age: cli
+        offsite_max_age: settings
             .offsite_max_age_hours
             .map(|h| chrono::Duration::hours(h.into())),
         offsite: offsite.as_ref(),
@@ -194,12 +242,18 @@ fn check_health(cli: &Cli) -> Result<()> {
 }
 
 fn check_notify() -> Result<()> {
-    let targets = notify::targets_from_env().map_err(backup_common::usage)?;
-    if targets.is_empty() {
+    let (targets, problems) = notify::targets_from_env().map_err(backup_common::usage)?;
+    if targets.is_empty() && problems.is_empty() {
         println!("no notification target is set (BACKUP_NOTIFY_URLS)");
     }
     for t in &targets {
         println!("{} from {}", t.label(), t.source);
+    }
+    if !problems.is_empty() {
+        return Err(backup_common::usage(format!(
+            "{}; the other targets still get messages",
+            problems.join("; ")
+        )));
     }
     Ok(())
 }
@@ -234,7 +288,8 @@ fn write_report(cli: &Cli) -> Result<()> {
         .iter()
         .filter_map(|c| Component::from_name(c))
         .collect();
-    let shrink = anomaly::parse_shrink(&cli.shrink_warn).map_err(backup_common::usage)?;
+    // A bad setting is a warning of this report, never the end of it.
+    let (settings, setting_problems) = cli.settings();
     let mut lines = read_lines(&cli.records)?;
     let mut keep = None;
     if cli.keep_records {
@@ -251,18 +306,32 @@ fn write_report(cli: &Cli) -> Result<()> {
     let facts = report::RunFacts {
         backup_type: cli.backup_type.clone(),
         duration_seconds: cli.duration,
-        retention_days: cli.days,
-        retention_weekly: cli.weeks,
+        retention_days: settings.days,
+        retention_weekly: settings.weeks,
         now: chrono::Utc::now(),
     };
     let mut report = report::assemble(&run, &stats, &facts);
     // The silent failure: a backup that succeeded but looks wrong.
     let history = history::read(&cli.tree.backup_dir);
     let this_run = history::entries_of(&run, &report.timestamp);
-    report.warnings = anomaly::judge(&this_run, &history, &stats.series_files, shrink)
+    if let Some(signal) = &cli.interrupted {
+        report.status = report::RunStatus::Interrupted;
+        report.errors.push(format!(
+            "the run was interrupted by {signal}: what it had not verified or drilled by then \
+             is unchecked; run backup-verify --all, or wait for the next run"
+        ));
+    }
+    report.warnings = setting_problems;
+    report.warnings.extend(
+        anomaly::judge(
+            &this_run,
+            &history,
+            &stats.series_files,
+            settings.shrink_warn,
+        )
         .into_iter()
-        .map(|a| a.text)
-        .collect();
+        .map(|a| a.text),
+    );
     for w in &report.warnings {
         warn(w);
     }
@@ -273,19 +342,44 @@ fn write_report(cli: &Cli) -> Result<()> {
     report.offsite = warn_if_failed(read_offsite(&cli.tree.backup_dir)).flatten();
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
-    publish::write_atomically(&cli.tree.backup_dir, "backup_report.json", text.as_bytes())?;
-    log::log(
-        COMPONENT,
-        &format!(
-            "wrote {} (status {})",
-            cli.tree.backup_dir.join("backup_report.json").display(),
-            report.status.name()
+    // A report that cannot be written (a full disk) still goes out as a
+    // notification, saying so; the run then fails with that error.
+    let written =
+        publish::write_atomically(&cli.tree.backup_dir, "backup_report.json", text.as_bytes())
+            .with_context(|| {
+                format!(
+                    "the report could not be written to {} — check the disk's free space; \
+                     the last report there is stale",
+                    cli.tree.backup_dir.join("backup_report.json").display()
+                )
+            });
+    match &written {
+        Ok(()) => log::log(
+            COMPONENT,
+            &format!(
+                "wrote {} (status {})",
+                cli.tree.backup_dir.join("backup_report.json").display(),
+                report.status.name()
+            ),
         ),
-    );
+        Err(e) => {
+            let why = backup_common::exit::one_line(e);
+            log::log(COMPONENT, &format!("error: {why}"));
+            report.errors.push(why);
+            if report.status == report::RunStatus::Completed {
+                report.status = report::RunStatus::Partial;
+            }
+            if cli.notify {
+                let text = serde_json::to_string_pretty(&report)?;
+                send_notifications(cli, settings.notify_level, &report, &text);
+            }
+            return written;
+        }
+    }
     let recent = history::keep(
         [history, this_run].concat(),
         facts.now,
-        retention_window(cli),
+        retention_window(&settings),
     );
     warn_if_failed(history::write(&cli.tree.backup_dir, &recent));
     if let Some(store) = &keep {
@@ -293,14 +387,14 @@ fn write_report(cli: &Cli) -> Result<()> {
             kept::write(&cli.tree.backup_dir, store).context("the records were not kept"),
         );
     }
-    let page = page(cli, &report, &stats, &recent, facts.now);
+    let page = page(&settings, &report, &stats, &recent, facts.now);
     warn_if_failed(publish::write_atomically(
         &cli.tree.backup_dir,
         "backup_report.html",
         page.as_bytes(),
     ));
     let notify_failures_total = if cli.notify {
-        send_notifications(cli, &report, &text)
+        send_notifications(cli, settings.notify_level, &report, &text)
     } else {
         read_notify_state(&cli.tree.backup_dir).failures_total
     };
@@ -329,12 +423,12 @@ fn warn_if_failed<T>(result: Result<T>) -> Option<T> {
         .ok()
 }
 
-fn retention_window(cli: &Cli) -> chrono::Duration {
-    chrono::Duration::days(i64::from(cli.days) + 7 * i64::from(cli.weeks) + 1)
+fn retention_window(settings: &settings::Settings) -> chrono::Duration {
+    chrono::Duration::days(i64::from(settings.days) + 7 * i64::from(settings.weeks) + 1)
 }
 
 fn page(
-    cli: &Cli,
+    settings: &settings::Settings,
     report: &report::Report,
     stats: &report::TreeStats,
     history: &[history::Entry],
@@ -351,7 +445,7 @@ fn page(
             .map(|(c, t)| (c.name().to_owned(), *t))
             .collect(),
         weekly: &stats.weekly_folders,
-        window: retention_window(cli),
+        window: retention_window(settings),
     })
 }
 
@@ -369,7 +463,7 @@ fn write_page_of_last_report(cli: &Cli, file: &Path) -> Result<()> {
     })?;
     let stats = stats::scan(root)?;
     let page = page(
-        cli,
+        &cli.settings().0,
         &report,
         &stats,
         &history::read(root),
@@ -411,17 +505,28 @@ fn read_notify_state(root: &Path) -> notify::State {
 /// Sends the report's message to every target the level lets through and
 /// keeps the outcome in notify.json. Nothing here can fail the report: every
 /// problem is a warning. Returns the count of failures ever.
-fn send_notifications(cli: &Cli, report: &report::Report, report_json: &str) -> u64 {
+fn send_notifications(
+    cli: &Cli,
+    level: notify::Level,
+    report: &report::Report,
+    report_json: &str,
+) -> u64 {
     let root = &cli.tree.backup_dir;
     let previous = read_notify_state(root).failures_total;
-    let targets = match notify::targets_from_env() {
+    let (targets, problems) = match notify::targets_from_env() {
         Ok(t) => t,
         Err(e) => {
             warn(&format!("no notification sent: {e}"));
             return previous;
         }
     };
-    if targets.is_empty() {
+    // A target that cannot be parsed is a failed delivery: said, counted,
+    // and no reason to silence the others.
+    for p in &problems {
+        warn(&format!("not notified: {p}; check BACKUP_NOTIFY_URLS"));
+    }
+    let previous = previous + problems.len() as u64;
+    if targets.is_empty() && problems.is_empty() {
         return previous;
     }
     let sender = match notify::send::Sender::new(
@@ -440,14 +545,13 @@ fn send_notifications(cli: &Cli, report: &report::Report, report_json: &str) -> 
         message: &message,
         report_json,
     };
-    let (state, lines) = notify::deliver(
-        &targets,
-        cli.notify_level,
-        report,
-        &delivery,
-        &sender,
-        previous,
-    );
+    let (mut state, lines) = notify::deliver(&targets, level, report, &delivery, &sender, previous);
+    state
+        .failed
+        .extend(problems.iter().map(|p| notify::Failure {
+            target: p.split(": ").take(2).collect::<Vec<_>>().join(": "),
+            error: p.clone(),
+        }));
     for line in lines {
         log::log(COMPONENT, &line);
     }

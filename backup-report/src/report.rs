@@ -63,16 +63,25 @@ pub enum RunStatus {
     Completed,
     Partial,
     Failed,
+    /// backup.sh was stopped by a signal before it verified or drilled all
+    /// it made: whatever the records say, the run is not a completed one.
+    Interrupted,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Partial, RunStatus::Failed];
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Completed,
+        RunStatus::Partial,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             RunStatus::Completed => "completed",
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

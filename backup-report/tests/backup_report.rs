@@ -196,6 +196,11 @@ fn check_schedule_refuses_what_crond_cannot_run() {
         "{}",
         out.stdout
     );
+    let out = t
+        .clone()
+        .env("BACKUP_SCHEDULE", "0 2 30 2 *")
+        .run(&["--check-schedule"]);
+    out.assert_failed("schedule check", 2, "never fires", "no secret here");
     for bad in ["0 2 * *", "0 25 * * *", "@daily", "0 2 L * *"] {
         let out = t
             .clone()
@@ -572,4 +577,123 @@ fn kept_records_make_one_report_of_components_that_run_on_their_own() {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(components(&report()), ["n8n"]);
+}
+
+/// A bad setting is the report's warning, never the end of the report: the
+/// run is reported (and notified) with the default, the variable named.
+#[test]
+fn bad_settings_are_named_in_the_report_and_never_stop_it() {
+    let bad = [
+        ("BACKUP_RETENTION_DAYS", "abc"),
+        ("BACKUP_RETENTION_WEEKLY", "-1"),
+        ("BACKUP_NOTIFY_LEVEL", "errors"),
+        ("BACKUP_RESTORE_TEST", "sometimes"),
+        ("BACKUP_SHRINK_WARN", "abc"),
+        ("BACKUP_OFFSITE_MAX_AGE_HOURS", "-5"),
+    ];
+    let root = tree();
+    let receiver = test_harness::receiver::Receiver::start();
+    let mut t = Tool::new(BIN).env("BACKUP_DIR", root.path()).env(
+        "BACKUP_NOTIFY_URLS",
+        format!("generic+{}/hook", receiver.url),
+    );
+    for (k, v) in bad {
+        t = t.env(k, v);
+    }
+    let out = run_with_stdin(&t, &["--component", "postgres", "--notify"], &pg_ok());
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.path().join("backup_report.json")).unwrap()).unwrap();
+    let warnings = report["warnings"].as_array().unwrap();
+    for (k, v) in bad {
+        assert!(
+            warnings.iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{k}=\"{v}\" is not"))),
+            "{k}: {report}"
+        );
+    }
+    assert_eq!(
+        receiver.take().len(),
+        1,
+        "the default level (error) notifies warnings"
+    );
+    // One too large for a date: no panic after the report.
+    let out = run_with_stdin(
+        &Tool::new(BIN)
+            .env("BACKUP_DIR", root.path())
+            .env("BACKUP_RETENTION_DAYS", "1000000000"),
+        &["--component", "postgres"],
+        &pg_ok(),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("BACKUP_RETENTION_DAYS=\"1000000000\""),
+        "{}",
+        out.stderr
+    );
+    // The entrypoint's check names them all and refuses.
+    let mut check = Tool::new(BIN);
+    for (k, v) in bad {
+        check = check.env(k, v);
+    }
+    let out = check.run(&["--check-settings"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), bad.len(), "{}", out.stdout);
+}
+
+/// A report that cannot be written (here: its name taken by a folder, as a
+/// full disk refuses it) still goes out as a notification, and the run fails.
+#[test]
+fn a_report_that_cannot_be_written_is_still_notified() {
+    let root = tree();
+    let stale = root.path().join("backup_report.json");
+    fs::create_dir(&stale).unwrap();
+    fs::write(stale.join("x"), b"x").unwrap();
+    let receiver = test_harness::receiver::Receiver::start();
+    let t = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .env("BACKUP_NOTIFY_LEVEL", "always")
+        .env(
+            "BACKUP_NOTIFY_URLS",
+            format!("generic+{}/hook", receiver.url),
+        );
+    let out = run_with_stdin(&t, &["--component", "postgres", "--notify"], &pg_ok());
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the report could not be written"),
+        "{}",
+        out.stderr
+    );
+    let sent = receiver.take();
+    assert_eq!(sent.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(body["status"], "partial", "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("could not be written"),
+        "{body}"
+    );
+}
+
+#[test]
+fn an_interrupted_run_is_reported_as_interrupted() {
+    let root = tree();
+    let t = Tool::new(BIN).env("BACKUP_DIR", root.path());
+    let out = run_with_stdin(
+        &t,
+        &["--component", "postgres", "--interrupted", "SIGTERM"],
+        &pg_ok(),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.path().join("backup_report.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert!(report["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("interrupted by SIGTERM"));
 }

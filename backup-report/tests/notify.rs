@@ -471,10 +471,114 @@ fn check_notify_lists_the_targets_and_refuses_a_bad_one() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr.trim_end().ends_with(
-            " report: notification check failed: BACKUP_NOTIFY_URLS: target #2: smtp: no from=…"
+            " report: notification check failed: BACKUP_NOTIFY_URLS: target #2: smtp: no from=…; \
+             the other targets still get messages"
         ),
         "{}",
         out.stderr
     );
     assert!(!out.all().contains(MATRIX_PASSWORD));
+}
+
+/// Nine targets in the file, one of them malformed: the other eight are
+/// reached, the ninth is a warning and a counted failure.
+#[test]
+fn one_malformed_url_among_nine_silences_none_of_the_others() {
+    let api = services();
+    let mut urls: Vec<String> = every_http_target(api.authority())
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    urls.insert(4, "smtp://u@mail/?to=ops@example.org".into());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("urls");
+    fs::write(&file, urls.join("\n")).unwrap();
+    let run = report(
+        &[
+            (
+                "BACKUP_NOTIFY_URLS_FILE",
+                file.to_string_lossy().into_owned(),
+            ),
+            ("BACKUP_NOTIFY_API_ROOT", api.url.clone()),
+        ],
+        true,
+        None,
+    );
+    let seen = api.take();
+    assert_eq!(
+        seen.len(),
+        11,
+        "all eight services, as with no bad URL: {}",
+        run.out.stderr
+    );
+    assert!(
+        run.out
+            .stderr
+            .contains("not notified: BACKUP_NOTIFY_URLS: target #5: smtp: no from=…"),
+        "{}",
+        run.out.stderr
+    );
+    let state = run.notify_state();
+    assert_eq!(state["sent"].as_array().unwrap().len(), 8, "{state}");
+    assert_eq!(state["failed"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["failures_total"], 1, "{state}");
+    run.assert_no_secret();
+}
+
+/// What a database name or a server's error message can carry into chat.
+#[test]
+fn chat_messages_carry_names_as_text_never_as_mentions_or_links() {
+    let api = services();
+    let hostile = "@everyone <!channel> <https://evil.example/x|Restore now>";
+    let root = tempfile::tempdir().unwrap();
+    let urls = every_http_target(api.authority());
+    let records_file = root.path().join("records.jsonl");
+    fs::write(
+        &records_file,
+        format!(
+            "{{\"component\":\"postgres\",\"status\":\"failed\",\"duration_seconds\":1,\"error\":\"{}\"}}\n",
+            hostile.replace('"', "\\\"")
+        ),
+    )
+    .unwrap();
+    let out = Tool::new(BIN)
+        .env("BACKUP_DIR", root.path())
+        .env("BACKUP_NOTIFY_URLS", urls)
+        .env("BACKUP_NOTIFY_API_ROOT", &api.url)
+        .without("BACKUP_NOTIFY_URL")
+        .without("BACKUP_NOTIFY_LEVEL")
+        .run(&[
+            records_file.to_str().unwrap(),
+            "--component",
+            "postgres",
+            "--notify",
+        ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seen = api.take();
+    let slack = seen
+        .iter()
+        .filter(|r| r.line().contains("/services/") || r.line().contains("chat.postMessage"))
+        .map(|r| r.json()["text"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(slack.len(), 2);
+    for text in &slack {
+        assert!(
+            text.contains("&lt;!channel&gt;") && !text.contains("<!channel>"),
+            "{text}"
+        );
+        assert!(!text.contains("<https://"), "{text}");
+    }
+    let discord = seen
+        .iter()
+        .find(|r| r.line().contains("/api/webhooks/"))
+        .unwrap()
+        .text();
+    assert!(
+        discord.contains(r#""allowed_mentions":{"parse":[]}"#),
+        "{discord}"
+    );
+    assert!(
+        discord.contains("```"),
+        "the report's text in a code block: {discord}"
+    );
 }

@@ -56,24 +56,28 @@ pub fn decide(
 
 /// The targets the environment names: `BACKUP_NOTIFY_URLS` (or its `_FILE`),
 /// and the older `BACKUP_NOTIFY_URL`, which receives every report as before.
-pub fn targets_from_env() -> Result<Vec<Target>, String> {
+/// Returns the targets that parse and a problem for each one that does not
+/// (`Err` only when a variable or its file cannot be read at all).
+pub fn targets_from_env() -> Result<(Vec<Target>, Vec<String>), String> {
     let read = |name| {
         backup_common::secret::from_env(name)
             .map_err(|e| backup_common::exit::one_line(&e))
             .map(|v| v.map(|s| s.expose().to_owned()).unwrap_or_default())
     };
-    let mut targets = target::parse_list(&read("BACKUP_NOTIFY_URLS")?, "BACKUP_NOTIFY_URLS")?;
+    let (mut targets, mut problems) =
+        target::parse_list(&read("BACKUP_NOTIFY_URLS")?, "BACKUP_NOTIFY_URLS");
     let legacy = read("BACKUP_NOTIFY_URL")?;
     if !legacy.trim().is_empty() {
-        let service =
-            target::parse(legacy.trim()).map_err(|e| format!("BACKUP_NOTIFY_URL: {e}"))?;
-        targets.push(Target {
-            service,
-            source: "BACKUP_NOTIFY_URL",
-            always: true,
-        });
+        match target::parse(legacy.trim()) {
+            Ok(service) => targets.push(Target {
+                service,
+                source: "BACKUP_NOTIFY_URL",
+                always: true,
+            }),
+            Err(e) => problems.push(format!("BACKUP_NOTIFY_URL: {e}")),
+        }
     }
-    Ok(targets)
+    Ok((targets, problems))
 }
 
 /// `notify.json`: the last round of notifications, and every failure so far

@@ -107,14 +107,14 @@ impl Sender {
             }
             Service::SlackWebhook { path } => {
                 let url = format!("{}/services/{}", self.root(SLACK_HOOKS), path.expose());
-                let body = json!({ "text": format!("*{}*\n{}", m.title, m.body) });
+                let body = json!({ "text": slack_text(&m.title, &m.body) });
                 self.post(|| self.client.post(&url).json(&body)).map(drop)
             }
             Service::SlackBot { token, channel } => {
                 let url = format!("{}/api/chat.postMessage", self.root(SLACK_API));
                 let body = json!({
                     "channel": channel,
-                    "text": format!("*{}*\n{}", m.title, m.body),
+                    "text": slack_text(&m.title, &m.body),
                 });
                 self.post(|| {
                     self.client
@@ -130,8 +130,10 @@ impl Sender {
                     self.root(DISCORD_API),
                     token.expose()
                 );
-                let content = truncate(&format!("**{}**\n{}", m.title, m.body), DISCORD_LIMIT);
-                let payload = json!({ "content": content }).to_string();
+                let content = discord_content(&m.title, &m.body);
+                // No mention in a message pings anyone, whatever it holds.
+                let payload =
+                    json!({ "content": content, "allowed_mentions": { "parse": [] } }).to_string();
                 self.post(|| {
                     let form = reqwest::blocking::multipart::Form::new()
                         .text("payload_json", payload.clone())
@@ -181,7 +183,10 @@ impl Sender {
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
                         .body(d.report_json.to_owned())
                 })
-                .map(drop),
+                .map(drop)
+                // A generic endpoint's answer may echo its own URL (path and
+                // query are its secret): only the status is kept.
+                .map_err(|e| e.split(':').next().unwrap_or("failed").to_owned()),
         };
         result.map_err(|e| one_line(&redact(&e)))
     }
@@ -391,6 +396,30 @@ fn send_mail(smtp: &Smtp, d: &Delivery) -> Result<(), String> {
         .map_err(|e| backup_common::exit::error_chain(&e))
 }
 
+/// Slack's mrkdwn reads `<…>` as links and mentions (`<!channel>`,
+/// `<https://x|Restore now>`): a database name or a server's error message in
+/// the report must stay text. Slack's own escaping: `&`, `<`, `>`.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn slack_text(title: &str, body: &str) -> String {
+    format!("*{}*\n{}", slack_escape(title), slack_escape(body))
+}
+
+/// Discord renders nothing inside a code block — no link, mention or
+/// markdown — so the report's text (names, error messages) goes in one; a
+/// fence in the text itself is broken up so it cannot end the block.
+fn discord_content(title: &str, body: &str) -> String {
+    let fence_free = |t: &str| t.replace("```", "`\u{200b}``");
+    let title = fence_free(title).replace(['*', '_', '~', '|', '[', ']', '<', '>', '@'], " ");
+    let head = format!("**{}**\n```\n", title.trim());
+    let room = DISCORD_LIMIT.saturating_sub(head.chars().count() + 4);
+    format!("{head}{}\n```", truncate(&fence_free(body), room))
+}
+
 fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
@@ -402,4 +431,33 @@ fn truncate(text: &str, max: usize) -> String {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str =
+        "database @everyone <!channel> <https://evil.example/x|Restore now> & [click](https://evil.example) ```";
+
+    #[test]
+    fn slack_gets_text_not_links_or_mentions() {
+        let text = slack_text("backup failed on h", HOSTILE);
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt;") && text.contains("&amp;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn discord_gets_the_report_inside_one_code_block() {
+        let content = discord_content("backup <@&1> failed", HOSTILE);
+        assert!(content.starts_with("**backup"), "{content}");
+        assert_eq!(content.matches("```").count(), 2, "{content}");
+        assert!(content.ends_with("\n```"), "{content}");
+        assert!(!content.contains("<@&1>"), "{content}");
+        let long = discord_content("t", &"x".repeat(5000));
+        assert!(long.chars().count() <= DISCORD_LIMIT && long.ends_with("```"));
+    }
 }

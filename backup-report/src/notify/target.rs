@@ -117,21 +117,27 @@ fn host_port(u: &Url) -> String {
 /// The targets of a list: URLs separated by white space or new lines (a
 /// `_FILE` holds one per line; `#` starts a comment line). A URL's commas
 /// belong to it (`to=a,b`), hence no comma as a separator.
-pub fn parse_list(text: &str, source: &'static str) -> Result<Vec<Target>, String> {
-    text.lines()
+///
+/// One bad URL never silences the good ones: every URL that parses is a
+/// target, and every one that does not is a problem, named by its place.
+pub fn parse_list(text: &str, source: &'static str) -> (Vec<Target>, Vec<String>) {
+    let mut targets = Vec::new();
+    let mut problems = Vec::new();
+    let urls = text
+        .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .flat_map(str::split_whitespace)
-        .enumerate()
-        .map(|(i, url)| {
-            parse(url)
-                .map(|service| Target {
-                    service,
-                    source,
-                    always: false,
-                })
-                .map_err(|e| format!("{source}: target #{}: {e}", i + 1))
-        })
-        .collect()
+        .flat_map(str::split_whitespace);
+    for (i, url) in urls.enumerate() {
+        match parse(url) {
+            Ok(service) => targets.push(Target {
+                service,
+                source,
+                always: false,
+            }),
+            Err(e) => problems.push(format!("{source}: target #{}: {e}", i + 1)),
+        }
+    }
+    (targets, problems)
 }
 
 /// One URL. Errors name the scheme and the field, never the URL itself.
@@ -187,14 +193,25 @@ fn remember_secrets(url: &Url) {
 /// A generic URL keeps its credential wherever its service chose: every path
 /// part as long as a token (shorter ones are words, like `webhooks`) and every
 /// query value.
+/// A generic URL's path and query are its secret (a webhook's token is
+/// wherever its service put it): the whole of each, and every part of six
+/// characters or more, are masked wherever they would be shown. Shorter
+/// parts alone are left: masking `hook` would blank it in every log line.
 fn remember_generic_secrets(url: &Url) {
+    if url.path().len() > 1 {
+        Secret::new(url.path().to_owned());
+        Secret::new(decoded(url.path()));
+    }
+    if let Some(query) = url.query().filter(|q| !q.is_empty()) {
+        Secret::new(query.to_owned());
+    }
     for part in url.path().split('/').map(decoded) {
-        if part.len() >= 12 {
+        if part.len() >= 6 {
             Secret::new(part);
         }
     }
     for (_, v) in url.query_pairs() {
-        if v.len() >= 8 {
+        if v.len() >= 6 {
             Secret::new(v.into_owned());
         }
     }
@@ -598,11 +615,11 @@ mod tests {
                 url: Secret::new("http://127.0.0.1:9/hook?token=abc".into())
             }
         );
-        let targets = parse_list(
+        let (targets, problems) = parse_list(
             "# ops\nntfy://:tk_secret123@ntfy.example.org/backups\n  https://hooks.example.org/x/sekrit-path-123?key=value-secret  smtp://u:pw-secret@mail:587/?from=a@b&to=c@d\n",
             "BACKUP_NOTIFY_URLS",
-        )
-        .unwrap();
+        );
+        assert!(problems.is_empty(), "{problems:?}");
         let labels: Vec<String> = targets.iter().map(Target::label).collect();
         assert_eq!(
             labels,
@@ -612,8 +629,12 @@ mod tests {
                 "smtp (mail:587)"
             ]
         );
-        let err =
-            parse_list("ntfy://h/t ftp://user:pw-secret@h/", "BACKUP_NOTIFY_URLS").unwrap_err();
+        let (good, problems) = parse_list(
+            "ntfy://h/t ftp://user:pw-secret@h/ gotify://g/tokenvalue",
+            "BACKUP_NOTIFY_URLS",
+        );
+        assert_eq!(good.len(), 2, "the good ones around a bad one stay");
+        let err = &problems[0];
         assert!(
             err.starts_with("BACKUP_NOTIFY_URLS: target #2: unknown scheme \"ftp\""),
             "{err}"
@@ -622,6 +643,12 @@ mod tests {
         assert_eq!(
             backup_common::secret::redact("x sekrit-path-123 y value-secret"),
             "x *** y ***"
+        );
+        // A short token is masked with its path or query around it.
+        parse("https://h.example/t/abc123?k=s3").unwrap();
+        assert_eq!(
+            backup_common::secret::redact("POST /t/abc123?k=s3 (token abc123)"),
+            "POST ***?*** (token ***)"
         );
     }
 }

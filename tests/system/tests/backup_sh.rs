@@ -660,7 +660,7 @@ fn sigterm_stops_the_running_tool_and_still_writes_the_report() {
     );
     let report: Value =
         serde_json::from_slice(&fs::read(dir.path().join("backup_report.json")).unwrap()).unwrap();
-    assert_eq!(report["status"], "failed");
+    assert_eq!(report["status"], "interrupted");
     assert_eq!(report["components"]["n8n"]["status"], "failed");
     assert!(
         report["components"]["postgres"]["error"]

@@ -114,7 +114,7 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user_and_sigterm_stops_i
     // The interrupted run still wrote its report; n8n's temp file is gone.
     let report = backups.join("backup_report.json");
     let r: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
-    assert_eq!(r["status"], "partial", "{r}");
+    assert_eq!(r["status"], "interrupted", "{r}");
     assert_eq!(r["components"]["postgres"]["status"], "success", "{r}");
     let n8n_error = r["components"]["n8n"]["error"].as_str().unwrap();
     assert!(n8n_error.contains("interrupted by SIGTERM"), "{n8n_error}");
@@ -146,7 +146,7 @@ fn crond_runs_backup_sh_within_70_seconds_as_the_backup_user_and_sigterm_stops_i
         .env("BACKUP_DIR", &backups)
         .env("BACKUP_SCHEDULE", "* * * * *")
         .run(&["--health", "--started-file", started.to_str().unwrap()]);
-    health.assert_failed("health check", 1, "is partial: n8n: ", &pg.password);
+    health.assert_failed("health check", 1, "is interrupted: n8n: ", &pg.password);
 }
 
 #[test]
@@ -169,6 +169,40 @@ fn a_bad_schedule_or_crontab_stops_the_container_at_start() {
         assert!(
             out.stderr.contains("entrypoint: BACKUP_SCHEDULE")
                 && out.stderr.contains("is not a cron schedule crond can run"),
+            "{}",
+            out.stderr
+        );
+    }
+    // A schedule crond accepts and that never fires.
+    let out = run(&[("BACKUP_SCHEDULE", "0 2 30 2 *")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("never fires"), "{}", out.stderr);
+    // A crontab saved on Windows.
+    let crlf = dir.path().join("crlf-crontab");
+    fs::write(&crlf, "0 2 * * * backup.sh\r\n").unwrap();
+    let out = run(&[("BACKUP_CRONTAB", crlf.to_str().unwrap())]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("has carriage returns"),
+        "{}",
+        out.stderr
+    );
+    // Every setting the runs read, in the cron mode and the run-once mode.
+    for args in [&[][..], &["run", "backup.sh"]] {
+        let mut t = script("entrypoint.sh")
+            .env("BACKUP_DIR", dir.path().join("backups"))
+            .env("BACKUP_CRONTABS_DIR", dir.path().join("crontabs"))
+            .env("BACKUP_USER", "nobody")
+            .env("BACKUP_RETENTION_DAYS", "1e9")
+            .env("BACKUP_RESTORE_TEST", "sometimes");
+        t.args.extend(args.iter().map(std::ffi::OsString::from));
+        let out = run_briefly(&t);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("BACKUP_RETENTION_DAYS=\"1e9\" is not")
+                && out
+                    .stderr
+                    .contains("BACKUP_RESTORE_TEST=\"sometimes\" is not"),
             "{}",
             out.stderr
         );
@@ -206,8 +240,9 @@ fn a_bad_schedule_or_crontab_stops_the_container_at_start() {
     assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains(
-            "entrypoint: warning: no notification will be sent: BACKUP_NOTIFY_URLS: \
-             target #2: telegram: chats=… names no chat; fix BACKUP_NOTIFY_URLS"
+            "entrypoint: warning: not every notification target is valid: BACKUP_NOTIFY_URLS: \
+             target #2: telegram: chats=… names no chat; the other targets still get \
+             messages; fix BACKUP_NOTIFY_URLS"
         ) && out.stderr.contains("user no-such-user-here does not exist")
             && !out.stderr.contains("pw-secret-31"),
         "{}",
@@ -409,7 +444,7 @@ fn run_once_runs_the_command_as_the_backup_user_and_returns_its_status() {
     );
     let r: serde_json::Value =
         serde_json::from_slice(&fs::read(backups.join("backup_report.json")).unwrap()).unwrap();
-    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["status"], "interrupted", "{r}");
 }
 
 /// `run_briefly` with arguments.
