@@ -33,6 +33,15 @@ pub struct Outcome {
 
 /// The databases a backup takes, in order: those named, or (`all`) every
 /// database of the cluster that accepts connections except the templates.
+/// A name psql gave hex-encoded (`encode(…, 'hex')`).
+fn from_hex(hex: &str) -> Option<String> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
 pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Result<Vec<String>> {
     match selection {
         Selection::Named(names) => Ok(names.clone()),
@@ -41,16 +50,21 @@ pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Resul
                 conn,
                 &args.psql,
                 &conn.db,
-                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
-                 ORDER BY datname",
+                // Hex: a name with a newline would otherwise read as two.
+                "SELECT encode(convert_to(datname, 'UTF8'), 'hex') FROM pg_database \
+                 WHERE datallowconn AND NOT datistemplate ORDER BY datname",
             )
             .context("listing the cluster's databases for POSTGRES_DB=all")?;
+            let listed = listed
+                .lines()
+                .map(from_hex)
+                .collect::<Option<Vec<String>>>()
+                .context("psql listed a database name that is not hex-encoded UTF-8")?;
             // A drill's scratch database is a copy of another one, never a
             // series of its own (one left by a killed drill would otherwise be
             // backed up night after night).
             let (scratch, names): (Vec<String>, Vec<String>) = listed
-                .lines()
-                .map(str::to_owned)
+                .into_iter()
                 .partition(|name| crate::restore_test::scratch_pid(name).is_some());
             for name in &scratch {
                 log::log(
@@ -66,7 +80,11 @@ pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Resul
                 &format!(
                     "POSTGRES_DB=all: {} database(s): {}",
                     names.len(),
-                    names.join(", ")
+                    names
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
             Ok(names)
@@ -313,4 +331,18 @@ fn sql_into<W: Write>(
         .and_then(|mut out| out.flush())
         .context("cannot write the compressed dump")?;
     Ok(sql_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_come_back_from_hex_whole() {
+        assert_eq!(
+            super::from_hex("6576696c0a73686f70").as_deref(),
+            Some("evil\nshop")
+        );
+        assert_eq!(super::from_hex("c3bc").as_deref(), Some("ü"));
+        assert_eq!(super::from_hex("zz"), None);
+        assert_eq!(super::from_hex("6"), None);
+    }
 }

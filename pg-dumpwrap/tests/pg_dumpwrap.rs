@@ -1293,3 +1293,35 @@ fn progress_is_drawn_on_a_terminal_and_never_into_a_log() {
         out.stdout
     );
 }
+
+/// A database whose name holds a newline and a tab, found by `all`: refused
+/// as one name (never read as two, never a file), the others backed up.
+#[test]
+fn all_refuses_a_database_named_with_control_characters_and_backs_up_the_rest() {
+    let pg = PgCluster::start();
+    pg.create_db("shop");
+    pg.sql("postgres", "CREATE DATABASE \"evil\nshop\tx\"");
+    let backups = tempfile::tempdir().unwrap();
+    let out = tool(&pg, backups.path(), "all").run(&["backup"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let records = out.json_lines();
+    let failed: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{records:?}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("must not hold '/' or control characters"),
+        "{}",
+        failed[0]
+    );
+    assert!(records
+        .iter()
+        .any(|r| r["series"] == "shop" && r["status"] == "success"));
+    let files: Vec<String> = fs::read_dir(backups.path().join("postgres"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().all(|f| !f.contains("evil")), "{files:?}");
+}
