@@ -153,19 +153,24 @@ fi
 # Every log line (ours and the tools' stderr) goes through one pipe to both
 # backup.log and stderr, in order, while the run goes on. The run's folder
 # (records, logs, the fifo) is outside the tree, in TMPDIR: a tree that fills
-# up must not take the report's inputs with it. The next run (holding the
-# lock) removes what a killed one left behind, here and where older versions
-# kept it.
+# up must not take the report's inputs with it. Its path is noted in the tree
+# (.backup-run), so that the next run of this tree (holding the lock) removes
+# what a killed one left behind — and only that: other trees' runs may share
+# TMPDIR. Older versions kept it in the tree.
 scratch=${TMPDIR:-/tmp}
-for stale in "$BACKUP_DIR"/.backup-run.* "$BACKUP_DIR"/.offsite.json.* "$scratch"/backup-kit-run.*; do
-    [ -O "$stale" ] && rm -rf "$stale"
+if stale=$(cat "$BACKUP_DIR/.backup-run" 2>/dev/null); then
+    case $stale in "$scratch"/backup-kit-run.*) [ -O "$stale" ] && rm -rf "$stale" ;; esac
+fi
+for stale in "$BACKUP_DIR"/.backup-run.* "$BACKUP_DIR"/.offsite.json.*; do
+    [ -e "$stale" ] && rm -rf "$stale"
 done
 run_dir=$(mktemp -d "$scratch/backup-kit-run.XXXXXX") || exit 1
+printf '%s\n' "$run_dir" >"$BACKUP_DIR/.backup-run" 2>/dev/null
 cleanup() {
     exec 8>&- 2>/dev/null
     [ -n "${tee_pid:-}" ] && wait "$tee_pid" 2>/dev/null
     rm -rf "$run_dir"
-    rm -f "$pid_file"
+    rm -f "$pid_file" "$BACKUP_DIR/.backup-run"
 }
 trap cleanup EXIT
 mkfifo "$run_dir/log" || exit 1
@@ -437,9 +442,13 @@ offsite() {
         log "off-site: rclone copy (upload only: nothing on the remote is deleted or overwritten)"
         rclone_logged "uploading the artifacts" copy "$BACKUP_DIR" "$remote" --immutable --checksum \
             --filter-from "$run_dir/offsite.filter" "$@" || return 1
-        rclone_logged "uploading the reports and latest links" copy "$BACKUP_DIR" "$remote" --links \
-            --filter '- .*' --filter '+ /*.json' --filter '+ /*.log' --filter '+ /*/*_latest*' \
-            --filter '- *' "$@" || log "warning: off-site: $offsite_error"
+        # The run's files (reports, logs, the audit log) under a name of their
+        # own per run, never over an earlier copy: what the remote holds of
+        # the audit log is the history, not one file the next upload replaces.
+        rclone_logged "uploading the reports and logs" copy "$BACKUP_DIR" \
+            "$remote/runs/$(date -u +%Y%m%dT%H%M%SZ)-$$" --immutable \
+            --filter '- .*' --filter '+ /*.json' --filter '+ /*.log' --filter '+ /*.log.*' \
+            --filter '+ /*.html' --filter '- *' "$@" || log "warning: off-site: $offsite_error"
         offsite_error=
         ;;
     sync)

@@ -7,7 +7,7 @@ set -u
 
 usage() {
     cat <<'EOF'
-Usage: offsite-pull.sh REMOTE DIR
+Usage: offsite-pull.sh [--before TIME] REMOTE DIR
 
 Copies the backup tree from the rclone remote REMOTE (what backup.sh's
 off-site step uploads to: BACKUP_OFFSITE_REMOTE) into DIR (created, 0700),
@@ -20,7 +20,15 @@ remote (the backup host, or an attacker on it) could otherwise plant a link
 and have the pull write through it outside DIR. Links on the remote
 (*.rclonelink) are not copied; DIR, and every folder in it, must not be a
 link. The *_latest links are not needed: `restore.sh --from latest` takes
-each series' newest checked backup. Then, for example:
+each series' newest checked backup.
+
+  --before TIME   only what the remote received before TIME (its own
+                  modification times, never what the uploader claimed):
+                  a restore from before a compromise of the backup host.
+                  TIME: YYYY-MM-DD HH:MM[:SS] (local time) or
+                  YYYY-MM-DDTHH:MM:SSZ (UTC)
+
+Then, for example:
 
   BACKUP_DIR=DIR restore.sh --from latest
 
@@ -33,6 +41,21 @@ case ${1:-} in -h | --help)
     exit 0
     ;;
 esac
+before=
+case ${1:-} in
+--before)
+    [ $# -ge 2 ] || {
+        printf 'offsite-pull.sh: --before needs a TIME (see --help)\n' >&2
+        exit 2
+    }
+    before=$2
+    shift 2
+    ;;
+--before=*)
+    before=${1#--before=}
+    shift
+    ;;
+esac
 if [ $# -ne 2 ]; then
     printf 'offsite-pull.sh: give REMOTE and DIR (see --help)\n' >&2
     exit 2
@@ -40,6 +63,26 @@ fi
 remote=$1
 dir=$2
 umask 077
+# --before: the age that TIME is now, for rclone's --min-age, judged by the
+# server's own times (--use-server-modtime): an uploader can set an object's
+# claimed modification time, not when the server received it.
+age_filter=
+if [ -n "$before" ]; then
+    case $before in
+    *Z) epoch=$(TZ=UTC date -d "$(printf '%s' "${before%Z}" | tr T ' ')" +%s 2>/dev/null) ;;
+    *) epoch=$(date -d "$(printf '%s' "$before" | tr T ' ')" +%s 2>/dev/null) ;;
+    esac
+    if [ -z "$epoch" ]; then
+        printf 'offsite-pull.sh: --before %s is not a time (YYYY-MM-DD HH:MM[:SS], or YYYY-MM-DDTHH:MM:SSZ for UTC)\n' "$before" >&2
+        exit 2
+    fi
+    age=$(($(date +%s) - epoch))
+    if [ "$age" -le 0 ]; then
+        printf 'offsite-pull.sh: --before %s is not in the past\n' "$before" >&2
+        exit 2
+    fi
+    age_filter="--use-server-modtime --min-age ${age}s"
+fi
 # A link anywhere on the way in would lead the copy out of DIR.
 links_in() { # dir: every link to a folder in it, and DIR itself if it is one
     [ -L "$1" ] && printf '%s\n' "$1"
@@ -58,10 +101,11 @@ refuse_links() { # when
 refuse_links "before the copy"
 mkdir -p -- "$dir" || exit 1
 
-printf 'offsite-pull: copying %s into %s\n' "$remote" "$dir" >&2
+printf 'offsite-pull: copying %s into %s%s\n' "$remote" "$dir" "${before:+ (only what it received before $before)}" >&2
 # No --links: a link on the remote (*.rclonelink) is never made a link here,
 # and is not copied at all.
-if ! rclone copy "$remote" "$dir" --exclude '*.rclonelink' --log-level NOTICE; then
+# shellcheck disable=SC2086 # the flags of --before, split on purpose
+if ! rclone copy "$remote" "$dir" --exclude '*.rclonelink' $age_filter --log-level NOTICE; then
     printf 'offsite-pull.sh: copying from %s failed; check the remote name and rclone'"'"'s config\n' "$remote" >&2
     exit 1
 fi

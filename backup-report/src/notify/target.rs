@@ -194,9 +194,11 @@ fn remember_secrets(url: &Url) {
 /// part as long as a token (shorter ones are words, like `webhooks`) and every
 /// query value.
 /// A generic URL's path and query are its secret (a webhook's token is
-/// wherever its service put it): the whole of each, and every part of six
-/// characters or more, are masked wherever they would be shown. Shorter
-/// parts alone are left: masking `hook` would blank it in every log line.
+/// wherever its service put it): the whole of each is masked wherever it
+/// would be shown, and so is every query value of four characters or more
+/// and every path part of twelve or more. Shorter path parts alone are left:
+/// they are mostly words (`notify`, `hooks`), and masking one would blank it
+/// in every log line.
 fn remember_generic_secrets(url: &Url) {
     if url.path().len() > 1 {
         Secret::new(url.path().to_owned());
@@ -206,12 +208,12 @@ fn remember_generic_secrets(url: &Url) {
         Secret::new(query.to_owned());
     }
     for part in url.path().split('/').map(decoded) {
-        if part.len() >= 6 {
+        if part.len() >= 12 {
             Secret::new(part);
         }
     }
     for (_, v) in url.query_pairs() {
-        if v.len() >= 6 {
+        if v.len() >= 4 {
             Secret::new(v.into_owned());
         }
     }
@@ -644,11 +646,12 @@ mod tests {
             backup_common::secret::redact("x sekrit-path-123 y value-secret"),
             "x *** y ***"
         );
-        // A short token is masked with its path or query around it.
-        parse("https://h.example/t/abc123?k=s3").unwrap();
+        // A short token is masked with its path or query around it, and a
+        // query value alone.
+        parse("https://h.example/t/abc123?k=s3cr").unwrap();
         assert_eq!(
-            backup_common::secret::redact("POST /t/abc123?k=s3 (token abc123)"),
-            "POST ***?*** (token ***)"
+            backup_common::secret::redact("POST /t/abc123?k=s3cr (key s3cr)"),
+            "POST ***?*** (key ***)"
         );
     }
 }

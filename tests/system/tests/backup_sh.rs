@@ -989,6 +989,20 @@ fn the_off_site_copy_keeps_what_was_deleted_here_and_catches_what_was_changed_th
         "the dump, the globals, their sidecars: {sent}"
     );
     assert!(!out.all().contains(&s3.secret_key));
+    // A moment after everything of the first run arrived, before the rest.
+    test_harness::wait_for_next_second();
+    let first_run_done = String::from_utf8(
+        std::process::Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%dT%H:%M:%SZ")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    test_harness::wait_for_next_second();
 
     // Deleted here (after a second run, whose dump is newer): still there
     // after the next run.
@@ -1048,6 +1062,52 @@ fn the_off_site_copy_keeps_what_was_deleted_here_and_catches_what_was_changed_th
     );
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
     assert!(pulled.path().join("tree/postgres").join(&first).is_file());
+
+    // The run's files went up under a folder per run, never over each other
+    // (each run sends the report and log the tree has when it copies: the
+    // last run's).
+    let keys = s3.keys("offsite");
+    let reports: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("runs/") && k.ends_with("/backup_report.json"))
+        .collect();
+    assert_eq!(reports.len(), 2, "the second and third runs': {keys:?}");
+    assert_eq!(
+        keys.iter().filter(|k| k.ends_with("/backup.log")).count(),
+        3,
+        "{keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k == "backup_report.json" || k.contains("_latest")),
+        "{keys:?}"
+    );
+
+    // Pulled as the remote was before a moment: what came later (here a
+    // planted dump dated 2099, its claimed mtime old) stays out.
+    s3.put(
+        "offsite",
+        "postgres/shop_20991231_235959.sql.gz",
+        b"planted",
+        "application/octet-stream",
+        &[("mtime", "1000000000")],
+    );
+    let before = pulled.path().join("before");
+    let out = with_remote(script("offsite-pull.sh")).run(&[
+        "--before",
+        &first_run_done,
+        "offsite:offsite",
+        before.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let got: Vec<String> = fs::read_dir(before.join("postgres"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(got.contains(&first), "{got:?}");
+    assert!(!got.iter().any(|f| f.contains("2099")), "{got:?}");
+    assert_eq!(got.len(), 4, "only the first run's four files: {got:?}");
 
     // What the host's own upload rights can plant: a link (rclone's
     // `.rclonelink`) to a folder outside the pulled tree, and a file to go
@@ -1217,7 +1277,7 @@ fn interrupted_runs(whole_group: bool) {
                 .unwrap_or_else(|e| panic!("run {n}: no report ({e}):\n{}", out.stderr)),
         )
         .unwrap();
-        assert_eq!(report["status"], "failed", "run {n}: {report}");
+        assert_eq!(report["status"], "interrupted", "run {n}: {report}");
         assert_eq!(report["components"]["n8n"]["status"], "failed", "run {n}");
         let log = fs::read_to_string(dir.path().join("backup.log")).unwrap();
         assert!(
