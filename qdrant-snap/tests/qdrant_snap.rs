@@ -853,3 +853,58 @@ fn aliases_are_recorded_and_come_back_with_their_collections() {
         .iter()
         .any(|(alias, _)| alias == "Mémoire Alias"));
 }
+
+/// SIGKILL at random moments of a restore over collections that moved on:
+/// Qdrant replaces a collection only from a snapshot it received whole, so
+/// each collection is as it was or as backed up — never half — and running
+/// the restore again finishes it (the README's answer).
+#[test]
+fn sigkill_mid_restore_leaves_each_collection_as_it_was_or_restored() {
+    let server = standin();
+    let dir = tempfile::tempdir().unwrap();
+    let t = tool(&server, dir.path());
+    let (archive, _) = good_backup(&t, dir.path());
+    let archive = archive.to_str().unwrap();
+    let counts = || {
+        (
+            server.points_count("documents"),
+            server.points_count("memory"),
+        )
+    };
+    let backed_up = counts();
+    server.add_collection("documents", 4, 7);
+    server.add_collection("memory", 3, 9);
+    let before = counts();
+    assert_ne!(before, backed_up);
+    let started = std::time::Instant::now();
+    let out = t.run(&["restore", archive]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let whole = started.elapsed();
+    let mut restored_some = false;
+    for kill in 0..20 {
+        server.add_collection("documents", 4, 7);
+        server.add_collection("memory", 3, 9);
+        let at = whole.mul_f64(fastrand::f64() * 1.2);
+        let mut child = t.spawn(&["restore", archive]);
+        // Not a wait for an event: the moment of the kill is the experiment.
+        std::thread::sleep(at);
+        let _ = child.kill();
+        let out = test_harness::finish(child);
+        let (documents, memory) = counts();
+        for (name, now, was, backup) in [
+            ("documents", documents, before.0, backed_up.0),
+            ("memory", memory, before.1, backed_up.1),
+        ] {
+            assert!(
+                now == was || now == backup,
+                "kill {kill} at {at:?}: {name} has {now:?} points, neither {was:?} nor {backup:?}: {}",
+                out.stderr
+            );
+        }
+        restored_some |= counts() != before;
+    }
+    assert!(restored_some, "no kill landed after the first upload");
+    let out = t.run(&["restore", archive]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(counts(), backed_up);
+}
