@@ -19,8 +19,8 @@ What comes from the remote is data, never a link: whoever could upload to the
 remote (the backup host, or an attacker on it) could otherwise plant a link
 and have the pull write through it outside DIR. Links on the remote
 (*.rclonelink) are not copied; DIR, and every folder in it, must not be a
-link. The *_latest links are not needed: `restore.sh --from latest` takes
-each series' newest checked backup.
+link. The *_latest links are made afresh here (`backup-prune relink`: each
+series' newest backup with its sidecar, never one dated in the future).
 
   --before TIME   only what the remote received before TIME (its own
                   modification times, never what the uploader claimed):
@@ -42,6 +42,10 @@ case ${1:-} in -h | --help)
     ;;
 esac
 before=
+before_given=
+case ${1:-} in
+--before | --before=*) before_given=1 ;;
+esac
 case ${1:-} in
 --before)
     [ $# -ge 2 ] || {
@@ -67,6 +71,11 @@ umask 077
 # server's own times (--use-server-modtime): an uploader can set an object's
 # claimed modification time, not when the server received it.
 age_filter=
+if [ -n "$before_given" ] && [ -z "$before" ]; then
+    # An unset variable must not quietly pull everything.
+    printf 'offsite-pull.sh: --before is empty; give a TIME (see --help)\n' >&2
+    exit 2
+fi
 if [ -n "$before" ]; then
     case $before in
     *Z) epoch=$(TZ=UTC date -d "$(printf '%s' "${before%Z}" | tr T ' ')" +%s 2>/dev/null) ;;
@@ -110,5 +119,11 @@ if ! rclone copy "$remote" "$dir" --exclude '*.rclonelink' $age_filter --log-lev
     exit 1
 fi
 refuse_links "after the copy"
+# The *_latest links, made here from what was pulled: each series' newest
+# backup with its sidecar (never one dated in the future).
+if ! backup-prune relink --backup-dir "$dir" >/dev/null; then
+    printf 'offsite-pull.sh: the *_latest links could not be made in %s (see above)\n' "$dir" >&2
+    exit 1
+fi
 printf 'offsite-pull: checking every artifact in %s\n' "$dir" >&2
 backup-verify --all --backup-dir "$dir"

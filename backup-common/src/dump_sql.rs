@@ -81,6 +81,10 @@ pub struct SqlGuard {
     held: Vec<u8>,
     /// The current statement's `COMMIT` was passed on as `SELECT`.
     neutralized: bool,
+    /// Inside the body of `CREATE FUNCTION … BEGIN ATOMIC … END`, as psql
+    /// counts it: its `;` do not end psql's statement, which goes to the
+    /// server whole.
+    routine_depth: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,12 +148,19 @@ impl Default for SqlGuard {
             first_word: FirstWord::Before,
             held: Vec::new(),
             neutralized: false,
+            routine_depth: 0,
         }
     }
 }
 
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// A byte that continues an identifier: `$` does too (`a$$$` is one name to
+/// PostgreSQL, not the start of a dollar quote).
+fn is_ident_cont(b: u8) -> bool {
+    is_ident(b) || b == b'$'
 }
 
 impl SqlGuard {
@@ -225,6 +236,30 @@ impl SqlGuard {
     fn step(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), Refusal> {
         match std::mem::replace(&mut self.state, State::Normal) {
             State::Normal => self.normal(b, out)?,
+            State::Single { escapes, backslash } if !escapes => {
+                // A plain string: a backslash is a backslash (standard
+                // conforming strings), but a dump that turns them off — even
+                // from dynamic SQL — makes `\'` an escaped quote to the
+                // server. An odd run of backslashes before a quote is read
+                // two ways, so it is refused: pg_dump writes such a string
+                // only for data that ends in a backslash before a quote.
+                out.push(b);
+                if b == b'\'' && backslash {
+                    return Err(self.refuse(
+                        "a backslash before a quote in a string, which PostgreSQL reads two \
+                         ways (standard_conforming_strings)"
+                            .into(),
+                    ));
+                }
+                self.state = if b == b'\'' {
+                    State::SingleEnd { escapes }
+                } else {
+                    State::Single {
+                        escapes,
+                        backslash: b == b'\\' && !backslash,
+                    }
+                };
+            }
             State::Single { escapes, backslash } => {
                 out.push(b);
                 self.state = if backslash {
@@ -325,7 +360,11 @@ impl SqlGuard {
                     && window[0] == b'$'
                     && window[closing_len - 1] == b'$'
                     && window[1..closing_len - 1] == tag[..];
-                if !closed {
+                if closed {
+                    // The closing `$` ends a token: a `$` right after it opens
+                    // a new quote, it does not continue a name.
+                    self.paired = true;
+                } else {
                     self.state = State::Dollar { tag, window };
                 }
             }
@@ -410,7 +449,7 @@ impl SqlGuard {
                 return Ok(());
             }
             b'\'' => {
-                let escapes = matches!(self.last, b'E' | b'e') && !is_ident(self.before_last);
+                let escapes = matches!(self.last, b'E' | b'e') && !is_ident_cont(self.before_last);
                 self.fold_quoted();
                 self.state = State::Single {
                     escapes,
@@ -422,18 +461,21 @@ impl SqlGuard {
                 self.state = State::Double;
             }
             b'-' if self.last == b'-' => {
+                // A comment separates words, as white space does (`COPY/**/t`).
                 self.statement.pop();
+                self.statement.push(b' ');
                 self.state = State::LineComment;
             }
             b'*' if self.last == b'/' => {
                 self.statement.pop();
+                self.statement.push(b' ');
                 self.state = State::Block { depth: 1 };
                 // The `*` belongs to the opener, never to a closing `*/`.
                 self.paired = true;
                 out.push(b);
                 return Ok(());
             }
-            b'$' if !is_ident(self.last) => {
+            b'$' if !is_ident_cont(self.last) => {
                 self.state = State::DollarTag { tag: Vec::new() };
             }
             b';' => {
@@ -496,6 +538,25 @@ impl SqlGuard {
             .map(str::to_ascii_uppercase)
             .collect();
         let first = words.first().map(String::as_str).unwrap_or("");
+        // psql's own rule (psqlscan.l): in CREATE [OR REPLACE] FUNCTION|
+        // PROCEDURE, BEGIN (and CASE within it) outside parentheses opens a
+        // block that END closes; the statement ends at a `;` outside blocks.
+        let inside = self.routine_depth > 0;
+        if inside || routine_header(&words) {
+            for word in top_level_words(&text) {
+                match word.as_str() {
+                    "BEGIN" => self.routine_depth += 1,
+                    "CASE" if self.routine_depth > 0 => self.routine_depth += 1,
+                    "END" if self.routine_depth > 0 => self.routine_depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+        if inside {
+            // Part of one CREATE statement the server parses whole: nothing
+            // in it runs now (a COMMIT there is a syntax error).
+            return Ok(());
+        }
         if TRANSACTION_CONTROL.contains(&first) {
             let pg_dumps_own =
                 words.len() == 1 && (first == "BEGIN" || (first == "COMMIT" && neutralized));
@@ -543,6 +604,41 @@ impl SqlGuard {
         let shown: String = text.chars().filter(|c| !c.is_control()).take(40).collect();
         Err(self.refuse(format!("psql meta-command \\{shown}")))
     }
+}
+
+/// Whether a statement's words begin `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+fn routine_header(words: &[String]) -> bool {
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    w(0) == "CREATE"
+        && (matches!(w(1), "FUNCTION" | "PROCEDURE")
+            || (w(1) == "OR" && w(2) == "REPLACE" && matches!(w(3), "FUNCTION" | "PROCEDURE")))
+}
+
+/// The words of a statement outside parentheses, upper-cased (quoted parts
+/// are already folded to `"`).
+fn top_level_words(text: &str) -> Vec<String> {
+    let mut depth = 0u32;
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() || c == '_' || c == '$' {
+            word.push(c.to_ascii_uppercase());
+            continue;
+        }
+        if depth == 0 && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        word.clear();
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if depth == 0 && !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// Checks a whole dump (for tests and small inputs).
@@ -678,6 +774,50 @@ mod tests {
         }
         // Words that only begin like a keyword are ordinary SQL.
         assert!(check(b"SELECT committed FROM t; CREATE TABLE ending (a int);\n").is_ok());
+    }
+
+    /// Where the guard once read a dump differently from psql and the server
+    /// (found by attacking it): each time a COMMIT went through as text the
+    /// guard took for quoted.
+    #[test]
+    fn the_guard_reads_names_strings_and_comments_as_the_server_does() {
+        // `$` inside a name is no dollar quote.
+        let text = String::from_utf8(
+            check(b"CREATE TABLE m1(a int);\nSELECT 1 AS a$$$;\nCOMMIT;\nSELECT 1 AS b$$;\n")
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(!text.to_ascii_uppercase().contains("COMMIT"), "{text}");
+        // A dollar quote right after another still opens.
+        assert!(check(b"SELECT $a$x$a$$b$;$b$;\n").is_ok());
+        // A backslash before a quote: read two ways, refused.
+        let err = check(b"SELECT 'a\\' ';\nCOMMIT;\nSELECT ' ' AS x; -- '\n;\n").unwrap_err();
+        assert!(err.what.contains("backslash before a quote"), "{err}");
+        assert!(check(b"SELECT 'a\\\\', 'C:\\dir', E'it\\'s';\n").is_ok());
+        // A comment separates words: COPY/**/t is a COPY.
+        let text = String::from_utf8(
+            check(b"COPY/**/public.m4 FROM stdin;\n'\n\\.\nCOMMIT;\nSELECT 1; -- '\n;\n").unwrap(),
+        )
+        .unwrap();
+        assert!(!text.to_ascii_uppercase().contains("COMMIT"), "{text}");
+        let err = check(b"COPY/**/public.t TO PROGRAM 'id';\n").unwrap_err();
+        assert!(err.what.contains("is not the `COPY"), "{err}");
+    }
+
+    #[test]
+    fn a_routine_body_is_one_statement_as_psql_counts_it() {
+        // pg_dump (PostgreSQL 14+) writes SQL-standard bodies.
+        let atomic = "CREATE FUNCTION public.f() RETURNS integer\n    LANGUAGE sql\n    \
+            BEGIN ATOMIC\n SELECT CASE WHEN true THEN 1 END;\n SELECT 2;\nEND;\n\
+            CREATE OR REPLACE PROCEDURE public.p() LANGUAGE sql BEGIN ATOMIC SELECT 1; END;\n";
+        assert!(check(atomic.as_bytes()).is_ok());
+        // After the body, transaction control is refused again.
+        let err = check(format!("{atomic}ROLLBACK;\n").as_bytes()).unwrap_err();
+        assert!(err.what.contains("transaction control"), "{err}");
+        // BEGIN inside parentheses opens no body (psql agrees): END is END.
+        let err = check(b"CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN 1;\nEND;\n")
+            .unwrap_err();
+        assert!(err.what.contains("transaction control"), "{err}");
     }
 
     #[test]

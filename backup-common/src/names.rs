@@ -49,6 +49,15 @@ pub fn check_database(name: &str) -> Result<(), String> {
     if name.starts_with('.') {
         return bad("must not begin with a dot (it names the backup file)");
     }
+    // POSTGRES_DB lists are comma-separated and trimmed, and `all` is a
+    // word of its own: a name that cannot come back through them would be
+    // restored into another database, or not at all.
+    if name.trim() != name || name.contains(',') || name == "all" {
+        return bad(
+            "must not begin or end with white space, hold a comma or be `all` (POSTGRES_DB \
+             could not name it again for the restore)",
+        );
+    }
     Ok(())
 }
 

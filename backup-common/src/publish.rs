@@ -352,6 +352,20 @@ fn prepare_link(dir: &Path, link: &str, target: &str) -> Result<TempPath> {
     Ok(made.into_temp_path())
 }
 
+/// Points the link `link` in `dir` at `target` (a file beside it): a new
+/// link under a temp name, renamed over the old one, so the link is never
+/// missing or half made.
+pub fn point_link(dir: &Path, link: &str, target: &str) -> Result<()> {
+    let temp = prepare_link(dir, link, target)?;
+    let path = dir.join(link);
+    cleanup::critical(|registry| {
+        registry.forget_temp(&temp);
+        temp.persist(&path)
+            .map_err(|e| anyhow::Error::new(e.error))
+            .with_context(|| format!("cannot move the link {} into place", path.display()))
+    })
+}
+
 /// Writes a small file under a temp name, fsyncs it and renames it into place.
 pub fn write_atomically(dir: &Path, file_name: &str, content: &[u8]) -> Result<()> {
     let temp = prepare_small_file(dir, file_name, content)?;

@@ -36,6 +36,16 @@ pub enum Command {
     /// chain) into weekly/YYYY_WNN/<component>/, hard links where possible;
     /// prints the promoted artifacts' paths, one per line
     Promote(PromoteArgs),
+    /// Point every series' *_latest link at its newest backup (an artifact
+    /// with its sidecar, not dated in the future): for a tree copied without
+    /// its links (offsite-pull.sh); prints one JSON line per link
+    Relink(RelinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelinkArgs {
+    #[command(flatten)]
+    pub tree: backup_common::cli::Tree,
 }
 
 #[derive(Debug, Args)]

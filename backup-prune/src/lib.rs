@@ -8,7 +8,7 @@ pub mod inventory;
 pub mod policy;
 pub mod promote;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use backup_common::crypt::Decryption;
 use backup_common::{lock, log, Component};
 use chrono::Local;
@@ -23,8 +23,79 @@ pub fn run(cli: cli::Cli) -> i32 {
         Some(cli::Command::Promote(args)) => {
             backup_common::tool::run(COMPONENT, "promote", || promote(args))
         }
+        Some(cli::Command::Relink(args)) => {
+            backup_common::tool::run(COMPONENT, "relink", || relink(&args.tree.backup_dir))
+        }
         None => backup_common::tool::run(COMPONENT, "prune", || prune(&cli)),
     }
+}
+
+/// How far in the future an artifact's name may be before relink passes it
+/// over (as restore plans do): a DST change, a skewed clock.
+const CLOCK_SKEW_HOURS: i64 = 2;
+
+/// Every series' `*_latest` link onto its newest backup, under each
+/// component's lock. A pulled tree has no links (links from a remote are
+/// never made), and a file dated in the future never becomes "latest".
+fn relink(root: &Path) -> Result<()> {
+    let not_after = Local::now().naive_local() + chrono::Duration::hours(CLOCK_SKEW_HOURS);
+    let mut out = std::io::stdout().lock();
+    for component in backup_common::Component::ALL {
+        let dir = root.join(component.name());
+        if !dir.is_dir() {
+            continue;
+        }
+        let _lock = lock::lock_dir(&dir)?;
+        let found = backup_common::folder::scan(&dir, component)
+            .with_context(|| format!("cannot read {}", dir.display()))?;
+        for (link, target, retired) in newest_links(&found.backups, not_after) {
+            backup_common::publish::point_link(&dir, &link, &target)?;
+            if let Some(other) = retired {
+                let other = dir.join(other);
+                if std::fs::symlink_metadata(&other).is_ok_and(|m| m.file_type().is_symlink()) {
+                    std::fs::remove_file(&other)
+                        .with_context(|| format!("cannot remove {}", other.display()))?;
+                }
+            }
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"link": dir.join(&link), "target": target})
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Per series, the link to point, its target and the link of the other kind
+/// (plain/encrypted) to retire. Pure.
+fn newest_links(
+    backups: &[backup_common::ArtifactName],
+    not_after: chrono::NaiveDateTime,
+) -> Vec<(String, String, Option<String>)> {
+    let mut newest: std::collections::BTreeMap<&str, &backup_common::ArtifactName> =
+        Default::default();
+    for b in backups.iter().filter(|b| b.timestamp <= not_after) {
+        if b.latest_link_name().is_none() {
+            continue;
+        }
+        match newest.get(b.prefix.as_str()) {
+            Some(n) if n.timestamp > b.timestamp => {}
+            _ => {
+                newest.insert(&b.prefix, b);
+            }
+        }
+    }
+    newest
+        .values()
+        .filter_map(|b| {
+            Some((
+                b.latest_link_name()?,
+                b.file_name(),
+                b.other_latest_link_name(),
+            ))
+        })
+        .collect()
 }
 
 fn promote(args: &cli::PromoteArgs) -> Result<()> {
@@ -222,4 +293,41 @@ fn delete(path: &Path, target: &Target) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod relink_tests {
+    use super::*;
+
+    #[test]
+    fn each_series_links_its_newest_full_backup_and_never_a_future_one() {
+        let names: Vec<backup_common::ArtifactName> = [
+            "shop_20240101_020000.sql.gz",
+            "shop_20240102_020000.sql.gz",
+            "shop_20991231_235959.sql.gz",
+            "docs_20240101_020000.tar.gz",
+            "docs_20240102_020000.incr.tar.gz",
+        ]
+        .iter()
+        .map(|n| backup_common::ArtifactName::parse(n).unwrap())
+        .collect();
+        let now = backup_common::naming::parse_timestamp("20240103_000000").unwrap();
+        let links: Vec<(String, String)> = newest_links(&names, now)
+            .into_iter()
+            .map(|(l, t, _)| (l, t))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (
+                    "docs_latest.tar.gz".into(),
+                    "docs_20240101_020000.tar.gz".into()
+                ),
+                (
+                    "shop_latest.sql.gz".into(),
+                    "shop_20240102_020000.sql.gz".into()
+                ),
+            ]
+        );
+    }
 }

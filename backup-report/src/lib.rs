@@ -365,6 +365,15 @@ fn write_report(cli: &Cli) -> Result<()> {
         Err(e) => {
             let why = backup_common::exit::one_line(e);
             log::log(COMPONENT, &format!("error: {why}"));
+            // The last report would say "completed" about a run long past:
+            // gone, the health check and the dashboards see no report (an
+            // unlink needs no free space).
+            let stale = cli.tree.backup_dir.join("backup_report.json");
+            if std::fs::symlink_metadata(&stale).is_ok_and(|m| m.is_file())
+                && std::fs::remove_file(&stale).is_ok()
+            {
+                log::log(COMPONENT, "removed the stale backup_report.json");
+            }
             report.errors.push(why);
             if report.status == report::RunStatus::Completed {
                 report.status = report::RunStatus::Partial;

@@ -57,7 +57,9 @@ fn take<T>(
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
         return spec.default;
     };
-    match (spec.parse)(value.trim()) {
+    // Not trimmed: backup-prune and backup.sh read the same variables as
+    // they are, and a value one reads and another refuses would drift.
+    match (spec.parse)(&value) {
         Some(v) => v,
         None => {
             problems.push(format!(

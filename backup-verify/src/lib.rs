@@ -200,11 +200,19 @@ fn verify_kind(path: &Path, kind: Kind, keys: &Keys) -> Result<check::Checked> {
             to.components().collect::<Vec<_>>().as_slice(),
             [std::path::Component::Normal(_)]
         );
-        if !beside {
+        // …and that file is no link itself, leading on elsewhere.
+        let named = path.parent().unwrap_or(Path::new(".")).join(&to);
+        let chained = std::fs::symlink_metadata(&named).is_ok_and(|m| m.file_type().is_symlink());
+        if !beside || chained {
             anyhow::bail!(
-                "is a link to {}, outside its folder; backup-kit's links name a file beside \
-                 them, so it is not followed — remove it",
-                to.display()
+                "is a link to {}{}; backup-kit's links name a file beside them, so it is not \
+                 followed — remove it",
+                to.display(),
+                if chained {
+                    ", itself a link"
+                } else {
+                    ", outside its folder"
+                }
             );
         }
     }

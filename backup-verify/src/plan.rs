@@ -248,6 +248,15 @@ pub fn plan(root: &Path, point: Point, components: &[Component], named: bool) ->
     let base = match point {
         Point::Week(w) => {
             let dir = root.join("weekly").join(w.folder_name());
+            for folder in [root.join("weekly"), dir.clone()] {
+                if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.file_type().is_symlink()) {
+                    bail!(
+                        "{} is a link; a backup tree's folders are never links, so it is not \
+                         followed",
+                        folder.display()
+                    );
+                }
+            }
             if !dir.is_dir() {
                 bail!(
                     "there is no weekly snapshot {} in {}",
@@ -316,6 +325,17 @@ fn refuse_control_characters(dir: &Path, found: &folder::Folder) -> Result<()> {
         .map(ArtifactName::file_name)
         .chain(found.links.iter().cloned());
     for name in names {
+        let series = ArtifactName::parse(&name)
+            .map(|n| n.prefix)
+            .unwrap_or_default();
+        if series.trim() != series || series.contains(',') {
+            bail!(
+                "{}: {name:?}: its series {series:?} begins or ends with white space or holds a \
+                 comma, so no tool can name it again (it would restore into another one) — \
+                 rename it, or restore it by hand",
+                dir.display()
+            );
+        }
         if name.chars().any(char::is_control) {
             bail!(
                 "{}: {name:?} has control characters in its name; no tool makes such a file — \

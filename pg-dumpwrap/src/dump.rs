@@ -51,21 +51,34 @@ pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Resul
                 &args.psql,
                 &conn.db,
                 // Hex: a name with a newline would otherwise read as two.
-                "SELECT encode(convert_to(datname, 'UTF8'), 'hex') FROM pg_database \
-                 WHERE datallowconn AND NOT datistemplate ORDER BY datname",
+                &format!(
+                    "SELECT encode(convert_to(datname, 'UTF8'), 'hex') || ' ' || \
+                     (shobj_description(oid, 'pg_database') IS NOT DISTINCT FROM '{}') \
+                     FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
+                    crate::restore_test::SCRATCH_COMMENT
+                ),
             )
             .context("listing the cluster's databases for POSTGRES_DB=all")?;
             let listed = listed
                 .lines()
-                .map(from_hex)
-                .collect::<Option<Vec<String>>>()
+                .map(|line| {
+                    let (hex, scratch) = line.split_once(' ')?;
+                    Some((from_hex(hex)?, scratch == "true"))
+                })
+                .collect::<Option<Vec<(String, bool)>>>()
                 .context("psql listed a database name that is not hex-encoded UTF-8")?;
             // A drill's scratch database is a copy of another one, never a
             // series of its own (one left by a killed drill would otherwise be
             // backed up night after night).
-            let (scratch, names): (Vec<String>, Vec<String>) = listed
-                .into_iter()
-                .partition(|name| crate::restore_test::scratch_pid(name).is_some());
+            let mut scratch = Vec::new();
+            let mut names = Vec::new();
+            for (name, is_scratch) in listed {
+                if is_scratch {
+                    scratch.push(name);
+                } else {
+                    names.push(name);
+                }
+            }
             for name in &scratch {
                 log::log(
                     COMPONENT,

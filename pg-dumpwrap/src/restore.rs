@@ -27,7 +27,7 @@ pub fn restore(args: &RestoreArgs, conn: &Conn, decryption: &Decryption) -> Resu
     let summary = if args.globals {
         crate::globals::apply(args, conn, decryption)?
     } else {
-        run_restore(args, conn, decryption, false)?
+        run_restore(args, conn, decryption, false)?.0
     };
     println!("{summary}");
     Ok(())
@@ -40,7 +40,7 @@ pub fn run_restore(
     conn: &Conn,
     decryption: &Decryption,
     drill: bool,
-) -> Result<serde_json::Value> {
+) -> Result<(serde_json::Value, Option<crate::rights::Delegate>)> {
     let started = Instant::now();
     let sidecar::Checked {
         path: file,
@@ -76,12 +76,35 @@ pub fn run_restore(
         &file,
         input,
         decryption,
-        create,
+        create.then_some(drill),
         delegate.as_ref(),
     );
-    if let Some(delegate) = delegate {
-        crate::rights::drop_with(conn, &args.psql, delegate, &conn.db);
-    }
+    // A drill keeps its delegate, the scratch database's owner, to read the
+    // restored tables with its rights (never a superuser's: the dump's views
+    // and functions run when they are read); a restore drops it now.
+    let delegate = match (delegate, drill, &applied) {
+        (Some(d), true, Ok(_)) => Some(d),
+        (Some(d), true, Err(_)) => {
+            // The database goes first: nothing the dump made is ever handed
+            // to another owner.
+            let _ = crate::restore_test::psql(
+                conn,
+                &args.psql,
+                crate::conn::MAINTENANCE_DB,
+                &format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    crate::rights::quote_ident(&conn.db)
+                ),
+            );
+            crate::rights::drop_with(conn, &args.psql, d, crate::conn::MAINTENANCE_DB);
+            None
+        }
+        (Some(d), false, _) => {
+            crate::rights::drop_with(conn, &args.psql, d, &conn.db);
+            None
+        }
+        (None, _, _) => None,
+    };
     let sql_bytes = applied?;
     let seconds = started.elapsed().as_secs();
     log::log(
@@ -107,10 +130,10 @@ pub fn run_restore(
         "sql_bytes": sql_bytes,
         "duration_seconds": seconds,
     });
-    Ok(report)
+    Ok((report, delegate))
 }
 
-/// Creates the database if asked, then streams the dump into it through the
+/// Creates the database if asked (a drill's marked as its scratch), then streams the dump into it through the
 /// delegate's connection (or the server connection without one).
 fn apply(
     conn: &Conn,
@@ -118,12 +141,13 @@ fn apply(
     file: &Path,
     input: File,
     decryption: &Decryption,
-    create: bool,
+    create: Option<bool>,
     delegate: Option<&crate::rights::Delegate>,
 ) -> Result<u64> {
-    if create {
+    // `create`: Some(drill) when the database is made here.
+    if let Some(drill) = create {
         let owner = delegate.map(|d| d.set_role.clone().unwrap_or_else(|| d.name.clone()));
-        create_database(conn, args, owner.as_deref())?;
+        create_database(conn, args, owner.as_deref(), drill)?;
     }
     log::log(
         COMPONENT,
@@ -184,7 +208,12 @@ fn database_exists(conn: &Conn, args: &RestoreArgs) -> Result<bool> {
     Ok(found != "0")
 }
 
-fn create_database(conn: &Conn, args: &RestoreArgs, owner: Option<&str>) -> Result<()> {
+fn create_database(
+    conn: &Conn,
+    args: &RestoreArgs,
+    owner: Option<&str>,
+    drill: bool,
+) -> Result<()> {
     let quoted = crate::rights::quote_ident(&conn.db);
     let owner = owner
         .map(|o| format!(" OWNER {}", crate::rights::quote_ident(o)))
@@ -201,6 +230,18 @@ fn create_database(conn: &Conn, args: &RestoreArgs, owner: Option<&str>) -> Resu
             conn.db,
             pg_error::explain("psql", status, &stderr)
         );
+    }
+    if drill {
+        crate::restore_test::psql(
+            conn,
+            &args.psql,
+            crate::conn::MAINTENANCE_DB,
+            &format!(
+                "COMMENT ON DATABASE {quoted} IS '{}'",
+                crate::restore_test::SCRATCH_COMMENT
+            ),
+        )
+        .context("cannot mark the drill's scratch database")?;
     }
     log::log(COMPONENT, &format!("created database {}", conn.db));
     Ok(())

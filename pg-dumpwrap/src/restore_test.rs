@@ -105,10 +105,18 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     scratch_target.set(Some(&scratch));
     let restored = run_restore(&restore, &conn, decryption, true);
     backup_common::cleanup::failpoint("restore-test::restored");
-    let compared = restored.and_then(|_| {
+    let mut delegate = None;
+    let compared = restored.and_then(|(_, d)| {
+        // Read with the rights the dump ran with, never a superuser's: a
+        // view or function of the dump runs when its table is counted.
+        let reader = d.as_ref().map_or_else(|| conn.clone(), |d| d.conn(&conn));
+        delegate = d;
         for (table, rows) in &expected {
+            if !is_qualified_name(table) {
+                bail!("the dump's COPY names {table:?}, which is no table name pg_dump writes");
+            }
             let got = psql(
-                &conn,
+                &reader,
                 &args.psql,
                 &scratch,
                 &format!("SELECT count(*) FROM {table}"),
@@ -119,8 +127,12 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
         }
         Ok(())
     });
-    // The scratch database goes whatever happened (it may not exist if CREATE failed).
+    // The scratch database goes whatever happened (it may not exist if CREATE
+    // failed), then its owner.
     let _ = psql(&conn, &args.psql, crate::conn::MAINTENANCE_DB, &drop_sql);
+    if let Some(d) = delegate {
+        crate::rights::drop_with(&conn, &args.psql, d, crate::conn::MAINTENANCE_DB);
+    }
     compared?;
     println!(
         "{}",
@@ -133,6 +145,42 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     );
     Ok(())
 }
+
+/// `schema.table` as pg_dump writes it in a COPY line: each part a plain
+/// lower-case identifier or a double-quoted one (`""` inside), nothing else.
+pub fn is_qualified_name(name: &str) -> bool {
+    fn part(s: &str) -> Option<&str> {
+        if let Some(rest) = s.strip_prefix('"') {
+            let mut chars = rest.char_indices();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if rest[i + 1..].starts_with('"') {
+                        chars.next();
+                        continue;
+                    }
+                    return (i > 0).then(|| &rest[i + 1..]);
+                }
+            }
+            return None;
+        }
+        let end = s
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$'))
+            .unwrap_or(s.len());
+        let first = s.chars().next()?;
+        (end > 0 && (first.is_ascii_lowercase() || first == '_')).then(|| &s[end..])
+    }
+    let Some(rest) = part(name) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix('.') else {
+        return false;
+    };
+    part(rest) == Some("")
+}
+
+/// The comment every drill's scratch database carries from its creation: what
+/// marks a database as one a drill may drop (a name can be anyone's).
+pub const SCRATCH_COMMENT: &str = "backup-kit restore drill scratch";
 
 /// The pid in a scratch database's name (`<series>_verify_<pid>`), if it is one.
 pub fn scratch_pid(name: &str) -> Option<u32> {
@@ -162,7 +210,10 @@ fn remove_left_over_scratch(conn: &Conn, program: &Path, series: &str) {
         conn,
         program,
         crate::conn::MAINTENANCE_DB,
-        &format!("SELECT datname FROM pg_database WHERE datname ~ {pattern}"),
+        &format!(
+            "SELECT datname FROM pg_database WHERE datname ~ {pattern} \
+             AND shobj_description(oid, 'pg_database') = '{SCRATCH_COMMENT}'"
+        ),
     ) {
         Ok(listed) => listed,
         Err(e) => {
@@ -240,6 +291,13 @@ mod tests {
     fn counts_the_rows_of_every_copy_block() {
         let sql = "SET x = 1;\nCOPY public.t (a, b) FROM stdin;\n1\tx\n2\ty\n\\.\n\nCOPY \"Ünï\".\"Tåble\" (\"k\") FROM stdin;\n\\.\nCOPY s.u FROM stdin;\na\n\\.\n";
         let counts = super::copy_counts(sql.as_bytes()).unwrap();
+        assert!(super::is_qualified_name("public.t"));
+        assert!(super::is_qualified_name("\"Ünï\".\"Tå\"\"ble\""));
+        assert!(!super::is_qualified_name(
+            "public.items;COPY(SELECT 1)TO PROGRAM 'x';SELECT 0"
+        ));
+        assert!(!super::is_qualified_name("t"));
+        assert!(!super::is_qualified_name("public.\"open"));
         assert_eq!(super::scratch_pid("shop_verify_123"), Some(123));
         assert_eq!(super::scratch_pid("a_verify_b_verify_9"), Some(9));
         assert_eq!(super::scratch_pid("shop_verify_"), None);

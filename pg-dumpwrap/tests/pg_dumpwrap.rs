@@ -871,6 +871,38 @@ mod restore {
         ]);
         assert_eq!(drill.code, Some(1), "{}", drill.stderr);
         assert!(!pwned.exists(), "the drill ran a program on the server");
+        // Nor when the drill reads the restored tables: a view whose
+        // function runs a program whenever a superuser reads it.
+        let trap = format!(
+            "CREATE FUNCTION public.evil() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN \
+             IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN \
+             EXECUTE 'COPY (SELECT 1) TO PROGRAM ' || quote_literal('touch {}'); END IF; \
+             RETURN 0; END $f$;\n\
+             CREATE VIEW public.v AS SELECT a FROM (VALUES (1)) t(a) WHERE public.evil() = 0;\n\
+             CREATE FUNCTION public.ins() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN \
+             RETURN NULL; END $f$;\n\
+             CREATE TRIGGER i INSTEAD OF INSERT ON public.v FOR EACH ROW EXECUTE FUNCTION public.ins();\n\
+             COPY public.v (a) FROM stdin;\n\\.\n",
+            pwned.display()
+        );
+        let viewed = dir.path().join("shop_20240201_000000.sql.gz");
+        write_gz(&viewed, &format!("{}{trap}{}", &sql[..at], &sql[at..]));
+        let _ = t.run(&["restore-test", viewed.to_str().unwrap()]);
+        assert!(
+            !pwned.exists(),
+            "reading the drill's tables ran a program on the server"
+        );
+        // A database merely named like a scratch one is never dropped.
+        pg.sql("postgres", "CREATE DATABASE shop_verify_2024");
+        let out = t.run(&["restore-test", file.to_str().unwrap()]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(
+            pg.sql(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname = 'shop_verify_2024'"
+            ),
+            "1"
+        );
         // A superuser owner is said, not hidden; a superuser restore role refused.
         let out = t
             .clone()

@@ -64,9 +64,19 @@ pub fn targets_from_env() -> Result<(Vec<Target>, Vec<String>), String> {
             .map_err(|e| backup_common::exit::one_line(&e))
             .map(|v| v.map(|s| s.expose().to_owned()).unwrap_or_default())
     };
-    let (mut targets, mut problems) =
-        target::parse_list(&read("BACKUP_NOTIFY_URLS")?, "BACKUP_NOTIFY_URLS");
-    let legacy = read("BACKUP_NOTIFY_URL")?;
+    // A variable (or its file) that cannot be read is a problem of its own:
+    // the other variable's targets still get messages.
+    let mut problems = Vec::new();
+    let mut take = |name| {
+        read(name).unwrap_or_else(|e| {
+            problems.push(e);
+            String::new()
+        })
+    };
+    let urls = take("BACKUP_NOTIFY_URLS");
+    let legacy = take("BACKUP_NOTIFY_URL");
+    let (mut targets, more) = target::parse_list(&urls, "BACKUP_NOTIFY_URLS");
+    problems.extend(more);
     if !legacy.trim().is_empty() {
         match target::parse(legacy.trim()) {
             Ok(service) => targets.push(Target {

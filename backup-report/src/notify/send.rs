@@ -413,7 +413,9 @@ fn slack_text(title: &str, body: &str) -> String {
 /// markdown — so the report's text (names, error messages) goes in one; a
 /// fence in the text itself is broken up so it cannot end the block.
 fn discord_content(title: &str, body: &str) -> String {
-    let fence_free = |t: &str| t.replace("```", "`\u{200b}``");
+    // No backtick at all inside: none can close the block (a look-alike
+    // stands in for it).
+    let fence_free = |t: &str| t.replace('`', "\u{2cb}");
     let title = fence_free(title).replace(['*', '_', '~', '|', '[', ']', '<', '>', '@'], " ");
     let head = format!("**{}**\n```\n", title.trim());
     let room = DISCORD_LIMIT.saturating_sub(head.chars().count() + 4);
@@ -438,7 +440,7 @@ mod tests {
     use super::*;
 
     const HOSTILE: &str =
-        "database @everyone <!channel> <https://evil.example/x|Restore now> & [click](https://evil.example) ```";
+        "database @everyone <!channel> <https://evil.example/x|Restore now> & [click](https://evil.example) ```` ``";
 
     #[test]
     fn slack_gets_text_not_links_or_mentions() {

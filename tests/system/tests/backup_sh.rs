@@ -1062,6 +1062,17 @@ fn the_off_site_copy_keeps_what_was_deleted_here_and_catches_what_was_changed_th
     );
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
     assert!(pulled.path().join("tree/postgres").join(&first).is_file());
+    // Its latest links were made here, on the newest dump.
+    let newest = fs::read_dir(pulled.path().join("tree/postgres"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("shop_2") && f.ends_with(".sql.gz"))
+        .max()
+        .unwrap();
+    assert_eq!(
+        fs::read_link(pulled.path().join("tree/postgres/shop_latest.sql.gz")).unwrap(),
+        Path::new(&newest)
+    );
 
     // The run's files went up under a folder per run, never over each other
     // (each run sends the report and log the tree has when it copies: the
@@ -1309,4 +1320,101 @@ fn sigterm_to_the_script_always_ends_with_a_report_and_the_failure_hook() {
 #[test]
 fn sigterm_to_the_whole_process_group_is_handled_like_one_to_the_script() {
     interrupted_runs(true);
+}
+
+/// The tree's disk filled at several levels before a run (0 bytes free up to
+/// enough for a dump but not its report): whatever fails, no report says
+/// "completed" about anything but this run, and a run that exits 0 left a
+/// fresh completed report.
+#[test]
+#[ignore = "needs root (it mounts a tmpfs or runs crond); scripts/test.sh runs it as root"]
+fn a_full_disk_at_any_level_never_leaves_a_stale_completed_report() {
+    test_harness::require_root("a_full_disk_at_any_level_never_leaves_a_stale_completed_report");
+    let pg = PgCluster::start();
+    pg.create_db("arasul_db");
+    pg.sql(
+        "arasul_db",
+        "CREATE TABLE t AS SELECT g, md5(g::text) AS h FROM generate_series(1, 3000) g;",
+    );
+    for free_kib in [0u64, 4, 32, 96, 160, 400] {
+        let disk = test_harness::SmallDisk::mount("2m");
+        let dir = disk.path();
+        let receiver = Receiver::start();
+        let run = || {
+            postgres_run(&pg, dir)
+                .env(
+                    "BACKUP_NOTIFY_URLS",
+                    format!("generic+{}/hook", receiver.url),
+                )
+                .env("BACKUP_RESTORE_TEST", "never")
+                .run(&[])
+        };
+        let out = run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let first: Value =
+            serde_json::from_slice(&fs::read(dir.join("backup_report.json")).unwrap()).unwrap();
+        assert_eq!(first["status"], "completed");
+        // Fill the disk, leaving `free_kib` KiB.
+        let stat = free_bytes(dir);
+        let filler = stat.saturating_sub(free_kib * 1024);
+        let mut f = fs::File::create(dir.join("filler")).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        let mut left = filler;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if std::io::Write::write_all(&mut f, &chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        drop(f);
+        test_harness::wait_for_next_second();
+        let out = run();
+        let report: Option<Value> = fs::read(dir.join("backup_report.json"))
+            .ok()
+            .map(|b| serde_json::from_slice(&b).unwrap());
+        match (&out.code, &report) {
+            (Some(0), Some(r)) => {
+                assert_eq!(r["status"], "completed", "{free_kib} KiB free: {r}");
+                assert_ne!(
+                    r["timestamp"], first["timestamp"],
+                    "{free_kib} KiB free: stale"
+                );
+            }
+            (Some(0), None) => panic!(
+                "{free_kib} KiB free: exit 0 without a report: {}",
+                out.stderr
+            ),
+            (_, Some(r)) => assert!(
+                r["status"] != "completed" && r["timestamp"] != first["timestamp"],
+                "{free_kib} KiB free: a failed run left {r}\n{}",
+                out.stderr
+            ),
+            (_, None) => {
+                // No report at all: the notification said why.
+                let sent = receiver.take();
+                assert!(
+                    sent.iter()
+                        .any(|r| String::from_utf8_lossy(&r.body).contains("could not be written")),
+                    "{free_kib} KiB free: neither a report nor a notification: {}",
+                    out.stderr
+                );
+            }
+        }
+        let left: Vec<String> = test_harness::tree(dir)
+            .into_iter()
+            .filter(|p| p.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{free_kib} KiB free: {left:?}");
+        drop(disk);
+    }
+}
+
+/// Bytes free on the filesystem of `dir` (statvfs).
+fn free_bytes(dir: &Path) -> u64 {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statvfs(3) into a zeroed struct with a valid path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
 }
