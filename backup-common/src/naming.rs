@@ -188,6 +188,18 @@ impl fmt::Display for ArtifactName {
     }
 }
 
+/// How far in the future (by its name) an artifact may be dated and still
+/// count as made by this tree: a DST change shifts names by an hour, a host's
+/// clock may be a little off. A dump dated 2099 was not made by this tree's
+/// cron: one planted with the host's upload rights would otherwise be "the
+/// latest" to a restore plan or to `*_latest`.
+pub const CLOCK_SKEW_HOURS: i64 = 2;
+
+/// The newest artifact timestamp that counts as made by now (local time).
+pub fn latest_believable_timestamp() -> NaiveDateTime {
+    Local::now().naive_local() + chrono::Duration::hours(CLOCK_SKEW_HOURS)
+}
+
 /// Parses `YYYYMMDD_HHMMSS`, strictly (exactly 15 characters, a real date and time).
 pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let ok_shape = s.len() == TIMESTAMP_LEN

@@ -30,15 +30,12 @@ pub fn run(cli: cli::Cli) -> i32 {
     }
 }
 
-/// How far in the future an artifact's name may be before relink passes it
-/// over (as restore plans do): a DST change, a skewed clock.
-const CLOCK_SKEW_HOURS: i64 = 2;
-
 /// Every series' `*_latest` link onto its newest backup, under each
 /// component's lock. A pulled tree has no links (links from a remote are
 /// never made), and a file dated in the future never becomes "latest".
 fn relink(root: &Path) -> Result<()> {
-    let not_after = Local::now().naive_local() + chrono::Duration::hours(CLOCK_SKEW_HOURS);
+    // Never a file dated in the future, as restore plans refuse them.
+    let not_after = backup_common::naming::latest_believable_timestamp();
     let mut out = std::io::stdout().lock();
     for component in backup_common::Component::ALL {
         let dir = root.join(component.name());

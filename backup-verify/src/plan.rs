@@ -91,12 +91,6 @@ pub struct Planned {
     pub made: NaiveDateTime,
 }
 
-/// How far in the future (by its name) an artifact may be dated before a
-/// plan refuses it: a DST change shifts names by an hour, a host's clock may
-/// be a little off. A dump dated 2099 was not made by this tree's cron: one
-/// planted with the host's upload rights would otherwise be "the latest".
-pub const CLOCK_SKEW_HOURS: i64 = 2;
-
 /// Something a plan does not restore, and why. Any gap fails a restore plan
 /// unless the operator says `--allow-missing`: a restore that quietly leaves
 /// out a database is the failure a tired operator does not see.
@@ -141,10 +135,11 @@ impl Gap {
                 component.name()
             ),
             Gap::Future { component, file } => format!(
-                "{}: {file:?} is dated in the future (more than {CLOCK_SKEW_HOURS} h ahead of \
+                "{}: {file:?} is dated in the future (more than {} h ahead of \
                  this clock), so this tree's runs did not make it; refused — check how it came \
                  into the tree",
-                component.name()
+                component.name(),
+                backup_common::naming::CLOCK_SKEW_HOURS
             ),
         }
     }
@@ -272,7 +267,7 @@ pub fn plan(root: &Path, point: Point, components: &[Component], named: bool) ->
         Point::At(t) => Some(t),
         _ => None,
     };
-    let not_after = chrono::Local::now().naive_local() + chrono::Duration::hours(CLOCK_SKEW_HOURS);
+    let not_after = backup_common::naming::latest_believable_timestamp();
     let mut plan = Plan::default();
     for &c in components {
         let dir = base.join(c.name());
