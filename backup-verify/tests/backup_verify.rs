@@ -907,17 +907,33 @@ fn a_signal_to_the_drill_or_a_killed_tool_leaves_no_scratch_database_for_long() 
     let out = test_harness::finish(child);
     assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
     assert_eq!(scratch(), name);
-    // ...POSTGRES_DB=all never backs it up...
+    // ...nor when the kill comes right after CREATE DATABASE, before the
+    // drill could mark it (its owner, set by the CREATE, marks it)...
+    let out = services
+        .with(Tool::new(BIN))
+        .env("FAILPOINTS", "restore::created=return(SIGKILL)")
+        .run(&drill);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    // (That drill first removed the one killed before it.)
+    let unmarked = scratch();
+    assert!(
+        !unmarked.is_empty() && unmarked != name && !unmarked.contains(','),
+        "{unmarked}"
+    );
+    let names = [unmarked.as_str()];
+    // ...POSTGRES_DB=all never backs them up...
     let all = services.with(tool("pg-dumpwrap")).env("POSTGRES_DB", "all");
     let out = all.run(&["backup"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!(
-            "skipping {name}, a restore drill's scratch database"
-        )),
-        "{}",
-        out.stderr
-    );
+    for name in &names {
+        assert!(
+            out.stderr.contains(&format!(
+                "skipping {name}, a restore drill's scratch database"
+            )),
+            "{name}: {}",
+            out.stderr
+        );
+    }
     let series: Vec<String> = fs::read_dir(services.root.path().join("postgres"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

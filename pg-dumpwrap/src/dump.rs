@@ -52,10 +52,9 @@ pub fn databases(args: &BackupArgs, conn: &Conn, selection: &Selection) -> Resul
                 &conn.db,
                 // Hex: a name with a newline would otherwise read as two.
                 &format!(
-                    "SELECT encode(convert_to(datname, 'UTF8'), 'hex') || ' ' || \
-                     (shobj_description(oid, 'pg_database') IS NOT DISTINCT FROM '{}') \
+                    "SELECT encode(convert_to(datname, 'UTF8'), 'hex') || ' ' || {} \
                      FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
-                    crate::restore_test::SCRATCH_COMMENT
+                    crate::restore_test::scratch_marked_sql()
                 ),
             )
             .context("listing the cluster's databases for POSTGRES_DB=all")?;

@@ -197,7 +197,7 @@ fn whose_rights(
 }
 
 fn database_exists(conn: &Conn, args: &RestoreArgs) -> Result<bool> {
-    let literal = format!("'{}'", conn.db.replace('\'', "''"));
+    let literal = crate::rights::quote_literal(&conn.db);
     let found = crate::restore_test::psql(
         conn,
         &args.psql,
@@ -232,6 +232,8 @@ fn create_database(
         );
     }
     if drill {
+        // Killed here, the database is still known as a drill's by its owner.
+        backup_common::cleanup::failpoint("restore::created");
         crate::restore_test::psql(
             conn,
             &args.psql,

@@ -88,8 +88,8 @@ pub fn restore_test(args: &RestoreTestArgs, server: &Conn, decryption: &Decrypti
     // A signal drops the scratch database too (psql, killed first, may still
     // hold a session: FORCE ends it).
     let drop_sql = format!(
-        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-        scratch.replace('"', "\"\"")
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        crate::rights::quote_ident(&scratch)
     );
     let (hook_conn, hook_psql, hook_sql) = (conn.clone(), args.psql.clone(), drop_sql.clone());
     let scratch_target =
@@ -191,10 +191,23 @@ pub fn scratch_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Whether `pid` is a pg-dumpwrap running on this machine (a drill in progress).
-fn drill_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end() == "pg-dumpwrap")
+/// Whether `pid` (from a scratch database's or a delegate role's name) is this
+/// run or a pg-dumpwrap still running on this machine: what it made is in use.
+pub(crate) fn ours_or_running(pid: u32) -> bool {
+    pid == std::process::id()
+        || std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == "pg-dumpwrap")
+}
+
+/// SQL true for a row of pg_database that a drill made: marked by the comment
+/// made right after it, or owned by a restore's delegate role — which the
+/// CREATE itself sets, so a drill killed between the two is still known.
+pub fn scratch_marked_sql() -> String {
+    format!(
+        "(shobj_description(oid, 'pg_database') IS NOT DISTINCT FROM '{SCRATCH_COMMENT}' \
+         OR starts_with(pg_get_userbyid(datdba), '{}'))",
+        crate::rights::DELEGATE_PREFIX
+    )
 }
 
 /// Scratch databases of `series` that an earlier drill left behind when it
@@ -202,17 +215,15 @@ fn drill_running(pid: u32) -> bool {
 /// production data, so they go before a new one is made. One whose drill is
 /// still running here is left alone.
 fn remove_left_over_scratch(conn: &Conn, program: &Path, series: &str) {
-    let pattern = format!(
-        "'^{}_verify_[0-9]+$'",
-        regex_escape(series).replace('\'', "''")
-    );
+    let pattern =
+        crate::rights::quote_literal(&format!("^{}_verify_[0-9]+$", regex_escape(series)));
     let listed = match psql(
         conn,
         program,
         crate::conn::MAINTENANCE_DB,
         &format!(
-            "SELECT datname FROM pg_database WHERE datname ~ {pattern} \
-             AND shobj_description(oid, 'pg_database') = '{SCRATCH_COMMENT}'"
+            "SELECT datname FROM pg_database WHERE datname ~ {pattern} AND {}",
+            scratch_marked_sql()
         ),
     ) {
         Ok(listed) => listed,
@@ -231,12 +242,12 @@ fn remove_left_over_scratch(conn: &Conn, program: &Path, series: &str) {
         let Some(pid) = scratch_pid(name) else {
             continue;
         };
-        if pid == std::process::id() || drill_running(pid) {
+        if ours_or_running(pid) {
             continue;
         }
         let sql = format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            name.replace('"', "\"\"")
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            crate::rights::quote_ident(name)
         );
         let what = match psql(conn, program, crate::conn::MAINTENANCE_DB, &sql) {
             Ok(_) => format!("removed the scratch database {name}, left by an earlier drill"),

@@ -288,9 +288,7 @@ fn sweep(server: &Conn, program: &Path) {
         let Some(pid) = delegate_pid(name) else {
             continue;
         };
-        let running = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|comm| comm.trim_end() == "pg-dumpwrap");
-        if pid == std::process::id() || running {
+        if crate::restore_test::ours_or_running(pid) {
             continue;
         }
         let _ = psql(
