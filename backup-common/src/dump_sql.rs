@@ -820,18 +820,24 @@ mod tests {
         assert!(err.what.contains("transaction control"), "{err}");
     }
 
+    /// `sql` checked as two chunks split at `split`: the outcome and what passed.
+    fn check_in_two(sql: &[u8], split: usize) -> (Result<(), Refusal>, Vec<u8>) {
+        let (a, b) = sql.split_at(split);
+        let mut guard = SqlGuard::default();
+        let mut out = Vec::new();
+        let result = guard
+            .push(a, &mut out)
+            .and_then(|()| guard.push(b, &mut out))
+            .and_then(|()| guard.finish(&mut out));
+        (result, out)
+    }
+
     #[test]
     fn a_commit_split_across_chunks_is_caught_the_same() {
         let sql = format!("{LARGE_OBJECTS}COMMIT AND CHAIN;\n");
         let whole = check(LARGE_OBJECTS.as_bytes()).unwrap();
         for split in 1..sql.len() {
-            let (a, b) = sql.as_bytes().split_at(split);
-            let mut guard = SqlGuard::default();
-            let mut out = Vec::new();
-            let result = guard
-                .push(a, &mut out)
-                .and_then(|()| guard.push(b, &mut out))
-                .and_then(|()| guard.finish(&mut out));
+            let (result, out) = check_in_two(sql.as_bytes(), split);
             assert!(result.is_err(), "split at {split}");
             assert_eq!(
                 out[..whole.len().min(out.len())],
@@ -845,14 +851,7 @@ mod tests {
     fn chunk_boundaries_change_nothing() {
         let hostile = format!("{DUMP}SELECT 1; \\! id\n");
         for split in 1..hostile.len() {
-            let (a, b) = hostile.as_bytes().split_at(split);
-            let mut guard = SqlGuard::default();
-            let mut out = Vec::new();
-            let result = guard
-                .push(a, &mut out)
-                .and_then(|()| guard.push(b, &mut out))
-                .and_then(|()| guard.finish(&mut out));
-            let err = result.unwrap_err();
+            let err = check_in_two(hostile.as_bytes(), split).0.unwrap_err();
             assert_eq!(
                 err.line as usize,
                 DUMP.lines().count() + 1,

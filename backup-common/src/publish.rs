@@ -356,23 +356,23 @@ fn prepare_link(dir: &Path, link: &str, target: &str) -> Result<TempPath> {
 /// link under a temp name, renamed over the old one, so the link is never
 /// missing or half made.
 pub fn point_link(dir: &Path, link: &str, target: &str) -> Result<()> {
-    let temp = prepare_link(dir, link, target)?;
-    let path = dir.join(link);
-    cleanup::critical(|registry| {
-        registry.forget_temp(&temp);
-        temp.persist(&path)
-            .map_err(|e| anyhow::Error::new(e.error))
-            .with_context(|| format!("cannot move the link {} into place", path.display()))
-    })
+    move_into_place(prepare_link(dir, link, target)?, &dir.join(link))
 }
 
 /// Writes a small file under a temp name, fsyncs it and renames it into place.
 pub fn write_atomically(dir: &Path, file_name: &str, content: &[u8]) -> Result<()> {
-    let temp = prepare_small_file(dir, file_name, content)?;
-    let target = dir.join(file_name);
+    move_into_place(
+        prepare_small_file(dir, file_name, content)?,
+        &dir.join(file_name),
+    )
+}
+
+/// Renames a prepared temp (file or link) over `target`, in one unit with
+/// forgetting it as a temp: a signal never removes what is now in place.
+fn move_into_place(temp: TempPath, target: &Path) -> Result<()> {
     cleanup::critical(|registry| {
         registry.forget_temp(&temp);
-        temp.persist(&target)
+        temp.persist(target)
             .map_err(|e| anyhow::Error::new(e.error))
             .with_context(|| format!("cannot move {} into place", target.display()))
     })
